@@ -133,6 +133,13 @@ impl Platform {
             };
             entries.push(entry);
         }
+        // Blank lines at the edges are layout that to_document adds back.
+        while entries.first() == Some(&Entry::Blank) {
+            entries.remove(0);
+        }
+        while entries.last() == Some(&Entry::Blank) {
+            entries.pop();
+        }
         let header = doc.prolog.iter().find_map(|m| match m {
             Misc::Comment(c) => Some(c.clone()),
             _ => None,
@@ -197,9 +204,7 @@ impl Platform {
                 Entry::Blank => Node::Blank,
             });
         }
-        if root.children.last() != Some(&Node::Blank) {
-            root.children.push(Node::Blank);
-        }
+        root.children.push(Node::Blank);
         let mut prolog = vec![Misc::Decl("version=\"1.0\"".into()), Misc::Blank];
         if let Some(h) = &self.header {
             prolog.push(Misc::Comment(h.clone()));

@@ -1,0 +1,22 @@
+//! The embedded default: a simulated SmartOS compute node (a directory plus
+//! command-compatible programs and vminfod) and simulated Triton APIs.
+//!
+//! A node is a directory laid out like a SmartOS global zone (see
+//! [`node`]). The `sim` binary is multi-call: invoked as `vmadm`, `zoneadm`,
+//! `imgadm`, `piadm`, `sysinfo`, `nictagadm`, `zlogin` or `uname` (through a
+//! link of that name, or as `sim <tool> ...`) it acts on the node named by
+//! `SIM_ROOT`, with the real tool's output formats and exit codes.
+
+pub mod init;
+pub mod node;
+pub mod platform;
+pub mod tools;
+pub mod triton;
+pub mod vmadm;
+pub mod vminfod;
+pub mod zonecfg;
+pub mod zones;
+
+/// The programs the multi-call binary answers to.
+pub const TOOLS: &[&str] =
+    &["vmadm", "zoneadm", "imgadm", "piadm", "sysinfo", "nictagadm", "zlogin", "uname"];

@@ -1,0 +1,247 @@
+//! A simulated node: a directory laid out like a SmartOS global zone.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `sim` executable: `SIM_BIN` when set, else this program when it is
+/// `sim`, else a `sim` next to this program or one directory up (the layout
+/// of cargo's target directory, where tests run from `deps/`).
+pub fn sim_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SIM_BIN") {
+        return PathBuf::from(p);
+    }
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sim"));
+    if me.file_stem().is_some_and(|s| s == "sim") {
+        return me;
+    }
+    let dir = me.parent().map(Path::to_path_buf).unwrap_or_default();
+    for cand in [dir.join("sim"), dir.join("../sim")] {
+        if cand.is_file() {
+            return cand;
+        }
+    }
+    PathBuf::from("sim")
+}
+
+/// A command that runs `tool` (vmadm, sysinfo, ...) on the node at `root`.
+pub fn tool_command(root: &Path, tool: &str) -> Command {
+    let mut c = Command::new(sim_bin());
+    c.arg(tool).env("SIM_ROOT", root);
+    c
+}
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong with a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0} is not a sim node (no var/sim/node.json); create one with `sim node init`")]
+    NotANode(PathBuf),
+    #[error("{path}: {msg}")]
+    Corrupt { path: PathBuf, msg: String },
+}
+
+pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| NodeError::Io { path: path.to_path_buf(), source }
+}
+
+/// A physical NIC of the node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Nic {
+    pub interface: String,
+    pub mac: String,
+    pub nic_tags: Vec<String>,
+    pub ip4addr: String,
+    pub netmask: String,
+}
+
+/// A running zone's kernel facts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Running {
+    pub zoneid: u32,
+    pub pid: u32,
+    pub boot_timestamp: String,
+}
+
+/// What the node's "kernel" knows: identity, hardware, booted platform,
+/// running zones. Kept in `var/sim/node.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeState {
+    pub uuid: String,
+    pub hostname: String,
+    /// The platform stamp the node booted (`uname -v` is `joyent_<stamp>`).
+    pub booted: String,
+    pub boot_time: i64,
+    pub cpu_count: u32,
+    pub mib_of_memory: u64,
+    pub zpool: String,
+    pub zpool_size_gib: u64,
+    pub datacenter: String,
+    pub nics: Vec<Nic>,
+    pub next_zoneid: u32,
+    pub running: BTreeMap<String, Running>,
+}
+
+/// A node directory.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub root: PathBuf,
+}
+
+/// Write a file atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NodeError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io(path))?;
+    tmp.write_all(data).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist(path).map_err(|e| NodeError::Io { path: path.to_path_buf(), source: e.error })?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// An exclusive lock on a file, released when dropped.
+pub struct Lock(fs::File);
+
+impl Lock {
+    pub fn take(path: &Path) -> Result<Lock, NodeError> {
+        if let Some(d) = path.parent() {
+            fs::create_dir_all(d).map_err(io(d))?;
+        }
+        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io(path))?;
+        f.lock().map_err(io(path))?;
+        Ok(Lock(f))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Node {
+    /// Open an existing node.
+    pub fn open(root: &Path) -> Result<Node, NodeError> {
+        let n = Node { root: root.to_path_buf() };
+        if !n.state_path().is_file() {
+            return Err(NodeError::NotANode(root.to_path_buf()));
+        }
+        Ok(n)
+    }
+
+    /// The node named by `SIM_ROOT`.
+    pub fn from_env() -> Result<Node, String> {
+        let root = std::env::var_os("SIM_ROOT")
+            .ok_or("SIM_ROOT is not set: point it at a node directory (see `sim node init`)")?;
+        Node::open(Path::new(&root)).map_err(|e| e.to_string())
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel.trim_start_matches('/'))
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.path("var/sim/node.json")
+    }
+    /// The lock every state change of the node takes.
+    pub fn lock(&self) -> Result<Lock, NodeError> {
+        Lock::take(&self.path("var/sim/node.lock"))
+    }
+
+    pub fn state(&self) -> Result<NodeState, NodeError> {
+        let p = self.state_path();
+        let t = fs::read_to_string(&p).map_err(io(&p))?;
+        serde_json::from_str(&t).map_err(|e| NodeError::Corrupt { path: p, msg: e.to_string() })
+    }
+
+    /// Save the state (call with the node lock held).
+    pub fn save_state(&self, s: &NodeState) -> Result<(), NodeError> {
+        let mut t = serde_json::to_string_pretty(s).expect("state serializes");
+        t.push('\n');
+        write_atomic(&self.state_path(), t.as_bytes())
+    }
+
+    /// The boot pool's bootfs (`zones/boot`), holding `platform-<stamp>/`.
+    pub fn bootfs(&self) -> PathBuf {
+        self.path("zones/boot")
+    }
+
+    /// Brands the booted platform provides.
+    pub fn brands(&self) -> Vec<String> {
+        brand::check::installed_brands(&self.root)
+    }
+
+    /// Index entries (`name:state:zonepath:uuid`), global zone excluded.
+    pub fn index(&self) -> Result<Vec<IndexEntry>, NodeError> {
+        let p = self.path("etc/zones/index");
+        let t = match fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(NodeError::Io { path: p, source: e }),
+        };
+        Ok(t.lines().filter_map(IndexEntry::parse).filter(|e| e.name != "global").collect())
+    }
+
+    /// Rewrite the index (call with the node lock held).
+    pub fn save_index(&self, entries: &[IndexEntry]) -> Result<(), NodeError> {
+        let mut t = String::from(INDEX_HEADER);
+        t.push_str("global:installed:/\n");
+        for e in entries {
+            t.push_str(&e.to_line());
+            t.push('\n');
+        }
+        write_atomic(&self.path("etc/zones/index"), t.as_bytes())
+    }
+}
+
+const INDEX_HEADER: &str = "# DO NOT EDIT: this file is automatically generated by zoneadm(8)\n\
+# and zonecfg(8).  Use those tools to change zone state.\n";
+
+/// A line of `/etc/zones/index`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub name: String,
+    pub state: String,
+    pub zonepath: String,
+    pub uuid: String,
+}
+
+impl IndexEntry {
+    /// Parse `name:state:zonepath:uuid` (zonepath double-quoted when it
+    /// holds a `:`); comments and blank lines give None.
+    pub fn parse(line: &str) -> Option<IndexEntry> {
+        let line = line.trim_end();
+        if line.is_empty() || line.starts_with('#') {
+            return None;
+        }
+        let (name, rest) = line.split_once(':')?;
+        let (state, rest) = rest.split_once(':')?;
+        let (zonepath, uuid) = if let Some(q) = rest.strip_prefix('"') {
+            let (zp, after) = q.split_once('"')?;
+            (zp.to_string(), after.strip_prefix(':').unwrap_or("").to_string())
+        } else {
+            match rest.split_once(':') {
+                Some((zp, u)) => (zp.to_string(), u.to_string()),
+                None => (rest.to_string(), String::new()),
+            }
+        };
+        Some(IndexEntry { name: name.into(), state: state.into(), zonepath, uuid })
+    }
+
+    pub fn to_line(&self) -> String {
+        let zp = if self.zonepath.contains(':') {
+            format!("\"{}\"", self.zonepath)
+        } else {
+            self.zonepath.clone()
+        };
+        format!("{}:{}:{}:{}", self.name, self.state, zp, self.uuid)
+    }
+}

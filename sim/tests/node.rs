@@ -1,0 +1,301 @@
+//! A simulated node driven through its commands, as a user would.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const SIM: &str = env!("CARGO_BIN_EXE_sim");
+
+struct Node {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(SIM).args(args).output().unwrap()
+}
+
+impl Node {
+    fn new() -> Node {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("node");
+        let o = sim(&["node", "init", root.to_str().unwrap(), "--hostname", "cn1"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Node { _tmp: tmp, root }
+    }
+    fn run(&self, tool: &str, args: &[&str]) -> Output {
+        Command::new(SIM).arg(tool).args(args).env("SIM_ROOT", &self.root).output().unwrap()
+    }
+    fn ok(&self, tool: &str, args: &[&str]) -> String {
+        let o = self.run(tool, args);
+        assert!(o.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+    fn tmp(&self) -> &Path {
+        self._tmp.path()
+    }
+    /// Every path under the node with a digest of its content.
+    fn snapshot(&self) -> BTreeMap<String, String> {
+        walkdir::WalkDir::new(&self.root)
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| !e.path().ends_with("node.lock"))
+            .map(|e| {
+                let rel = e.path().strip_prefix(&self.root).unwrap().display().to_string();
+                let what = if e.file_type().is_file() {
+                    format!("{:?}", fs::read(e.path()).unwrap())
+                } else if e.file_type().is_symlink() {
+                    fs::read_link(e.path()).unwrap().display().to_string()
+                } else {
+                    "dir".into()
+                };
+                (rel, what)
+            })
+            .collect()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn sysinfo_has_the_keys_clients_read() {
+    let n = Node::new();
+    let v: Value = serde_json::from_str(&n.ok("sysinfo", &[])).unwrap();
+    for k in ["Live Image", "UUID", "Hostname", "CPU Count", "MiB of Memory", "Zpool Size in GiB", "Network Interfaces", "SDC Version", "Setup"] {
+        assert!(!v[k].is_null(), "sysinfo lacks {k}");
+    }
+    assert!(v["Boot Parameters"].is_object(), "Boot Parameters must be an object");
+    assert_eq!(v["Hostname"], "cn1");
+    assert_eq!(v["Live Image"], "20250101T000000Z");
+    let nics = v["Network Interfaces"].as_object().unwrap();
+    assert!(nics.values().any(|n| n["NIC Names"].as_array().unwrap().iter().any(|t| t == "admin")));
+    // nictagadm: name,mac,link,type with at least 4 fields each
+    let tags = n.ok("nictagadm", &["list", "-p", "-d", ","]);
+    assert!(tags.lines().count() >= 2);
+    for l in tags.lines() {
+        assert_eq!(l.split(',').count(), 4, "{l}");
+    }
+    assert!(tags.starts_with("admin,"));
+    assert_eq!(n.ok("uname", &["-v"]).trim(), "joyent_20250101T000000Z");
+}
+
+#[test]
+fn tools_need_a_node() {
+    let o = Command::new(SIM).arg("sysinfo").env_remove("SIM_ROOT").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("SIM_ROOT is not set"), "{}", stderr(&o));
+    let o = Command::new(SIM).arg("sysinfo").env("SIM_ROOT", "/nonexistent").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is not a sim node"));
+}
+
+fn build(n: &Node, stamp: &str, brands: &str) -> PathBuf {
+    let out = n.tmp().join(format!("platform-{stamp}.tgz"));
+    let o = sim(&["platform", "build", "--stamp", stamp, "--brands", brands, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+#[test]
+fn platform_image_has_the_real_layout() {
+    let n = Node::new();
+    let t = build(&n, "20261101T000000Z", "joyent,builder");
+    let list = Command::new("tar").arg("tzf").arg(&t).output().unwrap();
+    let names = String::from_utf8(list.stdout).unwrap();
+    for p in [
+        "platform-20261101T000000Z/i86pc/kernel/amd64/unix",
+        "platform-20261101T000000Z/i86pc/amd64/boot_archive",
+        "platform-20261101T000000Z/i86pc/amd64/boot_archive.hash",
+        "platform-20261101T000000Z/i86pc/amd64/boot_archive.manifest",
+        "platform-20261101T000000Z/i86pc/amd64/boot_archive.gitstatus",
+        "platform-20261101T000000Z/etc/version/platform",
+    ] {
+        assert!(names.lines().any(|l| l == p), "missing {p} in {names}");
+    }
+    let x = tempfile::tempdir().unwrap();
+    assert!(Command::new("tar").arg("xzf").arg(&t).arg("-C").arg(x.path()).status().unwrap().success());
+    let pi = x.path().join("platform-20261101T000000Z");
+    let ba = fs::read(pi.join("i86pc/amd64/boot_archive")).unwrap();
+    let hash = fs::read_to_string(pi.join("i86pc/amd64/boot_archive.hash")).unwrap();
+    let sha = Command::new("sha1sum").arg(pi.join("i86pc/amd64/boot_archive")).output().unwrap();
+    assert_eq!(hash.trim(), String::from_utf8(sha.stdout).unwrap().split_whitespace().next().unwrap());
+    assert!(!ba.is_empty());
+    let inner = Command::new("tar").arg("tf").arg(pi.join("i86pc/amd64/boot_archive")).output().unwrap();
+    let inner = String::from_utf8(inner.stdout).unwrap();
+    assert!(inner.lines().any(|l| l == "usr/lib/brand/builder/platform.xml"), "{inner}");
+    assert!(inner.lines().any(|l| l == "usr/lib/brand/joyent/jinstall"));
+    let manifest = fs::read_to_string(pi.join("i86pc/amd64/boot_archive.manifest")).unwrap();
+    assert!(manifest.contains("  ./usr/lib/brand/builder/config.xml\n"), "{manifest}");
+    assert_eq!(fs::read_to_string(pi.join("etc/version/platform")).unwrap(), "20261101T000000Z\n");
+    // a bad stamp is refused
+    let o = sim(&["platform", "build", "--stamp", "2026", "--out", n.tmp().join("x.tgz").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("invalid platform stamp"));
+}
+
+#[test]
+fn reboot_follows_the_activated_platform() {
+    let n = Node::new();
+    assert!(!n.root.join("usr/lib/brand/builder").exists());
+    let t = build(&n, "20261101T000000Z", "joyent,joyent-minimal,lx,bhyve,kvm,builder");
+    let out = n.ok("piadm", &["install", t.to_str().unwrap()]);
+    assert!(out.contains("Installed PI 20261101T000000Z"), "{out}");
+    // installed but not active: nothing changes at boot
+    let list = n.ok("piadm", &["list"]);
+    let row = list.lines().find(|l| l.starts_with("20261101T000000Z")).unwrap();
+    assert!(row.ends_with("no    no"), "{row}");
+    n.ok("piadm", &["activate", "20261101T000000Z"]);
+    let row = n.ok("piadm", &["list"]).lines().find(|l| l.starts_with("20261101T000000Z")).unwrap().to_string();
+    assert!(row.contains(" next ") && row.ends_with("no    yes"), "{row}");
+    let o = sim(&["reboot", "--root", n.root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(n.ok("uname", &["-v"]).trim(), "joyent_20261101T000000Z");
+    let v: Value = serde_json::from_str(&n.ok("sysinfo", &[])).unwrap();
+    assert_eq!(v["Live Image"], "20261101T000000Z");
+    assert!(n.root.join("usr/lib/brand/builder/platform.xml").exists());
+    // back to the old platform: the builder brand is gone again
+    n.ok("piadm", &["activate", "20250101T000000Z"]);
+    assert!(sim(&["reboot", "--root", n.root.to_str().unwrap()]).status.success());
+    assert!(!n.root.join("usr/lib/brand/builder").exists());
+    assert!(n.root.join("usr/lib/brand/joyent/platform.xml").exists());
+    // unknown stamps are refused
+    let o = n.run("piadm", &["activate", "20990101T000000Z"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not installed"));
+    // installing the same image twice is refused
+    let o = n.run("piadm", &["install", t.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already installed"), "{}", stderr(&o));
+}
+
+/// A gzip tar with raw entry names (the tar crate refuses to write `..`).
+fn raw_tgz(path: &Path, entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (name, kind, data, link) in entries {
+        let mut h = tar::Header::new_gnu();
+        let g = h.as_gnu_mut().unwrap();
+        g.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            g.linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    fs::write(path, b.into_inner().unwrap().finish().unwrap()).unwrap();
+}
+
+#[test]
+fn hostile_tarballs_are_refused_and_change_nothing() {
+    let n = Node::new();
+    let good = build(&n, "20261101T000000Z", "joyent");
+    let before = n.snapshot();
+    let f = tar::EntryType::Regular;
+    let cases: Vec<(&str, Vec<(&str, tar::EntryType, &[u8], Option<&str>)>, &str)> = vec![
+        ("dotdot", vec![("platform-20261101T000000Z/../../evil", f, b"x", None)], "'..'"),
+        ("absolute", vec![("/platform-20261101T000000Z/etc/x", f, b"x", None)], "absolute"),
+        (
+            "symlink",
+            vec![("platform-20261101T000000Z/i86pc", tar::EntryType::Symlink, b"", Some("../../../etc"))],
+            "leaving the platform directory",
+        ),
+        (
+            "abs-symlink",
+            vec![("platform-20261101T000000Z/x", tar::EntryType::Symlink, b"", Some("/etc/passwd"))],
+            "leaving the platform directory",
+        ),
+        ("outside", vec![("etc/passwd", f, b"x", None)], "outside a platform-<stamp> directory"),
+        ("device", vec![("platform-20261101T000000Z/dev", tar::EntryType::Char, b"", None)], "refusing Char"),
+    ];
+    for (name, entries, why) in cases {
+        let p = n.tmp().join(format!("{name}.tgz"));
+        raw_tgz(&p, &entries);
+        let o = n.run("piadm", &["install", p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{name} accepted");
+        assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{name}: {}", stderr(&o));
+        assert_eq!(n.snapshot(), before, "{name} changed the node");
+    }
+    // bad hash: a real image whose boot archive was altered after hashing
+    let x = tempfile::tempdir().unwrap();
+    assert!(Command::new("tar").arg("xzf").arg(&good).arg("-C").arg(x.path()).status().unwrap().success());
+    let ba = x.path().join("platform-20261101T000000Z/i86pc/amd64/boot_archive");
+    let mut data = fs::read(&ba).unwrap();
+    data.extend_from_slice(b"tampered");
+    fs::write(&ba, data).unwrap();
+    let bad = n.tmp().join("badhash.tgz");
+    assert!(Command::new("tar").arg("czf").arg(&bad).arg("-C").arg(x.path()).arg("platform-20261101T000000Z").status().unwrap().success());
+    let o = n.run("piadm", &["install", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("hash mismatch"), "{}", stderr(&o));
+    assert_eq!(n.snapshot(), before, "bad hash changed the node");
+    // garbage is refused too
+    let g = n.tmp().join("garbage.tgz");
+    fs::write(&g, b"not a tarball").unwrap();
+    assert_eq!(n.run("piadm", &["install", g.to_str().unwrap()]).status.code(), Some(1));
+    assert_eq!(n.snapshot(), before);
+    // and the good one installs
+    n.ok("piadm", &["install", good.to_str().unwrap()]);
+    assert!(n.root.join("zones/boot/platform-20261101T000000Z/etc/version/platform").exists());
+}
+
+#[test]
+fn imgadm_installs_lists_gets_and_deletes_local_images() {
+    let n = Node::new();
+    let file = n.tmp().join("img.zfs.gz");
+    fs::write(&file, b"image bytes").unwrap();
+    let sha = Command::new("sha1sum").arg(&file).output().unwrap();
+    let sha = String::from_utf8(sha.stdout).unwrap().split_whitespace().next().unwrap().to_string();
+    let uuid = "e44ed3e0-910b-11ed-a5d4-00151714048c";
+    let manifest = serde_json::json!({
+        "v": 2, "uuid": uuid, "name": "base-64-lts", "version": "22.4.0", "type": "zone-dataset",
+        "os": "smartos", "published_at": "2023-01-10T00:00:00Z", "state": "active", "disabled": false,
+        "public": true, "owner": "00000000-0000-0000-0000-000000000000",
+        "files": [{"sha1": sha, "size": 11, "compression": "gzip"}]
+    });
+    let m = n.tmp().join("img.json");
+    fs::write(&m, manifest.to_string()).unwrap();
+    let out = n.ok("imgadm", &["install", "-m", m.to_str().unwrap(), "-f", file.to_str().unwrap()]);
+    assert!(out.contains(uuid));
+    let list: Value = serde_json::from_str(&n.ok("imgadm", &["list", "-j"])).unwrap();
+    assert_eq!(list[0]["manifest"]["uuid"], uuid);
+    assert_eq!(list[0]["zpool"], "zones");
+    let got: Value = serde_json::from_str(&n.ok("imgadm", &["get", "-P", "zones", uuid])).unwrap();
+    assert_eq!(got["manifest"]["name"], "base-64-lts");
+    let o = n.run("imgadm", &["install", "-m", m.to_str().unwrap(), "-f", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("ImageAlreadyInstalled"));
+    n.ok("imgadm", &["delete", uuid]);
+    let o = n.run("imgadm", &["get", uuid]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!("imgadm get: error (ImageNotInstalled): image \"{uuid}\" was not found on zpool \"zones\"")
+    );
+    // a file that does not match the manifest's sha1 is refused
+    fs::write(&file, b"other bytes").unwrap();
+    let o = n.run("imgadm", &["install", "-m", m.to_str().unwrap(), "-f", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sha1 mismatch"));
+    assert_eq!(n.ok("imgadm", &["list", "-j"]).trim(), "[]");
+}
+
+#[test]
+fn zoneadm_and_zlogin_on_an_empty_node() {
+    let n = Node::new();
+    assert_eq!(n.ok("zoneadm", &["list", "-p", "-c"]), "0:global:running:/::liveimg:shared:0\n");
+    let o = n.run("zoneadm", &["-z", "nope", "list", "-p"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope: No such zone configured"));
+    let o = n.run("zlogin", &["nope", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("zone 'nope' unknown"));
+    assert_eq!(n.run("zoneadm", &["frob"]).status.code(), Some(2));
+}

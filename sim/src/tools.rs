@@ -207,7 +207,15 @@ fn zoneadm_line(node: &Node, st: &NodeState, e: &crate::node::IndexEntry) -> Str
     };
     let debugid = z.as_ref().and_then(|z| z.get("debugid").map(str::to_string)).unwrap_or_else(|| "0".into());
     let id = st.running.get(&e.name).map_or("-".to_string(), |r| r.zoneid.to_string());
-    format!("{id}:{}:{}:{}:{}:{brand}:{ip}:{debugid}", e.name, zones::zone_state(st, e), e.zonepath, e.uuid)
+    // zoneadm escapes ':' and '\\' inside fields
+    let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+    format!(
+        "{id}:{}:{}:{}:{}:{brand}:{ip}:{debugid}",
+        esc(&e.name),
+        zones::zone_state(st, e),
+        esc(&e.zonepath),
+        esc(&e.uuid)
+    )
 }
 
 pub fn zoneadm(node: &Node, args: &[String]) -> i32 {

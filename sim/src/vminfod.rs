@@ -1,10 +1,65 @@
 //! vminfod's HTTP API for a simulated node: `GET /ping`, `GET /vms`,
-//! `GET /vms/<uuid>`, with VM objects in the `vmadm get` shape.
+//! `GET /vms/<uuid>`, with VM objects in the `vmadm get` shape (loaded fresh
+//! from the node on every request, so it never serves stale state).
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
 
 use crate::node::Node;
+use crate::vmadm;
 
-/// Serve until the process is stopped.
+fn error(code: StatusCode, rest_code: &str, message: String) -> Response {
+    (code, Json(json!({"code": rest_code, "message": message}))).into_response()
+}
+
+async fn ping(State(node): State<Node>) -> Response {
+    match node.state() {
+        Ok(_) => Json(json!({"ping": "pong", "status": "running"})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e.to_string()),
+    }
+}
+
+async fn vms(State(node): State<Node>) -> Response {
+    match tokio::task::spawn_blocking(move || vmadm::vm_objects(&node)).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()),
+    }
+}
+
+async fn vm(State(node): State<Node>, UrlPath(uuid): UrlPath<String>) -> Response {
+    let u = uuid.clone();
+    match tokio::task::spawn_blocking(move || vmadm::vm_object(&node, &u)).await {
+        Ok(Ok(Some(v))) => Json(v).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "VmNotFound", format!("VM {uuid} not found")),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()),
+    }
+}
+
+/// The vminfod router for a node.
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/vms", get(vms))
+        .route("/vms/{uuid}", get(vm))
+        .with_state(node)
+}
+
+/// Serve on `listen` until the process is stopped. Prints the bound
+/// address (useful with port 0) on stdout.
 pub fn serve_blocking(node: Node, listen: &str) -> anyhow::Result<()> {
-    let _ = (node, listen);
-    anyhow::bail!("vminfod is not implemented on the simulated node yet")
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind(listen).await?;
+        println!("vminfod listening on http://{}", l.local_addr()?);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum::serve(l, router(node)).await?;
+        Ok(())
+    })
 }

@@ -212,5 +212,8 @@ pub fn boot_node(node: &Node) -> Result<BootReport, PiError> {
         }
     }
     node.save_state(&state)?;
+    // SmartOS caches sysinfo in /tmp/.sysinfo.json at boot; vmadm reads it.
+    let si = crate::tools::sysinfo_value(node, &state);
+    crate::node::write_atomic(&node.path("tmp/.sysinfo.json"), format!("{si:#}\n").as_bytes())?;
     Ok(report)
 }

@@ -1,0 +1,419 @@
+//! IMGAPI in DC mode with channels: AdminImportImage (`POST
+//! /images/:uuid?action=import`), AddImageFile (`PUT /images/:uuid/file`),
+//! ActivateImage, Disable/EnableImage, ChannelAddImage, GetImage,
+//! ListImages, GetImageFile, DeleteImage, ListChannels.
+//!
+//! Manifests are stored one file each (`DIR/imgapi/manifests/<uuid>.json`,
+//! with IMGAPI's internal `activated` field, valid for imgmanifest's
+//! validateDcManifest); channel membership is kept apart
+//! (`DIR/imgapi/channels.json`) and added to answers as `channels`.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use serde_json::{json, Map, Value};
+use sha1::{Digest, Sha1};
+
+use super::http::{empty_response, header, json_body, json_response, ApiError, ApiResult, Query};
+use super::manifest;
+use super::store::{Store, IMAGE_CHANNELS};
+use super::{is_uuid, now_iso, Ctx};
+
+/// The channels this IMGAPI serves (as updates.tritondatacenter.com does);
+/// the first is the default.
+pub const CHANNELS: &[(&str, &str)] = &[
+    ("dev", "all development builds"),
+    ("staging", "builds for testing in staging in prep for production release"),
+    ("release", "release gold bits"),
+];
+
+pub fn default_channel() -> &'static str {
+    CHANNELS[0].0
+}
+
+fn not_found(uuid: &str) -> ApiError {
+    ApiError::not_found(format!("image \"{uuid}\" was not found"))
+}
+
+fn invalid_param(field: &str, message: String) -> ApiError {
+    ApiError::with_errors(422, "InvalidParameter", &message, vec![json!({"field": field, "code": "Invalid"})])
+}
+
+fn validation_failed(errs: Vec<Value>) -> ApiError {
+    let mut fields: Vec<String> = errs.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect();
+    fields.dedup();
+    ApiError::with_errors(422, "ValidationFailed", &format!("invalid image data: {}", fields.join(", ")), errs)
+}
+
+/// The channel a request names (`?channel=`), or the default; an unknown
+/// channel is a 422.
+fn req_channel(q: &Query) -> Result<String, ApiError> {
+    match q.get("channel") {
+        None => Ok(default_channel().to_string()),
+        Some("*") => Ok("*".to_string()),
+        Some(c) if CHANNELS.iter().any(|(n, _)| *n == c) => Ok(c.to_string()),
+        Some(c) => Err(ApiError::with_errors(
+            422,
+            "ValidationFailed",
+            &format!("unknown channel: {c}"),
+            vec![json!({"field": "channel", "code": "Invalid", "message": format!("unknown channel: {c}")})],
+        )),
+    }
+}
+
+fn channels_of(store: &Store, uuid: &str) -> Vec<String> {
+    store
+        .load(IMAGE_CHANNELS)
+        .get(uuid)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The manifest as IMGAPI answers it: no `activated`, plus `channels`.
+pub fn serialize(m: &Value, channels: &[String]) -> Value {
+    let mut o = m.as_object().cloned().unwrap_or_default();
+    o.remove("activated");
+    o.insert("channels".into(), json!(channels));
+    Value::Object(o)
+}
+
+fn load_in_channel(store: &Store, uuid: &str, channel: &str) -> Result<(Value, Vec<String>), ApiError> {
+    let m = store.load_manifest(uuid).ok_or_else(|| not_found(uuid))?;
+    let ch = channels_of(store, uuid);
+    if channel != "*" && !ch.iter().any(|c| c == channel) {
+        return Err(not_found(uuid));
+    }
+    Ok((m, ch))
+}
+
+fn check(m: &Value) -> Result<(), ApiError> {
+    match manifest::validate_dc(m.as_object().unwrap_or(&Map::new())) {
+        None => Ok(()),
+        Some(errs) => Err(validation_failed(errs)),
+    }
+}
+
+pub fn router(ctx: Arc<Ctx>) -> Router {
+    Router::new()
+        .route("/ping", get(|| async { json_response(200, &json!({"ping": "pong", "pid": std::process::id(), "version": "4.13.1", "imgapi": true})) }))
+        .route("/channels", get(list_channels))
+        .route("/images", get(list))
+        .route("/images/{uuid}", get(get_one).post(action).delete(delete))
+        .route("/images/{uuid}/file", put(add_file).get(get_file))
+        .with_state(ctx)
+}
+
+async fn list_channels() -> Response {
+    let v: Vec<Value> = CHANNELS
+        .iter()
+        .enumerate()
+        .map(|(i, (n, d))| if i == 0 { json!({"name": n, "description": d, "default": true}) } else { json!({"name": n, "description": d}) })
+        .collect();
+    json_response(200, &Value::Array(v))
+}
+
+fn matches_filter(m: &Value, q: &Query) -> bool {
+    let state = q.get("state").unwrap_or("active");
+    if state != "all" && m["state"] != state {
+        return false;
+    }
+    for k in ["owner", "version", "os", "type"] {
+        if let Some(v) = q.get(k) {
+            if m[k].as_str() != Some(v) {
+                return false;
+            }
+        }
+    }
+    if let Some(n) = q.get("name") {
+        let name = m["name"].as_str().unwrap_or_default();
+        let ok = match n.strip_prefix('~') {
+            Some(sub) => name.contains(sub),
+            None => name == n,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    if let Some(p) = q.get("public") {
+        if m["public"].as_bool() != Some(p == "true") {
+            return false;
+        }
+    }
+    if let Some(acct) = q.get("account") {
+        let visible = m["public"] == true
+            || m["owner"] == acct
+            || m["acl"].as_array().is_some_and(|a| a.iter().any(|x| x == acct));
+        if !visible {
+            return false;
+        }
+    }
+    for (k, v) in &q.0 {
+        if let Some(tag) = k.strip_prefix("tag.") {
+            let t = &m["tags"][tag];
+            let s = match t {
+                Value::String(s) => s.clone(),
+                Value::Null => return false,
+                other => other.to_string(),
+            };
+            if &s != v {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let channel = req_channel(&q)?;
+    let store = &ctx.store;
+    let (all, chans) = store.locked(|s| (s.manifests(), s.load(IMAGE_CHANNELS)))?;
+    let chan_of = |u: &str| -> Vec<String> {
+        chans.get(u).and_then(Value::as_array).map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let mut found: Vec<Value> = all
+        .into_iter()
+        .filter(|m| channel == "*" || chan_of(m["uuid"].as_str().unwrap_or_default()).iter().any(|c| *c == channel))
+        .filter(|m| matches_filter(m, &q))
+        .collect();
+    if let Some(marker) = q.get("marker") {
+        if let Some(ix) = found.iter().position(|m| m["uuid"] == marker) {
+            found.drain(..ix);
+        }
+    }
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).filter(|l: &usize| *l > 0).unwrap_or(1000);
+    let out: Vec<Value> =
+        found.into_iter().take(limit).map(|m| serialize(&m, &chan_of(m["uuid"].as_str().unwrap_or_default()))).collect();
+    Ok(json_response(200, &Value::Array(out)))
+}
+
+async fn get_one(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let channel = req_channel(&q)?;
+    let (m, ch) = ctx.store.locked(|s| load_in_channel(s, &uuid, &channel))??;
+    if let Some(acct) = q.get("account") {
+        let visible = m["public"] == true || m["owner"] == acct || m["acl"].as_array().is_some_and(|a| a.iter().any(|x| x == acct));
+        if !visible {
+            return Err(not_found(&uuid));
+        }
+    }
+    Ok(json_response(200, &serialize(&m, &ch)))
+}
+
+/// AdminImportImage: the body is the manifest; the image keeps its uuid and
+/// published_at and starts `unactivated` without files.
+pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Result<Value, ApiError> {
+    if q.has("account") {
+        return Err(ApiError::new(403, "OperatorOnly", "this endpoint may only be called by an operator"));
+    }
+    if q.has("source") {
+        return Err(ApiError::new(501, "NotAvailable", "import from a remote source is not available in the sim"));
+    }
+    let channel = req_channel(q)?;
+    let body_uuid = body.get("uuid").and_then(Value::as_str).unwrap_or_default().to_string();
+    if body_uuid != uuid {
+        return Err(invalid_param("uuid", format!("URL UUID, \"{uuid}\" and body UUID, \"{body_uuid}\" do not match")));
+    }
+    if !is_uuid(uuid) {
+        return Err(validation_failed(vec![json!({"field": "uuid", "code": "Invalid"})]));
+    }
+    let mut m = Map::new();
+    m.insert("v".into(), json!(2));
+    for (k, v) in body {
+        if k == "channels" || k == "files" {
+            continue;
+        }
+        m.insert(k, v);
+    }
+    m.insert("disabled".into(), m.get("disabled").cloned().unwrap_or(json!(false)));
+    m.insert("activated".into(), json!(false));
+    m.insert("state".into(), json!("unactivated"));
+    m.insert("public".into(), m.get("public").cloned().unwrap_or(json!(false)));
+    m.insert("files".into(), json!([]));
+    let mv = Value::Object(m);
+    check(&mv)?;
+    ctx.store.locked(|s| {
+        if s.load_manifest(uuid).is_some() {
+            return Err(ApiError::new(409, "ImageUuidAlreadyExists", format!("image uuid \"{uuid}\" already exists")));
+        }
+        s.save_manifest(&mv)?;
+        let mut ch = s.load(IMAGE_CHANNELS);
+        let c = if channel == "*" { default_channel().to_string() } else { channel.clone() };
+        ch.insert(uuid.to_string(), json!([c]));
+        s.save(IMAGE_CHANNELS, &ch)?;
+        Ok(serialize(&mv, &[c]))
+    })?
+}
+
+/// AddImageFile: sha1 and size are checked against the body.
+pub fn add_image_file(ctx: &Ctx, uuid: &str, q: &Query, content_length: Option<u64>, data: &[u8]) -> Result<Value, ApiError> {
+    let channel = req_channel(q)?;
+    let compression = q.get("compression").unwrap_or_default();
+    if !manifest::VALID_COMPRESSIONS.contains(&compression) {
+        let mut valid: Vec<&str> = manifest::VALID_COMPRESSIONS.to_vec();
+        valid.sort();
+        return Err(invalid_param(
+            "compression",
+            format!("invalid \"compression\": \"{compression}\" (must be one of: {})", valid.join(", ")),
+        ));
+    }
+    let sha1 = hex(&Sha1::digest(data));
+    let size = data.len() as u64;
+    if let Some(cl) = content_length {
+        if cl != size {
+            return Err(ApiError::new(400, "Upload", format!("\"Content-Length\" header, {cl}, does not match uploaded size, {size}")));
+        }
+    }
+    if let Some(want) = q.get("sha1") {
+        if want != sha1 {
+            return Err(ApiError::new(
+                400,
+                "Upload",
+                format!("\"sha1\" hash, \"{want}\", does not match the uploaded file \"sha1\" hash, \"{sha1}\""),
+            ));
+        }
+    }
+    if let Some(want) = q.get("size") {
+        if want.parse::<u64>().ok() != Some(size) {
+            return Err(ApiError::new(400, "Upload", format!("\"size\" param, {want}, does not match uploaded size, {size}")));
+        }
+    }
+    ctx.store.locked(|s| {
+        let (m, ch) = load_in_channel(s, uuid, &channel)?;
+        if m["activated"] == true {
+            return Err(ApiError::new(422, "ImageFilesImmutable", format!("cannot modify files on activated image {uuid}")));
+        }
+        let p = s.image_file_path(uuid);
+        super::store::write_atomic(&p, data)?;
+        let mut file = json!({"sha1": sha1, "size": size, "compression": compression});
+        if let Some(g) = q.get("dataset_guid") {
+            file["dataset_guid"] = json!(g);
+        }
+        let mut m = m;
+        m["files"] = json!([file]);
+        s.save_manifest(&m)?;
+        Ok(serialize(&m, &ch))
+    })?
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// ActivateImage: needs a file.
+pub fn activate(ctx: &Ctx, uuid: &str, channel: &str) -> Result<Value, ApiError> {
+    ctx.store.locked(|s| {
+        let (mut m, ch) = load_in_channel(s, uuid, channel)?;
+        if m["activated"] == true {
+            return Err(ApiError::new(422, "ImageAlreadyActivated", format!("image \"{uuid}\" is already activated")));
+        }
+        if !m["files"].as_array().is_some_and(|f| !f.is_empty()) || !s.image_file_path(uuid).is_file() {
+            return Err(ApiError::new(422, "NoActivationNoFile", format!("image \"{uuid}\" cannot be activated: it has no file")));
+        }
+        m["activated"] = json!(true);
+        m["state"] = json!(if m["disabled"] == true { "disabled" } else { "active" });
+        if !m["published_at"].is_string() {
+            m["published_at"] = json!(now_iso());
+        }
+        check(&m)?;
+        s.save_manifest(&m)?;
+        Ok(serialize(&m, &ch))
+    })?
+}
+
+async fn action(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let act = q.get("action").unwrap_or_default().to_string();
+    let res = match act.as_str() {
+        "import" => import(&ctx, &uuid, &q, json_body(&body)?)?,
+        "activate" => activate(&ctx, &uuid, &req_channel(&q)?)?,
+        "disable" | "enable" => {
+            let channel = req_channel(&q)?;
+            ctx.store.locked(|s| {
+                let (mut m, ch) = load_in_channel(s, &uuid, &channel)?;
+                let dis = act == "disable";
+                m["disabled"] = json!(dis);
+                if m["activated"] == true {
+                    m["state"] = json!(if dis { "disabled" } else { "active" });
+                }
+                s.save_manifest(&m)?;
+                Ok::<_, ApiError>(serialize(&m, &ch))
+            })??
+        }
+        "channel-add" => {
+            let b = json_body(&body)?;
+            let chan = b.get("channel").and_then(Value::as_str).unwrap_or_default().to_string();
+            if !CHANNELS.iter().any(|(n, _)| *n == chan) {
+                return Err(ApiError::with_errors(
+                    422,
+                    "ValidationFailed",
+                    &format!("unknown channel: {chan}"),
+                    vec![json!({"field": "channel", "code": "Invalid", "message": format!("unknown channel: {chan}")})],
+                ));
+            }
+            let channel = req_channel(&q)?;
+            ctx.store.locked(|s| {
+                let (m, mut ch) = load_in_channel(s, &uuid, &channel)?;
+                if !ch.contains(&chan) {
+                    ch.push(chan.clone());
+                    let mut all = s.load(IMAGE_CHANNELS);
+                    all.insert(uuid.clone(), json!(ch));
+                    s.save(IMAGE_CHANNELS, &all)?;
+                }
+                Ok::<_, ApiError>(serialize(&m, &ch))
+            })??
+        }
+        "" => return Err(invalid_param("action", "no action given".into())),
+        other => return Err(invalid_param("action", format!("\"{other}\" action is not supported"))),
+    };
+    Ok(json_response(200, &res))
+}
+
+async fn add_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let cl = header(&headers, "content-length").and_then(|v| v.parse().ok());
+    let res = add_image_file(&ctx, &uuid, &q, cl, &body)?;
+    Ok(json_response(200, &res))
+}
+
+async fn get_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let channel = req_channel(&q)?;
+    let (m, _) = ctx.store.locked(|s| load_in_channel(s, &uuid, &channel))??;
+    let p = ctx.store.image_file_path(&uuid);
+    let data = std::fs::read(&p).map_err(|_| ApiError::not_found(format!("image \"{uuid}\" has no file")))?;
+    let mut r = Response::new(Body::from(data));
+    let h = r.headers_mut();
+    h.insert("content-type", "application/octet-stream".parse().expect("header"));
+    if let Some(sha1) = m["files"][0]["sha1"].as_str().and_then(|s| s.parse().ok()) {
+        h.insert("x-image-file-sha1", sha1);
+    }
+    Ok(r)
+}
+
+async fn delete(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let channel = req_channel(&q)?;
+    ctx.store.locked(|s| {
+        let (_, mut ch) = load_in_channel(s, &uuid, &channel)?;
+        let mut all = s.load(IMAGE_CHANNELS);
+        if q.get("force_all_channels") != Some("true") && ch.len() > 1 && channel != "*" {
+            ch.retain(|c| *c != channel);
+            all.insert(uuid.clone(), json!(ch));
+            s.save(IMAGE_CHANNELS, &all)?;
+            return Ok(());
+        }
+        all.remove(&uuid);
+        s.save(IMAGE_CHANNELS, &all)?;
+        let _ = std::fs::remove_file(s.manifest_path(&uuid));
+        let _ = std::fs::remove_dir_all(s.image_file_path(&uuid).parent().unwrap_or(std::path::Path::new("/nonexistent")));
+        Ok::<_, ApiError>(())
+    })??;
+    Ok(empty_response(204).into_response())
+}

@@ -1,0 +1,1031 @@
+//! VMAPI over sim compute nodes: `POST /vms` (CreateVm), `GET /vms`
+//! (ListVms), `GET /vms/:uuid`, `POST /vms/:uuid?action=start|stop|update`,
+//! `DELETE /vms/:uuid`, `GET /jobs/:uuid`, `GET /jobs`.
+//!
+//! CreateVm validates as `sdc-vmapi: lib/common/validation.js` does (the
+//! measured texts in the notes; RFD 184 adds `builder`), fills unset fields
+//! from the package (`billing_id`), honours `server_uuid` (DAPI skipped) or
+//! asks CNAPI's allocator, then runs the chosen node's `vmadm create`. The
+//! workflow job runs before the answer is sent, so `GET /jobs/:uuid` right
+//! after `POST /vms` shows its outcome; a failed job leaves the VM `failed`.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Uri};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use super::cnapi::{self, Server, Wanted};
+use super::http::{json_body, json_response, ApiError, ApiResult, Query};
+use super::store::{JOBS, PACKAGES, VMS};
+use super::{is_uuid, new_uuid, now_iso, Ctx, VALID_BRANDS};
+
+pub const HVM_BRANDS: &[&str] = &["bhyve", "kvm"];
+const ALIAS_RE: &str = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
+const MAX_ALIAS: usize = 189;
+
+fn e(field: &str, code: &str, message: &str) -> Value {
+    json!({"field": field, "code": code, "message": message})
+}
+
+fn missing(field: &str) -> Value {
+    json!({"field": field, "code": "MissingParameter"})
+}
+
+pub fn validation_failed(message: &str, errors: Vec<Value>) -> ApiError {
+    ApiError::with_errors(409, "ValidationFailed", message, errors)
+}
+
+fn brand_message() -> String {
+    format!("Must be one of: {}", VALID_BRANDS.join(", "))
+}
+
+fn num(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Number fields and their minimums.
+const NUMBERS: &[(&str, f64)] = &[
+    ("cpu_cap", 0.0),
+    ("cpu_shares", 0.0),
+    ("max_locked_memory", 1.0),
+    ("max_lwps", 1.0),
+    ("max_physical_memory", 1.0),
+    ("max_swap", 256.0),
+    ("quota", 0.0),
+    ("ram", 1.0),
+    ("vcpus", 1.0),
+    ("zfs_io_priority", 0.0),
+];
+const BOOLEANS: &[&str] = &["autoboot", "delegate_dataset", "docker", "firewall_enabled", "indestructible_zoneroot"];
+const UUIDS: &[&str] = &["billing_id", "image_uuid", "server_uuid", "uuid"];
+const STRINGS: &[&str] = &["fs_allowed", "kernel_version", "limit_priv"];
+const OBJECTS: &[&str] = &["customer_metadata", "internal_metadata", "tags"];
+
+fn valid_network(n: &Value) -> bool {
+    match n {
+        Value::String(s) => is_uuid(s),
+        Value::Object(o) => {
+            let id = o.get("uuid").or_else(|| o.get("ipv4_uuid"));
+            match id {
+                Some(v) => v.as_str().is_some_and(is_uuid),
+                None => o.get("name").is_some_and(Value::is_string),
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The synchronous checks of validateCreateVmParams, in field order.
+pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
+    let mut fields: Vec<&str> = vec!["alias", "brand", "networks", "owner_uuid", "ram"];
+    fields.extend(NUMBERS.iter().map(|(f, _)| *f));
+    fields.extend(BOOLEANS);
+    fields.extend(UUIDS);
+    fields.extend(STRINGS);
+    fields.extend(OBJECTS);
+    fields.sort();
+    fields.dedup();
+    let brand = p.get("brand").and_then(Value::as_str).unwrap_or_default();
+    let mut errs = Vec::new();
+    for f in fields {
+        let v = p.get(f).filter(|v| !v.is_null());
+        match f {
+            "alias" => {
+                if let Some(v) = v {
+                    let s = v.as_str().unwrap_or_default();
+                    let re = regex::Regex::new(ALIAS_RE).expect("regex");
+                    if !re.is_match(s) || s.len() > MAX_ALIAS {
+                        errs.push(e("alias", "Invalid", &format!("String does not match regex: /{ALIAS_RE}/ (max {MAX_ALIAS} characters)")));
+                    }
+                }
+            }
+            "brand" => match v {
+                None => errs.push(missing("brand")),
+                Some(b) => {
+                    if !b.as_str().is_some_and(|b| VALID_BRANDS.contains(&b)) {
+                        errs.push(e("brand", "Invalid", &brand_message()));
+                    }
+                }
+            },
+            "networks" => match v {
+                None => errs.push(missing("networks")),
+                Some(Value::Array(a)) if a.iter().all(valid_network) => {}
+                Some(_) => errs.push(e("networks", "Invalid", "Invalid networks")),
+            },
+            "owner_uuid" => match v {
+                None => errs.push(missing("owner_uuid")),
+                Some(o) if !o.as_str().is_some_and(is_uuid) => errs.push(e("owner_uuid", "Invalid", "Invalid UUID")),
+                _ => {}
+            },
+            _ => {}
+        }
+        if f == "ram" && p.get("billing_id").is_none_or(Value::is_null) {
+            if HVM_BRANDS.contains(&brand) {
+                if v.is_none() {
+                    errs.push(e("ram", "MissingParameter", &format!("Is required for {brand}")));
+                    continue;
+                }
+            } else if v.is_none() && p.get("max_physical_memory").is_none_or(Value::is_null) {
+                errs.push(missing("ram"));
+                continue;
+            }
+        }
+        if let Some(v) = v {
+            if let Some((_, min)) = NUMBERS.iter().find(|(n, _)| *n == f) {
+                match num(v) {
+                    None => errs.push(e(f, "Invalid", "Not a valid number")),
+                    Some(n) if n < *min => errs.push(e(f, "Invalid", &format!("Not a valid number: number must be >= {min}"))),
+                    _ => {}
+                }
+            }
+            if BOOLEANS.contains(&f) && as_bool(v).is_none() {
+                errs.push(e(f, "Invalid", "Not a valid boolean"));
+            }
+            if UUIDS.contains(&f) && !v.as_str().is_some_and(is_uuid) {
+                errs.push(e(f, "Invalid", "Invalid UUID"));
+            }
+            if STRINGS.contains(&f) && !v.is_string() {
+                errs.push(e(f, "Invalid", "Must be a string"));
+            }
+            if OBJECTS.contains(&f) && !v.is_object() {
+                errs.push(e(f, "Invalid", "Must be an object"));
+            }
+        }
+    }
+    errs
+}
+
+/// What CreateVm settled on.
+pub struct Validated {
+    pub params: Map<String, Value>,
+    pub package: Option<Map<String, Value>>,
+    pub image: Option<Map<String, Value>>,
+    pub server: Option<Server>,
+}
+
+/// validateCreateVmParams: sync checks, then the checks that need the other
+/// services (uuid/alias uniqueness, server, package, image).
+pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated, ApiError> {
+    let mut errs = validate_sync(&p);
+    let has_billing = p.get("billing_id").is_some_and(|b| !b.is_null());
+    if has_billing && !p.get("brand").is_some_and(Value::is_string) {
+        // upstream asserts here (`assert.string(params.brand)`) and answers 500
+        return Err(ApiError::internal("params.brand (string) is required"));
+    }
+    let brand = p.get("brand").and_then(Value::as_str).unwrap_or_default().to_string();
+    let vms = ctx.store.read(VMS)?;
+    if let Some(u) = p.get("uuid").and_then(Value::as_str) {
+        if vms.contains_key(u) {
+            errs.push(e("uuid", "Duplicate", "Already exists"));
+        }
+    }
+    if let (Some(alias), Some(owner)) = (p.get("alias").and_then(Value::as_str), p.get("owner_uuid").and_then(Value::as_str)) {
+        let dup = vms.values().any(|v| {
+            v["alias"] == alias && v["owner_uuid"] == owner && !matches!(v["state"].as_str(), Some("destroyed") | Some("failed"))
+        });
+        if dup {
+            errs.push(e("alias", "Duplicate", "Already exists for this owner_uuid"));
+        }
+    }
+    let mut server = None;
+    if let Some(su) = p.get("server_uuid").and_then(Value::as_str).filter(|s| is_uuid(s)) {
+        match cnapi::find_server(ctx, su)? {
+            None => errs.push(e("server_uuid", "Invalid", "Server does not exist")),
+            Some(s) => {
+                let have = s.brands();
+                if !brand.is_empty() && !have.is_empty() && !have.contains(&brand) {
+                    errs.push(e(
+                        "server_uuid",
+                        "Invalid",
+                        &format!("Server {su} (platform {}) does not support brand \"{brand}\"", s.platform()),
+                    ));
+                }
+                server = Some(s);
+            }
+        }
+    }
+    let mut package = None;
+    if let Some(bid) = p.get("billing_id").and_then(Value::as_str).filter(|s| is_uuid(s)) {
+        match ctx.store.read(PACKAGES)?.get(bid).and_then(Value::as_object).cloned() {
+            None => errs.push(e("billing_id", "Invalid", "Package does not exist")),
+            Some(pkg) => {
+                let pbrand = pkg.get("brand").and_then(Value::as_str).unwrap_or_default();
+                if !pbrand.is_empty() && pbrand != brand {
+                    errs.push(e(
+                        "brand",
+                        "Invalid",
+                        &format!("Package requires brand \"{pbrand}\", but brand \"{brand}\" was specified"),
+                    ));
+                }
+                fill_from_package(&mut p, &pkg, &brand);
+                package = Some(pkg);
+            }
+        }
+    }
+    let mut image = None;
+    if let Some(iu) = p.get("image_uuid").and_then(Value::as_str).filter(|s| is_uuid(s)) {
+        match ctx.store.load_manifest(iu) {
+            None => errs.push(e("image_uuid", "Invalid", "Image does not exist")),
+            Some(m) => {
+                if m["state"] != "active" || m["disabled"] == true {
+                    errs.push(e("image_uuid", "Invalid", "Image must be active and not disabled"));
+                }
+                if brand == "lx" {
+                    let t = m["type"].as_str().unwrap_or_default();
+                    if t != "lx-dataset" && t != "docker" {
+                        errs.push(e("image_uuid", "Invalid", &format!("Image type is \"{t}\", must be one of: [\"lx-dataset\",\"docker\"]")));
+                    }
+                }
+                image = m.as_object().cloned();
+            }
+        }
+    }
+    if brand == "lx" && p.get("kernel_version").is_none_or(Value::is_null) {
+        errs.push(missing("kernel_version"));
+    }
+    if !errs.is_empty() {
+        return Err(validation_failed("Invalid VM parameters", errs));
+    }
+    Ok(Validated { params: p, package, image, server })
+}
+
+/// Package fields fill what the caller left unset.
+fn fill_from_package(p: &mut Map<String, Value>, pkg: &Map<String, Value>, brand: &str) {
+    let hvm = HVM_BRANDS.contains(&brand);
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            if p.get(k).is_none_or(Value::is_null) {
+                p.insert(k.to_string(), v);
+            }
+        }
+    };
+    let ram = pkg.get("max_physical_memory").cloned();
+    set("ram", ram.clone());
+    set("max_physical_memory", ram);
+    for k in ["cpu_cap", "max_lwps", "max_swap", "zfs_io_priority", "cpu_burst_ratio"] {
+        set(k, pkg.get(k).cloned());
+    }
+    if hvm {
+        set("vcpus", pkg.get("vcpus").cloned());
+    }
+    if !hvm {
+        set("quota", pkg.get("quota").and_then(num).map(|q| json!((q / 1024.0).floor() as u64)));
+    }
+    set("package_name", pkg.get("name").cloned());
+    set("package_version", pkg.get("version").cloned());
+}
+
+/// The vmadm payload for a VMAPI VM.
+pub fn vmadm_payload(vm: &Map<String, Value>) -> Value {
+    let mut o = Map::new();
+    let hvm = vm.get("brand").and_then(Value::as_str).is_some_and(|b| HVM_BRANDS.contains(&b));
+    for k in [
+        "uuid",
+        "brand",
+        "alias",
+        "owner_uuid",
+        "billing_id",
+        "image_uuid",
+        "cpu_cap",
+        "cpu_shares",
+        "max_lwps",
+        "max_swap",
+        "max_locked_memory",
+        "quota",
+        "zfs_io_priority",
+        "limit_priv",
+        "fs_allowed",
+        "delegate_dataset",
+        "customer_metadata",
+        "internal_metadata",
+        "tags",
+        "autoboot",
+        "resolvers",
+        "firewall_enabled",
+        "kernel_version",
+        "package_name",
+        "package_version",
+    ] {
+        if let Some(v) = vm.get(k).filter(|v| !v.is_null()) {
+            o.insert(k.to_string(), v.clone());
+        }
+    }
+    if hvm {
+        for k in ["ram", "vcpus", "disks", "bootrom"] {
+            if let Some(v) = vm.get(k).filter(|v| !v.is_null()) {
+                o.insert(k.to_string(), v.clone());
+            }
+        }
+        o.remove("quota");
+        o.remove("image_uuid");
+    } else if let Some(r) = vm.get("max_physical_memory").or_else(|| vm.get("ram")).filter(|v| !v.is_null()) {
+        o.insert("max_physical_memory".into(), r.clone());
+    }
+    Value::Object(o)
+}
+
+// ---- running the node's tools
+
+pub struct ToolOut {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run_tool(root: &std::path::Path, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> ToolOut {
+    let mut cmd = crate::node::tool_command(root, tool);
+    cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(err) => return ToolOut { ok: false, stdout: String::new(), stderr: format!("{tool}: {err}") },
+    };
+    if let (Some(data), Some(mut si)) = (stdin, child.stdin.take()) {
+        let _ = si.write_all(data);
+    }
+    match child.wait_with_output() {
+        Ok(o) => ToolOut {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        },
+        Err(err) => ToolOut { ok: false, stdout: String::new(), stderr: format!("{tool}: {err}") },
+    }
+}
+
+/// Make sure the image is installed on the node (cn-agent imports it from
+/// IMGAPI before `vmadm create`).
+fn ensure_image(ctx: &Ctx, root: &std::path::Path, image_uuid: &str) -> Result<(), String> {
+    if run_tool(root, "imgadm", &["get", image_uuid], None).ok {
+        return Ok(());
+    }
+    let m = ctx.store.load_manifest(image_uuid).ok_or_else(|| format!("image {image_uuid} not in IMGAPI"))?;
+    let file = ctx.store.image_file_path(image_uuid);
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mp = tmp.path().join("manifest.json");
+    let mut mm = m.clone();
+    if let Some(o) = mm.as_object_mut() {
+        o.remove("activated");
+    }
+    std::fs::write(&mp, serde_json::to_vec_pretty(&mm).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let out = run_tool(root, "imgadm", &["install", "-m", &mp.to_string_lossy(), "-f", &file.to_string_lossy()], None);
+    if out.ok {
+        Ok(())
+    } else {
+        Err(format!("imgadm install {image_uuid}: {}", out.stderr))
+    }
+}
+
+fn job(name: &str, vm_uuid: &str, params: Value) -> Map<String, Value> {
+    let now = now_iso();
+    json!({
+        "uuid": new_uuid(),
+        "name": name,
+        "task": name.split('-').next().unwrap_or(name),
+        "execution": "running",
+        "vm_uuid": vm_uuid,
+        "params": params,
+        "chain_results": [],
+        "created_at": now,
+        "exec_after": now,
+        "timeout": 3810,
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default()
+}
+
+fn finish_job(j: &mut Map<String, Value>, steps: Vec<(String, Result<String, String>)>) {
+    let now = now_iso();
+    let mut results = Vec::new();
+    let mut failed = false;
+    for (name, r) in steps {
+        match r {
+            Ok(msg) => results.push(json!({"result": msg, "error": "", "name": name, "started_at": now, "finished_at": now})),
+            Err(err) => {
+                failed = true;
+                results.push(json!({"result": "", "error": err, "name": name, "started_at": now, "finished_at": now}));
+                break;
+            }
+        }
+    }
+    j.insert("chain_results".into(), json!(results));
+    j.insert("execution".into(), json!(if failed { "failed" } else { "succeeded" }));
+    j.insert("elapsed".into(), json!(0));
+}
+
+fn save_job(ctx: &Ctx, j: &Map<String, Value>) -> anyhow::Result<()> {
+    let id = j["uuid"].as_str().unwrap_or_default().to_string();
+    ctx.store.update(JOBS, |c| {
+        c.insert(id, Value::Object(j.clone()));
+    })
+}
+
+fn save_vm(ctx: &Ctx, vm: &Map<String, Value>) -> anyhow::Result<()> {
+    let id = vm["uuid"].as_str().unwrap_or_default().to_string();
+    ctx.store.update(VMS, |c| {
+        c.insert(id, Value::Object(vm.clone()));
+    })
+}
+
+fn node_of(ctx: &Ctx, server_uuid: &str) -> anyhow::Result<Option<Server>> {
+    cnapi::find_server(ctx, server_uuid)
+}
+
+/// Merge what the node's vmadm says about a VM into the VMAPI record.
+fn merge_node_vm(vm: &mut Map<String, Value>, node_vm: &Map<String, Value>) {
+    for (k, v) in node_vm {
+        if k == "server_uuid" {
+            continue;
+        }
+        vm.insert(k.clone(), v.clone());
+    }
+    if let Some(m) = node_vm.get("max_physical_memory") {
+        vm.insert("ram".into(), m.clone());
+    }
+}
+
+fn vmadm_get(root: &std::path::Path, uuid: &str) -> Option<Map<String, Value>> {
+    let out = run_tool(root, "vmadm", &["get", uuid], None);
+    if !out.ok {
+        return None;
+    }
+    serde_json::from_str::<Value>(&out.stdout).ok().and_then(|v| v.as_object().cloned())
+}
+
+/// CreateVm after validation: record the VM and its job, place it, create it
+/// on the node. Returns `(vm_uuid, job_uuid)`.
+pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
+    let mut p = v.params;
+    let vm_uuid = p.get("uuid").and_then(Value::as_str).map(str::to_string).unwrap_or_else(new_uuid);
+    p.insert("uuid".into(), json!(vm_uuid));
+    let now = now_iso();
+    let mut vm = p.clone();
+    vm.insert("state".into(), json!("provisioning"));
+    vm.insert("zone_state".into(), json!("configured"));
+    vm.insert("create_timestamp".into(), json!(now));
+    vm.insert("last_modified".into(), json!(now));
+    vm.insert("autoboot".into(), p.get("autoboot").and_then(as_bool).map(Value::Bool).unwrap_or(json!(true)));
+    vm.entry("nics").or_insert(json!([]));
+    vm.entry("customer_metadata").or_insert(json!({}));
+    vm.entry("internal_metadata").or_insert(json!({}));
+    vm.entry("tags").or_insert(json!({}));
+    vm.insert("destroyed".into(), Value::Null);
+    let mut j = job("provision-7.3.0", &vm_uuid, Value::Object(p.clone()));
+    let job_uuid = j["uuid"].as_str().unwrap_or_default().to_string();
+    save_vm(ctx, &vm)?;
+    save_job(ctx, &j)?;
+
+    let mut steps: Vec<(String, Result<String, String>)> = vec![("common.validate_params".into(), Ok("All parameters OK!".into()))];
+    // placement
+    let server = match v.server {
+        Some(s) => {
+            steps.push(("cnapi.check_server".into(), Ok(format!("server_uuid {} given, DAPI skipped", s.uuid))));
+            Some(s)
+        }
+        None => {
+            let w = Wanted { vm: p.clone(), package: v.package.clone(), image: v.image.clone() };
+            let placement = cnapi::allocate(ctx, cnapi::servers(ctx)?, &w)?;
+            match placement.server {
+                Some(s) => {
+                    steps.push(("dapi.get_allocation".into(), Ok(format!("Server allocated: {}", s.uuid))));
+                    Some(s)
+                }
+                None => {
+                    steps.push(("dapi.get_allocation".into(), Err(format!("No compute resources available: {}", placement.reason))));
+                    None
+                }
+            }
+        }
+    };
+    if let Some(s) = &server {
+        vm.insert("server_uuid".into(), json!(s.uuid));
+        save_vm(ctx, &vm)?;
+        let mut ok = true;
+        if let Some(iu) = p.get("image_uuid").and_then(Value::as_str) {
+            if !vm.get("brand").and_then(Value::as_str).is_some_and(|b| HVM_BRANDS.contains(&b)) {
+                match ensure_image(ctx, &s.root, iu) {
+                    Ok(()) => steps.push(("cnapi.ensure_image".into(), Ok(format!("image {iu} installed")))),
+                    Err(err) => {
+                        steps.push(("cnapi.ensure_image".into(), Err(err)));
+                        ok = false;
+                    }
+                }
+            }
+        }
+        if ok {
+            let payload = vmadm_payload(&p);
+            let out = run_tool(&s.root, "vmadm", &["create"], Some(payload.to_string().as_bytes()));
+            if out.ok {
+                steps.push(("cnapi.provision_vm".into(), Ok(out.stderr.lines().chain(out.stdout.lines()).last().unwrap_or("").to_string())));
+                if let Some(nvm) = vmadm_get(&s.root, &vm_uuid) {
+                    merge_node_vm(&mut vm, &nvm);
+                } else {
+                    vm.insert("state".into(), json!("running"));
+                }
+            } else {
+                let msg = if out.stderr.is_empty() { out.stdout.trim().to_string() } else { out.stderr.clone() };
+                steps.push(("cnapi.provision_vm".into(), Err(format!("vmadm create failed: {msg}"))));
+            }
+        }
+    }
+    finish_job(&mut j, steps);
+    if j["execution"] == "failed" {
+        vm.insert("state".into(), json!("failed"));
+        vm.insert("zone_state".into(), json!("failed"));
+    }
+    vm.insert("last_modified".into(), json!(now_iso()));
+    save_vm(ctx, &vm)?;
+    save_job(ctx, &j)?;
+    ctx.logger("vmapi").info(
+        "provision job finished",
+        json!({"vm_uuid": vm_uuid, "job_uuid": job_uuid, "execution": j["execution"], "server_uuid": vm.get("server_uuid"), "brand": vm.get("brand"), "owner_uuid": vm.get("owner_uuid")}),
+    );
+    Ok((vm_uuid, job_uuid))
+}
+
+/// Bring VMAPI's records for one server up to date with the node (what
+/// vm-agent does): states of known VMs, and VMs made on the node by hand.
+pub fn sync_server(ctx: &Ctx, s: &Server) -> anyhow::Result<()> {
+    let out = run_tool(&s.root, "vmadm", &["lookup", "-j"], None);
+    if !out.ok {
+        return Ok(());
+    }
+    let Ok(Value::Array(list)) = serde_json::from_str::<Value>(&out.stdout) else { return Ok(()) };
+    ctx.store.update(VMS, |c| {
+        let mut seen = std::collections::HashSet::new();
+        for nvm in list.iter().filter_map(Value::as_object) {
+            let Some(u) = nvm.get("uuid").and_then(Value::as_str) else { continue };
+            seen.insert(u.to_string());
+            let rec = c.entry(u.to_string()).or_insert_with(|| json!({"uuid": u}));
+            if let Some(o) = rec.as_object_mut() {
+                merge_node_vm(o, nvm);
+                o.insert("server_uuid".into(), json!(s.uuid));
+            }
+        }
+        for rec in c.values_mut() {
+            if rec["server_uuid"] == s.uuid.as_str() {
+                let u = rec["uuid"].as_str().unwrap_or_default().to_string();
+                let st = rec["state"].as_str().unwrap_or_default();
+                if !seen.contains(&u) && !matches!(st, "provisioning" | "failed" | "destroyed") {
+                    rec["state"] = json!("destroyed");
+                    rec["zone_state"] = json!("destroyed");
+                    rec["destroyed"] = json!(now_iso());
+                }
+            }
+        }
+    })
+}
+
+fn sync_all(ctx: &Ctx) -> anyhow::Result<()> {
+    for s in cnapi::servers(ctx)? {
+        if s.error.is_none() {
+            sync_server(ctx, &s)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn router(ctx: Arc<Ctx>) -> Router {
+    Router::new()
+        .route("/ping", get(|| async { json_response(200, &json!({"pingErrors": {}, "pid": std::process::id(), "status": "OK", "healthy": true})) }))
+        .route("/vms", get(list).head(list).post(create))
+        .route("/vms/{uuid}", get(get_one).post(action).delete(destroy))
+        .route("/vms/{uuid}/jobs", get(vm_jobs))
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{uuid}", get(get_job))
+        .with_state(ctx)
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+fn job_response(vm_uuid: &str, job_uuid: &str) -> axum::response::Response {
+    let mut r = json_response(202, &json!({"vm_uuid": vm_uuid, "job_uuid": job_uuid}));
+    if let Ok(v) = HeaderValue::from_str(&format!("/jobs/{job_uuid}")) {
+        r.headers_mut().insert("location", v);
+    }
+    r
+}
+
+async fn create(State(ctx): State<Arc<Ctx>>, body: Bytes) -> ApiResult {
+    let p = json_body(&body)?;
+    let c = ctx.clone();
+    let (vm, job) = tokio::task::spawn_blocking(move || -> Result<(String, String), ApiError> {
+        let v = validate_create(&c, p)?;
+        Ok(provision(&c, v)?)
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(job_response(&vm, &job))
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "alias",
+    "billing_id",
+    "brand",
+    "create_timestamp",
+    "docker",
+    "fields",
+    "image_uuid",
+    "indestructible_zoneroot",
+    "limit",
+    "marker",
+    "offset",
+    "owner_uuid",
+    "package_name",
+    "package_version",
+    "predicate",
+    "ram",
+    "server_uuid",
+    "sort",
+    "state",
+    "sync",
+    "uuid",
+    "uuids",
+];
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let mut errs = Vec::new();
+    for k in q.keys() {
+        if !LIST_PARAMS.contains(&k) && !k.starts_with("tag.") && !k.starts_with("internal_metadata.") {
+            errs.push(e(k, "Invalid", "Invalid parameter"));
+        }
+    }
+    if let Some(b) = q.get("brand") {
+        if !VALID_BRANDS.contains(&b) {
+            errs.push(e("brand", "Invalid", &brand_message()));
+        }
+    }
+    for k in ["owner_uuid", "server_uuid", "billing_id", "image_uuid", "uuid"] {
+        if q.get(k).is_some_and(|v| !is_uuid(v)) {
+            errs.push(e(k, "Invalid", "Invalid UUID"));
+        }
+    }
+    for k in ["limit", "offset"] {
+        if q.get(k).is_some_and(|v| v.parse::<u64>().is_err()) {
+            errs.push(e(k, "Invalid", "Not a valid number"));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(validation_failed("Invalid Parameters", errs));
+    }
+    let c = ctx.clone();
+    tokio::task::spawn_blocking(move || sync_all(&c)).await.map_err(blocking_err)??;
+    let vms = ctx.store.read(VMS)?;
+    let uuids: Option<Vec<&str>> = q.get("uuids").map(|u| u.split(',').collect());
+    let mut found: Vec<&Value> = vms
+        .values()
+        .filter(|v| {
+            for k in ["owner_uuid", "brand", "server_uuid", "alias", "billing_id", "image_uuid", "uuid", "package_name", "package_version", "ram"] {
+                if let Some(want) = q.get(k) {
+                    if scalar(&v[k]) != want {
+                        return false;
+                    }
+                }
+            }
+            if let Some(st) = q.get("state") {
+                let s = v["state"].as_str().unwrap_or_default();
+                let ok = if st == "active" { !matches!(s, "destroyed" | "failed" | "incomplete") } else { s == st };
+                if !ok {
+                    return false;
+                }
+            }
+            if let Some(u) = &uuids {
+                if !u.contains(&v["uuid"].as_str().unwrap_or_default()) {
+                    return false;
+                }
+            }
+            for (k, want) in &q.0 {
+                if let Some(t) = k.strip_prefix("tag.") {
+                    if scalar(&v["tags"][t]) != *want {
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+        .collect();
+    let (sort_key, desc) = match q.get("sort") {
+        Some(s) => {
+            let (k, o) = s.split_once('.').unwrap_or((s, "asc"));
+            (k.to_string(), o.eq_ignore_ascii_case("desc"))
+        }
+        None => ("create_timestamp".to_string(), true),
+    };
+    found.sort_by(|a, b| {
+        let o = match (a[&sort_key].as_f64(), b[&sort_key].as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+            _ => scalar(&a[&sort_key]).cmp(&scalar(&b[&sort_key])),
+        };
+        let o = o.then_with(|| scalar(&a["uuid"]).cmp(&scalar(&b["uuid"])));
+        if desc {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    let total = found.len();
+    let offset = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0usize);
+    let limit = q.get("limit").and_then(|o| o.parse().ok()).filter(|l: &usize| *l > 0).unwrap_or(1000);
+    let fields: Option<Vec<&str>> = q.get("fields").filter(|f| *f != "*").map(|f| f.split(',').collect());
+    let page: Vec<Value> = found
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|v| match &fields {
+            None => v.clone(),
+            Some(fs) => Value::Object(v.as_object().map(|o| o.iter().filter(|(k, _)| fs.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()),
+        })
+        .collect();
+    let mut r = json_response(200, &Value::Array(page));
+    r.headers_mut().insert("x-joyent-resource-count", HeaderValue::from(total));
+    Ok(r)
+}
+
+fn vm_not_found() -> ApiError {
+    ApiError::not_found("VM not found")
+}
+
+fn load_vm(ctx: &Ctx, uuid: &str, owner: Option<&str>) -> Result<Map<String, Value>, ApiError> {
+    let vms = ctx.store.read(VMS)?;
+    let vm = vms.get(uuid).and_then(Value::as_object).cloned().ok_or_else(vm_not_found)?;
+    if owner.is_some_and(|o| vm.get("owner_uuid").and_then(Value::as_str) != Some(o)) {
+        return Err(vm_not_found());
+    }
+    Ok(vm)
+}
+
+async fn get_one(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    if !is_uuid(&uuid) {
+        return Err(validation_failed("Invalid Parameters", vec![e("uuid", "Invalid", "Invalid UUID")]));
+    }
+    let vm = load_vm(&ctx, &uuid, q.get("owner_uuid"))?;
+    let c = ctx.clone();
+    let server = vm.get("server_uuid").and_then(Value::as_str).map(str::to_string);
+    if let Some(su) = server {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            if let Some(s) = node_of(&c, &su)? {
+                sync_server(&c, &s)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(blocking_err)??;
+    }
+    let vm = load_vm(&ctx, &uuid, None)?;
+    Ok(json_response(200, &Value::Object(vm)))
+}
+
+/// start / stop / update (others: 409 with the action named).
+fn run_action(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Result<(String, String), ApiError> {
+    let act = q.get("action").unwrap_or_default().to_string();
+    if !matches!(act.as_str(), "start" | "stop" | "reboot" | "update") {
+        return Err(validation_failed("Invalid Parameters", vec![e("action", "Invalid", &format!("Unsupported action \"{act}\""))]));
+    }
+    let mut vm = load_vm(ctx, uuid, q.get("owner_uuid"))?;
+    let mut update_payload = Map::new();
+    if act == "update" {
+        let mut errs = Vec::new();
+        if let Some(b) = body.get("brand") {
+            if Some(b) != vm.get("brand") {
+                errs.push(e("brand", "Invalid", "Cannot be updated"));
+            }
+        }
+        if let Some(bid) = body.get("billing_id").and_then(Value::as_str) {
+            match ctx.store.read(PACKAGES)?.get(bid).and_then(Value::as_object).cloned() {
+                None => errs.push(e("billing_id", "Invalid", "Package does not exist")),
+                Some(pkg) => {
+                    let pbrand = pkg.get("brand").and_then(Value::as_str).unwrap_or_default();
+                    let vbrand = vm.get("brand").and_then(Value::as_str).unwrap_or_default();
+                    if !pbrand.is_empty() && pbrand != vbrand {
+                        errs.push(e("brand", "Invalid", &format!("Package requires brand \"{pbrand}\", but brand \"{vbrand}\" was specified")));
+                    } else {
+                        update_payload.insert("billing_id".into(), json!(bid));
+                        for (k, pk) in [("max_physical_memory", "max_physical_memory"), ("cpu_cap", "cpu_cap"), ("max_lwps", "max_lwps"), ("max_swap", "max_swap"), ("zfs_io_priority", "zfs_io_priority")] {
+                            if let Some(v) = pkg.get(pk) {
+                                update_payload.insert(k.into(), v.clone());
+                            }
+                        }
+                        if let Some(qv) = pkg.get("quota").and_then(num) {
+                            update_payload.insert("quota".into(), json!((qv / 1024.0).floor() as u64));
+                        }
+                    }
+                }
+            }
+        }
+        for k in ["alias", "ram", "max_physical_memory", "quota", "cpu_cap", "max_swap", "max_lwps", "zfs_io_priority", "customer_metadata", "tags", "autoboot", "limit_priv", "fs_allowed", "firewall_enabled", "resolvers"] {
+            if let Some(v) = body.get(k) {
+                update_payload.insert(if k == "ram" { "max_physical_memory".into() } else { k.to_string() }, v.clone());
+            }
+        }
+        let sub: Map<String, Value> = update_payload.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut check = sub.clone();
+        check.insert("brand".into(), vm.get("brand").cloned().unwrap_or(Value::Null));
+        check.insert("owner_uuid".into(), vm.get("owner_uuid").cloned().unwrap_or(Value::Null));
+        check.insert("networks".into(), json!([]));
+        check.insert("billing_id".into(), json!(vm.get("billing_id").and_then(Value::as_str).unwrap_or("00000000-0000-0000-0000-000000000000")));
+        errs.extend(validate_sync(&check).into_iter().filter(|x| sub.contains_key(x["field"].as_str().unwrap_or_default())));
+        if !errs.is_empty() {
+            return Err(validation_failed("Invalid VM update parameters", errs));
+        }
+    }
+    let mut j = job(&format!("{act}-7.0.0"), uuid, json!({"action": act, "payload": Value::Object(update_payload.clone())}));
+    let job_uuid = j["uuid"].as_str().unwrap_or_default().to_string();
+    save_job(ctx, &j)?;
+    let server = vm.get("server_uuid").and_then(Value::as_str).map(str::to_string);
+    let node = match server {
+        Some(s) => node_of(ctx, &s)?,
+        None => None,
+    };
+    let steps = match &node {
+        None => vec![(format!("cnapi.{act}_vm"), Err("VM has no server".to_string()))],
+        Some(s) => {
+            let out = match act.as_str() {
+                "update" => run_tool(&s.root, "vmadm", &["update", uuid], Some(Value::Object(update_payload.clone()).to_string().as_bytes())),
+                other => run_tool(&s.root, "vmadm", &[other, uuid], None),
+            };
+            let idempotent = q.flag("idempotent");
+            if out.ok || idempotent {
+                vec![(format!("cnapi.{act}_vm"), Ok(if out.stdout.trim().is_empty() { out.stderr } else { out.stdout.trim().to_string() }))]
+            } else {
+                vec![(format!("cnapi.{act}_vm"), Err(if out.stderr.is_empty() { out.stdout } else { out.stderr }))]
+            }
+        }
+    };
+    finish_job(&mut j, steps);
+    if j["execution"] == "succeeded" {
+        if let Some(s) = &node {
+            if act == "update" {
+                for (k, v) in &update_payload {
+                    vm.insert(k.clone(), v.clone());
+                }
+                if let Some(m) = update_payload.get("max_physical_memory") {
+                    vm.insert("ram".into(), m.clone());
+                }
+            }
+            if let Some(nvm) = vmadm_get(&s.root, uuid) {
+                merge_node_vm(&mut vm, &nvm);
+            } else if act == "start" {
+                vm.insert("state".into(), json!("running"));
+            } else if act == "stop" {
+                vm.insert("state".into(), json!("stopped"));
+            }
+            vm.insert("last_modified".into(), json!(now_iso()));
+            save_vm(ctx, &vm)?;
+        }
+    }
+    save_job(ctx, &j)?;
+    Ok((uuid.to_string(), job_uuid))
+}
+
+async fn action(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let b = json_body(&body)?;
+    let c = ctx.clone();
+    let (vm, job) = tokio::task::spawn_blocking(move || run_action(&c, &uuid, &q, b)).await.map_err(blocking_err)??;
+    Ok(job_response(&vm, &job))
+}
+
+async fn destroy(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let c = ctx.clone();
+    let (vm, job) = tokio::task::spawn_blocking(move || -> Result<(String, String), ApiError> {
+        let mut vm = load_vm(&c, &uuid, q.get("owner_uuid"))?;
+        let mut j = job("destroy-7.0.0", &uuid, json!({}));
+        let node = match vm.get("server_uuid").and_then(Value::as_str) {
+            Some(s) => node_of(&c, s)?,
+            None => None,
+        };
+        let step = match &node {
+            Some(s) => {
+                let out = run_tool(&s.root, "vmadm", &["delete", &uuid], None);
+                if out.ok {
+                    Ok(out.stderr)
+                } else {
+                    Err(out.stderr)
+                }
+            }
+            None => Ok("VM has no server".to_string()),
+        };
+        finish_job(&mut j, vec![("cnapi.destroy_vm".into(), step)]);
+        if j["execution"] == "succeeded" {
+            vm.insert("state".into(), json!("destroyed"));
+            vm.insert("zone_state".into(), json!("destroyed"));
+            vm.insert("destroyed".into(), json!(now_iso()));
+            save_vm(&c, &vm)?;
+        }
+        save_job(&c, &j)?;
+        Ok((uuid.clone(), j["uuid"].as_str().unwrap_or_default().to_string()))
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(job_response(&vm, &job))
+}
+
+async fn get_job(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>) -> ApiResult {
+    let jobs = ctx.store.read(JOBS)?;
+    let j = jobs.get(&uuid).ok_or_else(|| ApiError::not_found("Job not found"))?;
+    Ok(json_response(200, j))
+}
+
+async fn list_jobs(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
+    let q = Query::from_uri(&uri);
+    let jobs = ctx.store.read(JOBS)?;
+    let mut out: Vec<Value> = jobs
+        .values()
+        .filter(|j| q.get("vm_uuid").is_none_or(|v| j["vm_uuid"] == v))
+        .filter(|j| q.get("execution").is_none_or(|v| j["execution"] == v))
+        .filter(|j| q.get("task").is_none_or(|v| j["task"] == v))
+        .cloned()
+        .collect();
+    out.reverse();
+    Ok(json_response(200, &Value::Array(out)))
+}
+
+async fn vm_jobs(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>) -> ApiResult {
+    let jobs = ctx.store.read(JOBS)?;
+    let mut out: Vec<Value> = jobs.values().filter(|j| j["vm_uuid"] == uuid.as_str()).cloned().collect();
+    out.reverse();
+    Ok(json_response(200, &Value::Array(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn only_ram_gives_three_missing_parameters() {
+        let errs = validate_sync(&m(json!({"ram": 1024})));
+        assert_eq!(
+            errs,
+            vec![
+                json!({"field": "brand", "code": "MissingParameter"}),
+                json!({"field": "networks", "code": "MissingParameter"}),
+                json!({"field": "owner_uuid", "code": "MissingParameter"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn builder_is_valid_unknown_brand_lists_the_brands() {
+        let base = json!({"owner_uuid": "930896af-bf8c-48d4-885c-6573a94b1853", "networks": [], "ram": 1024});
+        let mut b = m(base.clone());
+        b.insert("brand".into(), json!("builder"));
+        assert!(validate_sync(&b).is_empty());
+        b.insert("brand".into(), json!("foobar"));
+        assert_eq!(
+            validate_sync(&b),
+            vec![json!({"field": "brand", "code": "Invalid", "message": "Must be one of: bhyve, builder, joyent, joyent-minimal, kvm, lx"})]
+        );
+        let mut h = m(base);
+        h.insert("brand".into(), json!("bhyve"));
+        h.remove("ram");
+        assert_eq!(validate_sync(&h), vec![json!({"field": "ram", "code": "MissingParameter", "message": "Is required for bhyve"})]);
+    }
+
+    #[test]
+    fn payload_for_zones_uses_max_physical_memory() {
+        let p = vmadm_payload(&m(json!({"uuid": "u", "brand": "builder", "ram": 2048, "quota": 10, "networks": []})));
+        assert_eq!(p["max_physical_memory"], 2048);
+        assert!(p.get("ram").is_none());
+        assert!(p.get("networks").is_none());
+        let h = vmadm_payload(&m(json!({"uuid": "u", "brand": "bhyve", "ram": 2048, "quota": 10})));
+        assert_eq!(h["ram"], 2048);
+        assert!(h.get("quota").is_none());
+    }
+}

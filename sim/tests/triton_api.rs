@@ -1,0 +1,611 @@
+//! `sim triton` over HTTP: each API's success and error bodies, checked
+//! against the facts in shared/notes/triton.md; placement over sim nodes; an
+//! end-to-end builder provision across two compute nodes.
+
+mod triton_common;
+
+use serde_json::{json, Value};
+use sim::triton::{client, manifest, Endpoints};
+use triton_common::*;
+
+const PKG: &str = "7fc87f43-2def-4e6f-9f2c-cae7d4a8d1b5";
+const CUSTOMER: &str = "2b5a7e43-3a1f-4c49-8d61-5f0e6d7c8b9a";
+
+fn papi_pkg(uuid: &str) -> Value {
+    builder_package(uuid, None)
+}
+
+#[test]
+fn papi_create_get_and_validation_bodies() {
+    let t = tempfile::tempdir().unwrap();
+    let bg = start(t.path(), &[]);
+    let papi = bg.url("papi");
+
+    let r = post(&format!("{papi}/packages"), &papi_pkg(PKG));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("location"), Some(format!("/packages/{PKG}").as_str()));
+    let created = r.json();
+    assert_eq!(created["brand"], "builder");
+    assert_eq!(created["v"], 1);
+
+    let r = get(&format!("{papi}/packages/{PKG}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["name"], "builder-2g");
+
+    // same uuid again
+    let r = post(&format!("{papi}/packages"), &papi_pkg(PKG));
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["message"], "A package with the given UUID already exists");
+
+    // unknown brand: the exact error body
+    let mut bad = papi_pkg("4e0b6c39-3f2e-4f0c-9d4a-1c7b3a2e9f10");
+    bad["brand"] = json!("WcDonalds");
+    let r = post(&format!("{papi}/packages"), &bad);
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json(),
+        json!({"code": "InvalidArgument", "message": "Package is invalid", "errors": [
+            {"field": "brand", "code": "Invalid", "message": "must be one of: bhyve, builder, joyent, joyent-minimal, kvm, lx"}
+        ]})
+    );
+
+    // several bad fields: type errors in field order, then hard-coded checks
+    let mut bad = papi_pkg("4e0b6c39-3f2e-4f0c-9d4a-1c7b3a2e9f10");
+    bad["os"] = json!(5);
+    bad["networks"] = json!("net");
+    bad["max_physical_memory"] = json!(32);
+    bad["quota"] = json!(1000);
+    bad["zfs_io_priority"] = json!(20000);
+    let r = post(&format!("{papi}/packages"), &bad);
+    let errs: Vec<(String, String)> = r.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap().to_string(), e["message"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            ("networks", "must be an array"),
+            ("os", "must be string"),
+            ("max_physical_memory", "must be greater or equal to 64"),
+            ("quota", "must be greater or equal to 1024"),
+            ("quota", "must be a multiple of 1024"),
+            ("zfs_io_priority", "must be greater or equal to 0, and less than 16383"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+
+    // missing required
+    let r = post(&format!("{papi}/packages"), &json!({"name": "x1", "version": "1"}));
+    assert_eq!(r.status, 409);
+    let errs = r.json()["errors"].as_array().unwrap().clone();
+    assert!(errs.contains(&json!({"field": "max_physical_memory", "code": "Missing", "message": "is missing"})), "{errs:?}");
+
+    // attributes outside the schema (a package cannot carry limit_priv)
+    let mut bad = papi_pkg("4e0b6c39-3f2e-4f0c-9d4a-1c7b3a2e9f10");
+    bad["limit_priv"] = json!("default,dtrace_proc");
+    let r = post(&format!("{papi}/packages"), &bad);
+    assert_eq!(
+        r.json(),
+        json!({"code": "InvalidArgument", "message": "Unrecognised attributes", "errors": [
+            {"field": "limit_priv", "code": "Invalid", "message": "is an unsupported attribute"}
+        ]})
+    );
+
+    // skip_validation lets anything through
+    let mut odd = papi_pkg("4e0b6c39-3f2e-4f0c-9d4a-1c7b3a2e9f10");
+    odd["brand"] = json!("WcDonalds");
+    odd["skip_validation"] = json!("false");
+    assert_eq!(post(&format!("{papi}/packages"), &odd).status, 201);
+
+    // unknown routes and methods answer as restify does
+    let r = get(&format!("{papi}/nope"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["code"], "ResourceNotFound");
+}
+
+#[test]
+fn papi_brand_and_other_immutables_cannot_be_updated() {
+    let t = tempfile::tempdir().unwrap();
+    let bg = start(t.path(), &[]);
+    let papi = bg.url("papi");
+    assert_eq!(post(&format!("{papi}/packages"), &papi_pkg(PKG)).status, 201);
+
+    let r = put(&format!("{papi}/packages/{PKG}"), &json!({"brand": "joyent"}));
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json(),
+        json!({"code": "InvalidArgument", "message": "Attempt to update immutables", "errors": [
+            {"field": "brand", "code": "Invalid", "message": "is immutable"}
+        ]})
+    );
+    let r = put(&format!("{papi}/packages/{PKG}"), &json!({"max_physical_memory": 4096, "brand": "builder"}));
+    assert_eq!(r.json()["errors"], json!([{"field": "max_physical_memory", "code": "Invalid", "message": "is immutable"}]));
+
+    // mutable fields change; unchanged immutables are fine
+    let r = put(&format!("{papi}/packages/{PKG}"), &json!({"active": false, "brand": "builder", "description": "off"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["active"], false);
+    assert_eq!(get(&format!("{papi}/packages/{PKG}")).json()["description"], "off");
+
+    // an update that breaks validation
+    let r = put(&format!("{papi}/packages/{PKG}"), &json!({"alloc_server_spread": "fastest"}));
+    assert_eq!(r.json()["message"], "Updated package is invalid");
+    assert_eq!(r.json()["errors"][0]["field"], "alloc_server_spread");
+
+    let r = put(&format!("{papi}/packages/5d0f4c1e-0000-4000-8000-000000000000"), &json!({"active": true}));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json(), json!({"code": "ResourceNotFound", "message": "Package 5d0f4c1e-0000-4000-8000-000000000000 does not exist"}));
+}
+
+#[test]
+fn papi_owner_uuids_semantics_and_delete() {
+    let t = tempfile::tempdir().unwrap();
+    let bg = start(t.path(), &[]);
+    let papi = bg.url("papi");
+    let public = "0a7e8f60-0d8e-4a8f-b6c8-111111111111";
+    let theirs = "0a7e8f60-0d8e-4a8f-b6c8-222222222222";
+    let mut p = papi_pkg(public);
+    p.as_object_mut().unwrap().remove("owner_uuids");
+    p["name"] = json!("public-1g");
+    p["brand"] = json!("joyent");
+    assert_eq!(post(&format!("{papi}/packages"), &p).status, 201);
+    assert_eq!(post(&format!("{papi}/packages"), &papi_pkg(PKG)).status, 201);
+    let mut c = papi_pkg(theirs);
+    c["owner_uuids"] = json!([CUSTOMER]);
+    c["brand"] = json!("joyent");
+    assert_eq!(post(&format!("{papi}/packages"), &c).status, 201);
+
+    let uuids = |r: client::Reply| -> Vec<String> { r.json().as_array().unwrap().iter().map(|p| p["uuid"].as_str().unwrap().to_string()).collect() };
+    let r = get(&format!("{papi}/packages?owner_uuids={OPERATOR}"));
+    assert_eq!(r.header("x-resource-count"), Some("2"));
+    assert_eq!(uuids(r), [public, PKG]);
+    assert_eq!(uuids(get(&format!("{papi}/packages?owner_uuids={CUSTOMER}"))), [public, theirs]);
+    assert_eq!(uuids(get(&format!("{papi}/packages?brand=builder"))), [PKG]);
+    assert_eq!(uuids(get(&format!("{papi}/packages?name=public*"))), [public]);
+    let any = client::enc(&format!("[\"{CUSTOMER}\",\"{OPERATOR}\"]"));
+    assert_eq!(uuids(get(&format!("{papi}/packages?owner_uuids={any}"))).len(), 3);
+    let f = client::enc("(&(brand=builder)(max_physical_memory>=1024))");
+    assert_eq!(uuids(get(&format!("{papi}/packages?filter={f}"))), [PKG]);
+
+    // GetPackage with owner_uuids: 404 unless public or shared
+    assert_eq!(get(&format!("{papi}/packages/{PKG}?owner_uuids={OPERATOR}")).status, 200);
+    assert_eq!(get(&format!("{papi}/packages/{public}?owner_uuids={CUSTOMER}")).status, 200);
+    let r = get(&format!("{papi}/packages/{PKG}?owner_uuids={CUSTOMER}"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json(), json!({"code": "ResourceNotFound", "message": format!("Package {PKG} does not exist")}));
+
+    // DELETE needs force=true
+    let r = client::delete(&format!("{papi}/packages/{theirs}")).unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json(), json!({"code": "BadMethod", "message": "Packages cannot be deleted"}));
+    assert_eq!(client::delete(&format!("{papi}/packages/{theirs}?force=true")).unwrap().status, 204);
+    assert_eq!(get(&format!("{papi}/packages/{theirs}")).status, 404);
+
+    // state survives a restart
+    bg.stop();
+    let bg = start(t.path(), &[]);
+    let r = get(&format!("{}/packages", bg.url("papi")));
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    let eps = Endpoints::load(t.path()).unwrap();
+    assert_eq!(eps.url("papi"), bg.url("papi"));
+    // bunyan request log
+    let log = std::fs::read_to_string(t.path().join("log/papi.log")).unwrap();
+    let rec: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(rec["name"], "papi");
+    assert_eq!(rec["v"], 0);
+    assert_eq!(rec["res"]["statusCode"], 200);
+}
+
+#[test]
+fn vmapi_validation_bodies() {
+    let t = tempfile::tempdir().unwrap();
+    let bg = start(t.path(), &[]);
+    let (papi, vmapi) = (bg.url("papi"), bg.url("vmapi"));
+    assert_eq!(post(&format!("{papi}/packages"), &papi_pkg(PKG)).status, 201);
+
+    let r = post(&format!("{vmapi}/vms"), &json!({"ram": 1024}));
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json(),
+        json!({"code": "ValidationFailed", "message": "Invalid VM parameters", "errors": [
+            {"field": "brand", "code": "MissingParameter"},
+            {"field": "networks", "code": "MissingParameter"},
+            {"field": "owner_uuid", "code": "MissingParameter"},
+        ]})
+    );
+
+    let base = json!({"owner_uuid": OPERATOR, "networks": [], "billing_id": PKG});
+    let mut j = base.clone();
+    j["brand"] = json!("joyent");
+    let r = post(&format!("{vmapi}/vms"), &j);
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["errors"], json!([{"field": "brand", "code": "Invalid", "message": "Package requires brand \"builder\", but brand \"joyent\" was specified"}]));
+
+    let mut j = base.clone();
+    j["brand"] = json!("smartos");
+    let r = post(&format!("{vmapi}/vms"), &j);
+    assert_eq!(r.json()["errors"][0], json!({"field": "brand", "code": "Invalid", "message": "Must be one of: bhyve, builder, joyent, joyent-minimal, kvm, lx"}));
+
+    let mut j = base.clone();
+    j["brand"] = json!("builder");
+    j["billing_id"] = json!("5d0f4c1e-0000-4000-8000-000000000000");
+    j["server_uuid"] = json!("5d0f4c1e-0000-4000-8000-000000000001");
+    j["alias"] = json!("-bad");
+    let r = post(&format!("{vmapi}/vms"), &j);
+    let body = r.json();
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["alias", "server_uuid", "billing_id"]);
+
+    // no brand but a package: upstream's assert
+    let r = post(&format!("{vmapi}/vms"), &base);
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["message"], "params.brand (string) is required");
+
+    // ListVms is strict
+    let r = get(&format!("{vmapi}/vms?brand=foobar"));
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json(),
+        json!({"code": "ValidationFailed", "message": "Invalid Parameters", "errors": [
+            {"field": "brand", "code": "Invalid", "message": "Must be one of: bhyve, builder, joyent, joyent-minimal, kvm, lx"}]})
+    );
+    assert_eq!(get(&format!("{vmapi}/vms?colour=blue")).status, 409);
+    assert_eq!(get(&format!("{vmapi}/vms?brand=builder")).json(), json!([]));
+    let r = get(&format!("{vmapi}/vms/5d0f4c1e-0000-4000-8000-000000000000"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json(), json!({"code": "ResourceNotFound", "message": "VM not found"}));
+    assert_eq!(get(&format!("{vmapi}/jobs/5d0f4c1e-0000-4000-8000-000000000000")).status, 404);
+}
+
+#[test]
+fn imgapi_import_file_activate_and_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let bg = start(t.path(), &[]);
+    let img = bg.url("imgapi");
+    let uuid = "3f0a8c2e-6d7b-4f61-9a2e-5b1c0d9e7a41";
+    let (m, data) = builder_image(uuid);
+
+    // operator-only, uuid must match, manifest validated
+    let r = post(&format!("{img}/images/{uuid}?action=import&account={OPERATOR}"), &m);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json(), json!({"code": "OperatorOnly", "message": "this endpoint may only be called by an operator"}));
+    let r = post(&format!("{img}/images/5d0f4c1e-0000-4000-8000-000000000000?action=import"), &m);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["code"], "InvalidParameter");
+    let mut bad = m.clone();
+    bad["os"] = json!("ubuntu");
+    bad["requirements"]["min_platform"] = json!({"7.0": "2026-11-01"});
+    let r = post(&format!("{img}/images/{uuid}?action=import"), &bad);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["code"], "ValidationFailed");
+    assert_eq!(r.json()["message"], "invalid image data: os, requirements.min_platform");
+
+    let r = post(&format!("{img}/images/{uuid}?action=import"), &m);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "unactivated");
+    assert_eq!(r.json()["published_at"], "2026-11-01T00:00:00Z");
+    assert_eq!(r.json()["channels"], json!(["dev"]));
+    assert!(r.json().get("activated").is_none());
+    let r = post(&format!("{img}/images/{uuid}?action=import"), &m);
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json(), json!({"code": "ImageUuidAlreadyExists", "message": format!("image uuid \"{uuid}\" already exists")}));
+
+    // unactivated images are not listed by default
+    assert_eq!(get(&format!("{img}/images")).json(), json!([]));
+    assert_eq!(get(&format!("{img}/images?state=all")).json().as_array().unwrap().len(), 1);
+
+    // activate needs a file
+    let r = post(&format!("{img}/images/{uuid}?action=activate"), &json!({}));
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json(), json!({"code": "NoActivationNoFile", "message": format!("image \"{uuid}\" cannot be activated: it has no file")}));
+
+    // AddImageFile checks sha1 and compression
+    let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip&sha1={}", "0".repeat(40)), &data).unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "Upload");
+    assert!(r.json()["message"].as_str().unwrap().contains(&sha1_hex(&data)), "{}", r.text());
+    let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=zip"), &data).unwrap();
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["code"], "InvalidParameter");
+    assert_eq!(r.json()["errors"], json!([{"field": "compression", "code": "Invalid"}]));
+    let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip&sha1={}", sha1_hex(&data)), &data).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["files"], json!([{"sha1": sha1_hex(&data), "size": data.len(), "compression": "gzip"}]));
+
+    let r = post(&format!("{img}/images/{uuid}?action=activate"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "active");
+    let r = post(&format!("{img}/images/{uuid}?action=activate"), &json!({}));
+    assert_eq!(r.json()["code"], "ImageAlreadyActivated");
+    let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip"), &data).unwrap();
+    assert_eq!(r.json(), json!({"code": "ImageFilesImmutable", "message": format!("cannot modify files on activated image {uuid}")}));
+
+    let r = get(&format!("{img}/images/{uuid}/file"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, data);
+    let list = get(&format!("{img}/images?name=builder-base&type=zone-dataset")).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(get(&format!("{img}/images?os=linux")).json(), json!([]));
+    // private image: visible to its owner, not to another account
+    assert_eq!(get(&format!("{img}/images?account={CUSTOMER}")).json(), json!([]));
+    assert_eq!(get(&format!("{img}/images/{uuid}?account={CUSTOMER}")).status, 404);
+    assert_eq!(get(&format!("{img}/images/{uuid}?account={OPERATOR}")).status, 200);
+
+    // channels
+    let chans = get(&format!("{img}/channels")).json();
+    assert_eq!(chans[0], json!({"name": "dev", "description": "all development builds", "default": true}));
+    assert_eq!(get(&format!("{img}/images/{uuid}?channel=release")).status, 404);
+    let r = post(&format!("{img}/images/{uuid}?action=channel-add"), &json!({"channel": "release"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["channels"], json!(["dev", "release"]));
+    assert_eq!(get(&format!("{img}/images?channel=release")).json().as_array().unwrap().len(), 1);
+    assert_eq!(get(&format!("{img}/images?channel=staging")).json(), json!([]));
+    assert_eq!(get(&format!("{img}/images?channel=bogus")).status, 422);
+    let r = post(&format!("{img}/images/{uuid}?action=channel-add"), &json!({"channel": "bogus"}));
+    assert_eq!(r.status, 422);
+
+    let r = get(&format!("{img}/images/5d0f4c1e-0000-4000-8000-000000000000"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["code"], "ResourceNotFound");
+
+    // every stored manifest passes validateDcManifest's rules
+    for f in std::fs::read_dir(t.path().join("imgapi/manifests")).unwrap().flatten() {
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(f.path()).unwrap()).unwrap();
+        assert_eq!(manifest::validate_dc(m.as_object().unwrap()), None, "{}", f.path().display());
+    }
+}
+
+#[test]
+fn mahi_accounts_with_groups_and_keys() {
+    let t = tempfile::tempdir().unwrap();
+    let keyfile = t.path().join("id_ed25519");
+    let have_keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@test", "-f"])
+        .arg(&keyfile)
+        .status()
+        .is_ok_and(|s| s.success());
+    let pubkey_path = t.path().join("id_ed25519.pub");
+    if !have_keygen {
+        std::fs::write(&pubkey_path, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1Bte7OQTwq7+SjI0hMv2qsyUTTjHeI8dD6gLbcu8Sg ops@test\n").unwrap();
+    }
+    let data = t.path().join("data");
+    let out = run(std::process::Command::new(sim_bin())
+        .args(["triton", "account-add", "--data"])
+        .arg(&data)
+        .args(["--login", "admin", "--uuid", OPERATOR, "--operator", "--approved", "--key"])
+        .arg(&pubkey_path));
+    let added: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(added["isOperator"], true);
+    run(std::process::Command::new(sim_bin()).args(["triton", "account-add", "--data"]).arg(&data).args(["--login", "cust", "--uuid", CUSTOMER]));
+    run(std::process::Command::new(sim_bin()).args(["triton", "user-add", "--data"]).arg(&data).args(["--account", "admin", "--login", "sub1"]));
+
+    let bg = start(&data, &[]);
+    let mahi = bg.url("mahi");
+    let r = get(&format!("{mahi}/accounts?login=admin"));
+    assert_eq!(r.status, 200);
+    let a = r.json();
+    assert_eq!(a["roles"], json!({}));
+    assert_eq!(a["account"]["type"], "account");
+    assert_eq!(a["account"]["uuid"], OPERATOR);
+    assert_eq!(a["account"]["groups"], json!(["operators"]));
+    assert_eq!(a["account"]["isOperator"], true);
+    assert_eq!(a["account"]["approved_for_provisioning"], true);
+    let keys = a["account"]["keys"].as_object().unwrap();
+    assert_eq!(keys.len(), 1);
+    let pubkey = std::fs::read_to_string(&pubkey_path).unwrap();
+    assert_eq!(keys.values().next().unwrap(), pubkey.trim());
+    if have_keygen {
+        // the fingerprint OpenSSH prints: "256 MD5:aa:bb:... ops@test (ED25519)"
+        let fp = run(std::process::Command::new("ssh-keygen").args(["-l", "-E", "md5", "-f"]).arg(&pubkey_path));
+        let want = fp.split_whitespace().nth(1).unwrap().trim_start_matches("MD5:");
+        assert_eq!(keys.keys().next().unwrap(), want);
+    }
+    let c = get(&format!("{mahi}/accounts/{CUSTOMER}")).json();
+    assert_eq!(c["account"]["login"], "cust");
+    assert_eq!(c["account"]["isOperator"], false);
+    assert_eq!(c["account"]["groups"], json!([]));
+    let r = get(&format!("{mahi}/accounts?login=nobody"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json(), json!({"code": "AccountDoesNotExist", "message": "account nobody does not exist"}));
+    let u = get(&format!("{mahi}/users?account=admin&login=sub1")).json();
+    assert_eq!(u["user"]["account"], OPERATOR);
+    assert_eq!(u["account"]["isOperator"], true);
+    let r = get(&format!("{mahi}/users?account=admin&login=ghost&fallback=false"));
+    assert_eq!(r.json(), json!({"code": "UserDoesNotExist", "message": "user ghost does not exist in account admin"}));
+    assert_eq!(get(&format!("{mahi}/uuids?account=cust")).json(), json!({"account": CUSTOMER}));
+    assert_eq!(get(&format!("{mahi}/names?uuid={CUSTOMER}&uuid={OPERATOR}")).json(), json!({CUSTOMER: "cust", OPERATOR: "admin"}));
+}
+
+#[test]
+fn cnapi_servers_and_allocation_reasons() {
+    let t = tempfile::tempdir().unwrap();
+    let old = node(t.path(), "cn-old", OLD_STAMP, OLD_BRANDS);
+    let new = node(t.path(), "cn-new", NEW_STAMP, NEW_BRANDS);
+    let (old_uuid, new_uuid) = (sysinfo(&old)["UUID"].as_str().unwrap().to_string(), sysinfo(&new)["UUID"].as_str().unwrap().to_string());
+    let bg = start(&t.path().join("data"), &[old.clone(), new.clone()]);
+    let cnapi = bg.url("cnapi");
+
+    let list = get(&format!("{cnapi}/servers")).json();
+    let plats: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["uuid"].as_str().unwrap().to_string(), s["current_platform"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(plats, [(old_uuid.clone(), OLD_STAMP.to_string()), (new_uuid.clone(), NEW_STAMP.to_string())]);
+    assert!(list[0].get("sysinfo").is_none());
+    let s = get(&format!("{cnapi}/servers/{new_uuid}")).json();
+    assert_eq!(s["sysinfo"]["UUID"], new_uuid.as_str());
+    assert_eq!(s["setup"], true);
+    assert_eq!(s["traits"], json!({}));
+    assert_eq!(s["hostname"], "cn-new");
+    let r = get(&format!("{cnapi}/servers/5d0f4c1e-0000-4000-8000-000000000000"));
+    assert_eq!(r.status, 404);
+
+    let vm = json!({"uuid": "11111111-2222-4333-8444-555555555555", "owner_uuid": OPERATOR, "ram": 2048, "brand": "builder"});
+    let pkg = builder_package(PKG, Some(NEW_STAMP));
+    let r = post(&format!("{cnapi}/allocate"), &json!({"vm": vm, "package": pkg}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["server"]["uuid"], new_uuid.as_str());
+
+    // only the old node left: the min_platform reason
+    let r = post(&format!("{cnapi}/servers/{new_uuid}"), &json!({"reserved": true}));
+    assert_eq!(r.status, 204);
+    let mut joyent_vm = vm.clone();
+    joyent_vm["brand"] = json!("joyent");
+    let r = post(&format!("{cnapi}/allocate"), &json!({"vm": joyent_vm, "package": pkg}));
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json(),
+        json!({"code": "NoAllocatableServersError", "message": format!(
+            "No compute resources available: Package requires min platforms {{\"7.0\":\"{NEW_STAMP}\"}}, but server has {{\"7.0\":\"{OLD_STAMP}\"}}")})
+    );
+    // without a floor, the old platform still lacks the builder brand
+    let mut nofloor = pkg.clone();
+    nofloor.as_object_mut().unwrap().remove("min_platform");
+    let r = post(&format!("{cnapi}/allocate"), &json!({"vm": vm, "package": nofloor}));
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json()["message"],
+        format!("No compute resources available: Server platform {OLD_STAMP} does not provide brand \"builder\"")
+    );
+    post(&format!("{cnapi}/servers/{new_uuid}"), &json!({"reserved": false}));
+
+    // traits: a server with traits only takes VMs asking for the same set
+    assert_eq!(post(&format!("{cnapi}/servers/{new_uuid}"), &json!({"traits": {"builder": true}})).status, 204);
+    assert_eq!(get(&format!("{cnapi}/servers/{new_uuid}")).json()["traits"], json!({"builder": true}));
+    let r = post(&format!("{cnapi}/allocate"), &json!({"vm": vm, "package": pkg}));
+    assert_eq!(r.status, 409);
+    assert!(r.json()["message"].as_str().unwrap().contains("traits require {}, but server has {\"builder\":true}"), "{}", r.text());
+    let mut traited = pkg.clone();
+    traited["traits"] = json!({"builder": true});
+    let r = post(&format!("{cnapi}/allocate"), &json!({"vm": vm, "package": traited}));
+    assert_eq!(r.json()["server"]["uuid"], new_uuid.as_str());
+
+    // capacity
+    let mut huge = vm.clone();
+    huge["ram"] = json!(1_000_000);
+    let r = post(&format!("{cnapi}/allocate"), &json!({"vm": huge, "package": traited}));
+    assert_eq!(r.status, 409);
+    assert!(r.json()["message"].as_str().unwrap().contains("RAM"), "{}", r.text());
+
+    // bad payload
+    let r = post(&format!("{cnapi}/allocate"), &json!({"package": pkg}));
+    assert_eq!(r.status, 500);
+}
+
+#[test]
+fn vmapi_no_capacity_fails_the_job() {
+    let t = tempfile::tempdir().unwrap();
+    let old = node(t.path(), "cn-old", OLD_STAMP, OLD_BRANDS);
+    let bg = start(&t.path().join("data"), &[old.clone()]);
+    let (papi, vmapi, img) = (bg.url("papi"), bg.url("vmapi"), bg.url("imgapi"));
+    assert_eq!(post(&format!("{papi}/packages"), &builder_package(PKG, Some(NEW_STAMP))).status, 201);
+    let image = "6f1e0c2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let (m, data) = builder_image(image);
+    ship_image(img, &m, &data);
+    let r = post(
+        &format!("{vmapi}/vms"),
+        &json!({"brand": "builder", "owner_uuid": OPERATOR, "networks": [], "billing_id": PKG, "image_uuid": image}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let (vm_uuid, job_uuid) = (r.json()["vm_uuid"].as_str().unwrap().to_string(), r.json()["job_uuid"].as_str().unwrap().to_string());
+    let job = get(&format!("{vmapi}/jobs/{job_uuid}")).json();
+    assert_eq!(job["execution"], "failed");
+    let errs: Vec<&str> = job["chain_results"].as_array().unwrap().iter().filter_map(|c| c["error"].as_str()).filter(|e| !e.is_empty()).collect();
+    assert_eq!(
+        errs,
+        [format!("No compute resources available: Package requires min platforms {{\"7.0\":\"{NEW_STAMP}\"}}, but server has {{\"7.0\":\"{OLD_STAMP}\"}}").as_str()]
+    );
+    let vm = get(&format!("{vmapi}/vms/{vm_uuid}")).json();
+    assert_eq!(vm["state"], "failed");
+    assert!(vmadm_list(&old).is_empty());
+
+    // server_uuid skips DAPI, but a builder VM on a platform without the brand is refused
+    let old_uuid = sysinfo(&old)["UUID"].as_str().unwrap().to_string();
+    let r = post(
+        &format!("{vmapi}/vms"),
+        &json!({"brand": "builder", "owner_uuid": OPERATOR, "networks": [], "billing_id": PKG, "image_uuid": image, "server_uuid": old_uuid}),
+    );
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json()["errors"],
+        json!([{"field": "server_uuid", "code": "Invalid", "message": format!("Server {old_uuid} (platform {OLD_STAMP}) does not support brand \"builder\"")}])
+    );
+}
+
+/// Two compute nodes, one on a platform without builder; a builder package
+/// with min_platform; POST /vms lands the zone on the capable node.
+#[test]
+fn e2e_builder_zone_lands_on_the_capable_node() {
+    let t = tempfile::tempdir().unwrap();
+    let old = node(t.path(), "cn-old", OLD_STAMP, OLD_BRANDS);
+    let new = node(t.path(), "cn-new", NEW_STAMP, NEW_BRANDS);
+    let new_uuid = sysinfo(&new)["UUID"].as_str().unwrap().to_string();
+    let bg = start(&t.path().join("data"), &[old.clone(), new.clone()]);
+    let (papi, vmapi, img) = (bg.url("papi"), bg.url("vmapi"), bg.url("imgapi"));
+    assert_eq!(post(&format!("{papi}/packages"), &builder_package(PKG, Some(NEW_STAMP))).status, 201);
+    let image = "6f1e0c2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let (m, data) = builder_image(image);
+    ship_image(img, &m, &data);
+
+    let r = post(
+        &format!("{vmapi}/vms"),
+        &json!({"brand": "builder", "owner_uuid": OPERATOR, "networks": [], "billing_id": PKG, "image_uuid": image, "alias": "build0"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let (vm_uuid, job_uuid) = (r.json()["vm_uuid"].as_str().unwrap().to_string(), r.json()["job_uuid"].as_str().unwrap().to_string());
+    let job = get(&format!("{vmapi}/jobs/{job_uuid}")).json();
+    assert_eq!(job["execution"], "succeeded", "{job}");
+
+    let vm = get(&format!("{vmapi}/vms/{vm_uuid}")).json();
+    assert_eq!(vm["server_uuid"], new_uuid.as_str());
+    assert_eq!(vm["brand"], "builder");
+    assert_eq!(vm["max_physical_memory"], 2048);
+    assert_eq!(vm["quota"], 20);
+    assert_eq!(vm["state"], "running");
+    let on_new = vmadm_list(&new);
+    assert!(on_new.iter().any(|(u, b, _)| *u == vm_uuid && b == "builder"), "{on_new:?}");
+    assert!(vmadm_list(&old).is_empty());
+
+    // filters
+    let l = get(&format!("{vmapi}/vms?brand=builder&owner_uuid={OPERATOR}&server_uuid={new_uuid}&alias=build0")).json();
+    assert_eq!(l.as_array().unwrap().len(), 1);
+    assert_eq!(get(&format!("{vmapi}/vms?state=stopped")).json(), json!([]));
+    // alias is unique per owner
+    let r = post(
+        &format!("{vmapi}/vms"),
+        &json!({"brand": "builder", "owner_uuid": OPERATOR, "networks": [], "billing_id": PKG, "image_uuid": image, "alias": "build0"}),
+    );
+    assert_eq!(r.json()["errors"], json!([{"field": "alias", "code": "Duplicate", "message": "Already exists for this owner_uuid"}]));
+
+    // stop / start through the node's vmadm
+    let r = post(&format!("{vmapi}/vms/{vm_uuid}?action=stop"), &json!({}));
+    assert_eq!(r.status, 202);
+    let j = get(&format!("{vmapi}/jobs/{}", r.json()["job_uuid"].as_str().unwrap())).json();
+    assert_eq!(j["execution"], "succeeded", "{j}");
+    assert_eq!(get(&format!("{vmapi}/vms/{vm_uuid}")).json()["state"], "stopped");
+    assert!(vmadm_list(&new).iter().any(|(u, _, s)| *u == vm_uuid && s == "stopped"));
+    let r = post(&format!("{vmapi}/vms/{vm_uuid}?action=start"), &json!({}));
+    let j = get(&format!("{vmapi}/jobs/{}", r.json()["job_uuid"].as_str().unwrap())).json();
+    assert_eq!(j["execution"], "succeeded", "{j}");
+    assert_eq!(get(&format!("{vmapi}/vms/{vm_uuid}")).json()["state"], "running");
+
+    // brand never changes; a joyent package cannot be used to resize it
+    let r = post(&format!("{vmapi}/vms/{vm_uuid}?action=update"), &json!({"brand": "joyent"}));
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["errors"][0]["field"], "brand");
+    let jpkg = "0a7e8f60-0d8e-4a8f-b6c8-333333333333";
+    let mut jp = builder_package(jpkg, None);
+    jp["brand"] = json!("joyent");
+    jp["name"] = json!("joyent-2g");
+    assert_eq!(post(&format!("{papi}/packages"), &jp).status, 201);
+    let r = post(&format!("{vmapi}/vms/{vm_uuid}?action=update"), &json!({"billing_id": jpkg}));
+    assert_eq!(r.json()["errors"], json!([{"field": "brand", "code": "Invalid", "message": "Package requires brand \"joyent\", but brand \"builder\" was specified"}]));
+
+    // CNAPI counts the VM against the server
+    let s = get(&format!("{}/servers/{new_uuid}", bg.url("cnapi"))).json();
+    assert!(s["vms"].as_object().unwrap().contains_key(&vm_uuid));
+}

@@ -299,3 +299,171 @@ fn zoneadm_and_zlogin_on_an_empty_node() {
     assert!(stderr(&o).contains("zone 'nope' unknown"));
     assert_eq!(n.run("zoneadm", &["frob"]).status.code(), Some(2));
 }
+
+const IMG: &str = "e44ed3e0-910b-11ed-a5d4-00151714048c";
+const RFD_PAYLOAD: &str = r#"{"alias":"cloud-image-builder","hostname":"cloud-image-builder","brand":"builder","limit_priv":"default,proc_clock_highres,sys_dl_config","max_physical_memory":8192,"tmpfs":8192,"fs_allowed":"ufs,pcfs,tmpfs","cpu_cap":600,"image_uuid":"e44ed3e0-910b-11ed-a5d4-00151714048c","zfs_root_compression":"lz4","quota":50,"delegate_dataset":true,"resolvers":["8.8.8.8","8.8.4.4"],"nics":[{"allow_ip_spoofing":true,"nic_tag":"admin","ip":"dhcp"}]}"#;
+
+fn install_image(n: &Node) {
+    let f = n.tmp().join("base.zfs.gz");
+    fs::write(&f, b"base image").unwrap();
+    let m = n.tmp().join("base.json");
+    let manifest = serde_json::json!({"v": 2, "uuid": IMG, "name": "base-64-lts", "version": "22.4.0",
+        "type": "zone-dataset", "os": "smartos", "published_at": "2023-01-10T00:00:00Z"});
+    fs::write(&m, manifest.to_string()).unwrap();
+    n.ok("imgadm", &["install", "-m", m.to_str().unwrap(), "-f", f.to_str().unwrap()]);
+}
+
+fn vmadm_stdin(n: &Node, args: &[&str], payload: &str) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(SIM)
+        .arg("vmadm")
+        .args(args)
+        .env("SIM_ROOT", &n.root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(payload.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+fn created_uuid(o: &Output) -> String {
+    let e = stderr(o);
+    e.lines()
+        .find_map(|l| l.strip_prefix("Successfully created VM "))
+        .unwrap_or_else(|| panic!("no success line in {e}"))
+        .to_string()
+}
+
+#[test]
+fn vmadm_create_needs_the_brand_on_the_booted_platform() {
+    let n = Node::new();
+    install_image(&n);
+    let o = vmadm_stdin(&n, &["create"], RFD_PAYLOAD);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("brand \"builder\" is not installed on the booted platform (20250101T000000Z)"), "{}", stderr(&o));
+    assert_eq!(n.ok("zoneadm", &["list", "-cp"]).lines().count(), 1, "nothing was created");
+    // validate knows the brand (vmadm's table), so it says VALID
+    let o = vmadm_stdin(&n, &["validate", "create"], RFD_PAYLOAD);
+    assert!(o.status.success());
+    assert_eq!(stderr(&o).trim(), "VALID 'create' payload for builder brand VMs.");
+}
+
+#[test]
+fn vmadm_create_reports_what_vmadm_reports() {
+    let n = Node::new();
+    // no image installed: image_uuid is a bad value
+    let o = vmadm_stdin(&n, &["create"], &RFD_PAYLOAD.replace("builder\"", "joyent\""));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim(), "Invalid value(s) for: image_uuid");
+    install_image(&n);
+    let o = vmadm_stdin(&n, &["create"], r#"{"brand":"joyent"}"#);
+    assert_eq!(stderr(&o).trim(), "Missing required properties: image_uuid");
+    let o = vmadm_stdin(&n, &["create"], "{not json");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("Invalid JSON payload: "));
+    // an HVM-only property is warned about and stripped, and the zone is made
+    let payload = format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","vcpus":4,"autoboot":false}}"#);
+    let o = vmadm_stdin(&n, &["create"], &payload);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Warning, invalid create property: [vcpus] removing from payload."), "{}", stderr(&o));
+    let uuid = created_uuid(&o);
+    let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
+    assert!(vm.get("vcpus").is_none());
+    assert_eq!(vm["state"], "stopped");
+    let o = n.run("vmadm", &["get", "00000000-0000-0000-0000-000000000001"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim(), "zoneadm: 00000000-0000-0000-0000-000000000001: No such zone configured");
+}
+
+#[test]
+fn vmadm_lifecycle_and_vm_objects_have_what_a_ui_needs() {
+    let n = Node::new();
+    let t = build(&n, "20261101T000000Z", "joyent,joyent-minimal,lx,bhyve,kvm,builder");
+    n.ok("piadm", &["install", t.to_str().unwrap()]);
+    n.ok("piadm", &["activate", "20261101T000000Z"]);
+    assert!(sim(&["reboot", "--root", n.root.to_str().unwrap()]).status.success());
+    install_image(&n);
+    let o = vmadm_stdin(&n, &["create"], RFD_PAYLOAD);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let uuid = created_uuid(&o);
+    let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
+    // the keys smartos-ui requires of every VM, and of zones
+    for k in [
+        "brand", "v", "uuid", "state", "hvm", "quota", "firewall_enabled", "autoboot", "billing_id",
+        "owner_uuid", "limit_priv", "zfs_filesystem", "zonepath", "create_timestamp", "last_modified",
+        "platform_buildstamp", "nics", "image_uuid",
+    ] {
+        assert!(vm.get(k).is_some(), "VM object lacks {k}: {vm:#}");
+    }
+    assert_eq!(vm["brand"], "builder");
+    assert_eq!(vm["state"], "running");
+    assert_eq!(vm["alias"], "cloud-image-builder");
+    assert_eq!(vm["quota"], 50);
+    assert_eq!(vm["max_physical_memory"], 8192);
+    assert_eq!(vm["platform_buildstamp"], "20261101T000000Z");
+    assert_eq!(vm["datasets"][0], format!("zones/{uuid}/data"));
+    assert_eq!(vm["nics"][0]["allow_ip_spoofing"], true);
+    // zoneadm and zlogin see the running zone; its /dev has the bhyve nodes
+    let line = n.ok("zoneadm", &["-z", &uuid, "list", "-p"]);
+    assert!(line.starts_with("1:") && line.contains(":running:") && line.contains(":builder:excl:"), "{line}");
+    assert!(n.run("zlogin", &[&uuid, "test", "-e", "dev/vmmctl", "-a", "-e", "dev/viona"]).status.success());
+    assert_eq!(n.ok("zlogin", &[&uuid, "echo", "$ZONENAME"]).trim(), uuid);
+    // stop, start, delete
+    let o = n.run("vmadm", &["stop", &uuid]);
+    assert_eq!(stderr(&o).trim(), format!("Successfully completed stop for VM {uuid}"));
+    assert!(!n.root.join(format!("zones/{uuid}/root/dev")).exists());
+    let o = n.run("zlogin", &[&uuid, "true"]);
+    assert!(stderr(&o).contains("login allowed only to running zones"), "{}", stderr(&o));
+    let o = n.run("vmadm", &["start", &uuid]);
+    assert_eq!(stderr(&o).trim(), format!("Successfully started VM {uuid}"));
+    let o = n.run("vmadm", &["start", &uuid]);
+    assert!(o.status.success(), "starting a running VM is a no-op");
+    let o = n.run("vmadm", &["delete", &uuid]);
+    assert_eq!(stderr(&o).trim(), format!("Successfully deleted VM {uuid}"));
+    assert!(!n.root.join(format!("etc/zones/{uuid}.xml")).exists());
+    assert_eq!(n.ok("zoneadm", &["list", "-cp"]).lines().count(), 1);
+}
+
+#[test]
+fn vminfod_serves_ping_and_full_vm_objects() {
+    use std::io::{BufRead, BufReader, Read as _, Write as _};
+    let n = Node::new();
+    install_image(&n);
+    let o = vmadm_stdin(&n, &["create"], &format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","alias":"web01"}}"#));
+    let uuid = created_uuid(&o);
+    let mut child = Command::new(SIM)
+        .args(["vminfod", "--root", n.root.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+    let get = |path: &str| -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        let code = r[9..12].parse().unwrap();
+        (code, r.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+    };
+    let (code, _) = get("/ping");
+    assert_eq!(code, 200);
+    let (code, body) = get("/vms");
+    assert_eq!(code, 200);
+    let vms: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(vms.as_array().unwrap().len(), 1);
+    assert_eq!(vms[0]["uuid"], uuid.as_str());
+    assert_eq!(vms[0]["alias"], "web01");
+    let (code, body) = get(&format!("/vms/{uuid}"));
+    assert_eq!(code, 200);
+    let vm: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(vm["state"], "running");
+    assert_eq!(vm["brand"], "joyent");
+    let (code, _) = get("/vms/00000000-0000-0000-0000-000000000009");
+    assert_eq!(code, 404);
+    child.kill().unwrap();
+    let _ = child.wait();
+}

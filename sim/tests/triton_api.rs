@@ -103,6 +103,9 @@ fn papi_create_get_and_validation_bodies() {
     let r = get(&format!("{papi}/nope"));
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["code"], "ResourceNotFound");
+    let r = client::request("PATCH", &format!("{papi}/packages"), None, &[]).unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json(), json!({"code": "MethodNotAllowed", "message": "PATCH is not allowed"}));
 }
 
 #[test]

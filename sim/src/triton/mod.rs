@@ -139,6 +139,7 @@ fn router(ctx: &Arc<Ctx>, service: &str) -> Router {
         _ => mahi::router(ctx.clone()),
     };
     r.fallback(http::not_found)
+        .method_not_allowed_fallback(http::bad_method)
         .layer(axum::middleware::from_fn_with_state(ctx.logger(service), http::log_requests))
 }
 

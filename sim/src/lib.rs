@@ -10,6 +10,7 @@
 pub mod init;
 pub mod node;
 pub mod platform;
+pub mod rfd;
 pub mod tools;
 pub mod triton;
 pub mod vmadm;

@@ -438,6 +438,63 @@ fn list_or_lookup(node: &Node, cmd: &str, args: &[String]) -> i32 {
 }
 
 fn vmadm_ext_cli_list(cmd: &str, args: &[String], vms: Vec<Value>) -> Result<String, (String, i32)> {
-    let _ = (cmd, args, vms);
-    Err(("vmadm list/lookup on the simulated node is waiting for vmadm-ext's list API".into(), 1))
+    use vmadm_ext::list;
+    let table = Table::get();
+    let bad = |e: list::ListError| (e.to_string(), 1);
+    let (mut order, mut sort, mut header, mut parsable, mut json_out, mut unique) = (None, None, true, false, false, false);
+    let mut filters = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" | "--output" => order = Some(it.next().cloned().ok_or(("-o requires an argument".to_string(), 2))?),
+            "-s" | "--sortby" => sort = Some(it.next().cloned().ok_or(("-s requires an argument".to_string(), 2))?),
+            "-H" => header = false,
+            "-h" => header = true,
+            "-p" => parsable = true,
+            "-j" | "--json" => json_out = true,
+            "-1" | "--unique" => unique = true,
+            f if f.starts_with('-') => return Err((format!("{USAGE}\n\nInvalid option: {f}"), 2)),
+            f => filters.push(f.to_string()),
+        }
+    }
+    let filters = list::parse_filters(table, &filters, cmd == "lookup").map_err(bad)?;
+    let mut found: Vec<Value> = vms
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Object(mut m) => {
+                list::add_fake_fields(table, &mut m);
+                Some(Value::Object(m))
+            }
+            _ => None,
+        })
+        .filter(|v| list::matches(v, &filters))
+        .collect();
+    if cmd == "list" {
+        let mut opts = list::ListOptions::new(table);
+        if let Some(o) = order {
+            opts.order = o;
+        }
+        if let Some(s) = sort {
+            opts.sort = s;
+        }
+        opts.parsable = parsable;
+        opts.header = header && !parsable;
+        return list::format_list(table, &mut found, &opts).map_err(bad);
+    }
+    if order.is_some() && !json_out {
+        return Err(bad(list::ListError::OutputWithoutJson));
+    }
+    if unique && found.len() != 1 {
+        return Err(bad(list::ListError::NotUnique(found.len())));
+    }
+    if json_out {
+        let fields: Option<Vec<&str>> = order.as_deref().map(|o| o.split(',').collect());
+        let arr: Vec<Value> = found
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|vm| Value::Object(fields.as_ref().map_or_else(|| vm.clone(), |f| list::restrict(vm, f))))
+            .collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&Value::Array(arr)).expect("json")));
+    }
+    Ok(found.iter().map(|v| format!("{}\n", v["uuid"].as_str().unwrap_or_default())).collect())
 }

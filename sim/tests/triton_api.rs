@@ -503,7 +503,7 @@ fn cnapi_servers_and_allocation_reasons() {
 fn vmapi_no_capacity_fails_the_job() {
     let t = tempfile::tempdir().unwrap();
     let old = node(t.path(), "cn-old", OLD_STAMP, OLD_BRANDS);
-    let bg = start(&t.path().join("data"), &[old.clone()]);
+    let bg = start(&t.path().join("data"), std::slice::from_ref(&old));
     let (papi, vmapi, img) = (bg.url("papi"), bg.url("vmapi"), bg.url("imgapi"));
     assert_eq!(post(&format!("{papi}/packages"), &builder_package(PKG, Some(NEW_STAMP))).status, 201);
     let image = "6f1e0c2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -611,4 +611,44 @@ fn e2e_builder_zone_lands_on_the_capable_node() {
     // CNAPI counts the VM against the server
     let s = get(&format!("{}/servers/{new_uuid}", bg.url("cnapi"))).json();
     assert!(s["vms"].as_object().unwrap().contains_key(&vm_uuid));
+}
+
+#[test]
+fn serve_cli_writes_endpoints_and_stops_on_sigterm() {
+    let t = tempfile::tempdir().unwrap();
+    let cn = node(t.path(), "cn0", OLD_STAMP, OLD_BRANDS);
+    let data = t.path().join("data");
+    // usage errors exit 2
+    let st = std::process::Command::new(sim_bin()).args(["triton", "serve"]).output().unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    let st = std::process::Command::new(sim_bin()).args(["triton", "serve", "--data"]).arg(&data).args(["--ports", "nosuch=1"]).output().unwrap();
+    assert_eq!(st.status.code(), Some(1));
+
+    let mut child = std::process::Command::new(sim_bin())
+        .args(["triton", "serve", "--data"])
+        .arg(&data)
+        .arg("--cn")
+        .arg(&cn)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let eps = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            Endpoints::load(&data).ok().filter(|e| e.urls.len() == 5)
+        })
+        .expect("endpoints.json");
+    for s in ["papi", "vmapi", "cnapi", "imgapi", "mahi"] {
+        let r = get(&format!("{}/ping", eps.url(s)));
+        assert_eq!(r.status, 200, "{s}");
+    }
+    let servers = get(&format!("{}/servers", eps.url("cnapi"))).json();
+    assert_eq!(servers[0]["uuid"], sysinfo(&cn)["UUID"]);
+    let st = std::process::Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    assert!(st.success());
+    let code = child.wait().unwrap();
+    assert_eq!(code.code(), Some(0));
+    for s in ["papi", "vmapi", "cnapi", "imgapi", "mahi"] {
+        assert!(client::get(&format!("{}/ping", eps.url(s))).is_err(), "{s} still answers");
+    }
 }

@@ -179,7 +179,7 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
     };
     let mut found: Vec<Value> = all
         .into_iter()
-        .filter(|m| channel == "*" || chan_of(m["uuid"].as_str().unwrap_or_default()).iter().any(|c| *c == channel))
+        .filter(|m| channel == "*" || chan_of(m["uuid"].as_str().unwrap_or_default()).contains(&channel))
         .filter(|m| matches_filter(m, &q))
         .collect();
     if let Some(marker) = q.get("marker") {
@@ -313,7 +313,7 @@ pub fn activate(ctx: &Ctx, uuid: &str, channel: &str) -> Result<Value, ApiError>
         if m["activated"] == true {
             return Err(ApiError::new(422, "ImageAlreadyActivated", format!("image \"{uuid}\" is already activated")));
         }
-        if !m["files"].as_array().is_some_and(|f| !f.is_empty()) || !s.image_file_path(uuid).is_file() {
+        if m["files"].as_array().is_none_or(|f| f.is_empty()) || !s.image_file_path(uuid).is_file() {
             return Err(ApiError::new(422, "NoActivationNoFile", format!("image \"{uuid}\" cannot be activated: it has no file")));
         }
         m["activated"] = json!(true);

@@ -144,6 +144,7 @@ fn published_at_ok(s: &str) -> bool {
     }
 }
 
+#[allow(clippy::collapsible_match)]
 fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
     let mut e = Vec::new();
     let get = |k: &str| m.get(k);
@@ -241,10 +242,11 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
                 e.push(invalid("state"));
             }
         }
-        "public" => match bool_from(v) {
-            Err(msg) => e.push(invalid_msg("public", msg)),
-            Ok(_) => {}
-        },
+        "public" => {
+            if let Err(msg) = bool_from(v) {
+                e.push(invalid_msg("public", msg));
+            }
+        }
         "type" => {
             if v.as_str() == Some("null") {
                 if state != "creating" && state != "failed" {
@@ -351,7 +353,7 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
             None => e.push(invalid_msg("billing_tags", format!("invalid image \"billing_tags\" (not an array): {}", s(v)))),
             Some(a) => {
                 for t in a {
-                    if !t.as_str().is_some_and(|t| t.chars().count() <= MAX_BILLING_TAG_LENGTH) {
+                    if t.as_str().is_none_or(|t| t.chars().count() > MAX_BILLING_TAG_LENGTH) {
                         e.push(invalid_msg("billing_tags", format!("invalid image \"billing_tags\" entry : {}", s(t))));
                     }
                 }

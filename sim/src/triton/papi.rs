@@ -262,6 +262,7 @@ fn truthy(v: Option<&Value>) -> bool {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
         Some(_) => true,
     }
 }
@@ -300,7 +301,7 @@ pub fn create_package(ctx: &Ctx, params: Map<String, Value>) -> Result<Value, Ap
             pkg.insert(fd.name.to_string(), v.clone());
         }
     }
-    if !pkg.get("uuid").is_some_and(|u| u.as_str().is_some_and(|s| !s.is_empty())) {
+    if !truthy(pkg.get("uuid")) {
         pkg.insert("uuid".into(), json!(new_uuid()));
     }
     let uuid = pkg["uuid"].as_str().unwrap_or_default().to_string();
@@ -468,7 +469,7 @@ fn eval(f: &Filter, p: &Value) -> bool {
             if v == "*" {
                 return val.is_some_and(|x| !x.is_null());
             }
-            attr_matches(val, &[v.clone()])
+            attr_matches(val, std::slice::from_ref(v))
         }
         Filter::Ge(k, v) | Filter::Le(k, v) => {
             let ge = matches!(f, Filter::Ge(..));
@@ -587,7 +588,7 @@ async fn delete(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri,
         if !c.contains_key(&uuid) {
             return Err(not_found(&uuid));
         }
-        if !truthy(params.get("force")) || params.get("force") == Some(&json!("false")) {
+        if !truthy(params.get("force")) {
             return Err(ApiError::new(405, "BadMethod", "Packages cannot be deleted"));
         }
         c.remove(&uuid);

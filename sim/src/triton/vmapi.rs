@@ -105,6 +105,7 @@ pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
     fields.sort();
     fields.dedup();
     let brand = p.get("brand").and_then(Value::as_str).unwrap_or_default();
+    let alias_re = regex::Regex::new(ALIAS_RE).expect("regex");
     let mut errs = Vec::new();
     for f in fields {
         let v = p.get(f).filter(|v| !v.is_null());
@@ -112,8 +113,7 @@ pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
             "alias" => {
                 if let Some(v) = v {
                     let s = v.as_str().unwrap_or_default();
-                    let re = regex::Regex::new(ALIAS_RE).expect("regex");
-                    if !re.is_match(s) || s.len() > MAX_ALIAS {
+                    if !alias_re.is_match(s) || s.len() > MAX_ALIAS {
                         errs.push(e("alias", "Invalid", &format!("String does not match regex: /{ALIAS_RE}/ (max {MAX_ALIAS} characters)")));
                     }
                 }

@@ -1,0 +1,35 @@
+//! The RFD 184 test procedure on a simulated node, through the commands
+//! only: see `sim::rfd::walk` for the steps.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The vmadm-ext binary next to the sim binary (built here when missing,
+/// e.g. under `cargo test -p sim`).
+fn vmadm_ext() -> PathBuf {
+    let sim = PathBuf::from(env!("CARGO_BIN_EXE_sim"));
+    let p = sim.with_file_name("vmadm-ext");
+    if !p.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "vmadm-ext", "--bin", "vmadm-ext"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot build vmadm-ext");
+    }
+    p
+}
+
+#[test]
+fn rfd_test_procedure_on_a_sim_node() {
+    let work = tempfile::tempdir().unwrap();
+    let bins = sim::rfd::Bins { sim: PathBuf::from(env!("CARGO_BIN_EXE_sim")), vmadm_ext: vmadm_ext() };
+    let (steps, result) = sim::rfd::walk(work.path(), &bins);
+    for s in &steps {
+        println!("{} {:<55} $ {}\n      {}", if s.ok { "ok  " } else { "FAIL" }, s.name, s.command, s.detail.replace('\n', "\n      "));
+    }
+    result.unwrap_or_else(|e| panic!("procedure failed: {e}"));
+    assert!(steps.len() >= 30, "the walk stopped early: {} steps", steps.len());
+    assert!(steps.iter().all(|s| s.ok));
+}

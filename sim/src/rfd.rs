@@ -32,6 +32,8 @@ pub struct Bins {
 
 struct Walk<'a> {
     bins: &'a Bins,
+    /// The platform image with builder and its stamp, when given.
+    image: Option<(PathBuf, String)>,
     root: PathBuf,
     work: PathBuf,
     steps: Vec<Step>,
@@ -100,10 +102,13 @@ fn exit(o: &Output, want: i32) -> Result<(), String> {
     }
 }
 
-/// Walk the procedure in `work` (a fresh directory). Stops at the first
-/// failed step; the steps so far are returned either way.
-pub fn walk(work: &Path, bins: &Bins) -> (Vec<Step>, Result<(), String>) {
-    let mut w = Walk { bins, root: work.join("cn"), work: work.to_path_buf(), steps: vec![] };
+/// Walk the procedure in `work` (a fresh directory), upgrading to `image`
+/// (a platform tarball with builder, and its stamp) or to one the walk
+/// builds. Stops at the first failed step; the steps so far are returned
+/// either way.
+pub fn walk(work: &Path, bins: &Bins, image: Option<(&Path, &str)>) -> (Vec<Step>, Result<(), String>) {
+    let image = image.map(|(p, s)| (p.to_path_buf(), s.to_string()));
+    let mut w = Walk { bins, image, root: work.join("cn"), work: work.to_path_buf(), steps: vec![] };
     let r = walk_inner(&mut w);
     (w.steps, r)
 }
@@ -114,28 +119,36 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
     w.step("node boots a platform without builder", "sim", &["node", "init", &root, "--hostname", "builder-cn"], None, |o, _, _| {
         exit(o, 0).map(|_| format!("platform {OLD_STAMP}"))
     })?;
-    let pi = w.work.join(format!("platform-{NEW_STAMP}.tgz"));
+    let (pi, new_stamp) = match w.image.clone() {
+        Some(given) => given,
+        None => {
+            let pi = w.work.join(format!("platform-{NEW_STAMP}.tgz"));
+            let pis = pi.display().to_string();
+            w.step(
+                "build a platform image with builder",
+                "sim",
+                &["platform", "build", "--stamp", NEW_STAMP, "--brands", "joyent,joyent-minimal,lx,bhyve,kvm,builder", "--out", &pis],
+                None,
+                |o, _, _| exit(o, 0).map(|_| pis.clone()),
+            )?;
+            (pi, NEW_STAMP.to_string())
+        }
+    };
     let pis = pi.display().to_string();
-    w.step(
-        "build a platform image with builder",
-        "sim",
-        &["platform", "build", "--stamp", NEW_STAMP, "--brands", "joyent,joyent-minimal,lx,bhyve,kvm,builder", "--out", &pis],
-        None,
-        |o, _, _| exit(o, 0).map(|_| pis.clone()),
-    )?;
+    let new_stamp = new_stamp.as_str();
     w.step("uname shows the old platform", "uname", &["-v"], None, |o, out, _| {
         exit(o, 0)?;
         (out.trim() == format!("joyent_{OLD_STAMP}")).then(|| out.trim().to_string()).ok_or("wrong stamp".into())
     })?;
     w.step("piadm install", "piadm", &["install", &pis], None, |o, out, _| {
         exit(o, 0)?;
-        out.contains(NEW_STAMP).then(|| out.trim().replace('\n', "; ")).ok_or("stamp not reported".into())
+        out.contains(new_stamp).then(|| out.trim().replace('\n', "; ")).ok_or("stamp not reported".into())
     })?;
-    w.step("piadm activate", "piadm", &["activate", NEW_STAMP], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;
+    w.step("piadm activate", "piadm", &["activate", new_stamp], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;
     w.step("reboot into the new platform", "sim", &["reboot", "--root", &root], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;
     w.step("uname shows the new platform", "uname", &["-v"], None, |o, out, _| {
         exit(o, 0)?;
-        (out.trim() == format!("joyent_{NEW_STAMP}")).then(|| out.trim().to_string()).ok_or("wrong stamp".into())
+        (out.trim() == format!("joyent_{new_stamp}")).then(|| out.trim().to_string()).ok_or("wrong stamp".into())
     })?;
     // The image the payload names.
     let img = w.work.join("base-64-lts.zfs.gz");
@@ -209,7 +222,7 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
     })?;
     w.step("vmadm-ext check passes on the rescued zone", "vmadm-ext", &["check", &uuid], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;
     // Forward again.
-    w.step("piadm activate the new platform", "piadm", &["activate", NEW_STAMP], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;
+    w.step("piadm activate the new platform", "piadm", &["activate", new_stamp], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;
     w.step("reboot into the new platform", "sim", &["reboot", "--root", &root], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;
     w.step("vmadm stop", "vmadm", &["stop", &uuid], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;
     w.step("vmadm-ext unrescue restores the builder zone", "vmadm-ext", &["unrescue", &uuid], None, |o, _, _| exit(o, 0).map(|_| String::new()))?;

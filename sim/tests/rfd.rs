@@ -25,7 +25,7 @@ fn vmadm_ext() -> PathBuf {
 fn rfd_test_procedure_on_a_sim_node() {
     let work = tempfile::tempdir().unwrap();
     let bins = sim::rfd::Bins { sim: PathBuf::from(env!("CARGO_BIN_EXE_sim")), vmadm_ext: vmadm_ext() };
-    let (steps, result) = sim::rfd::walk(work.path(), &bins);
+    let (steps, result) = sim::rfd::walk(work.path(), &bins, None);
     for s in &steps {
         println!("{} {:<55} $ {}\n      {}", if s.ok { "ok  " } else { "FAIL" }, s.name, s.command, s.detail.replace('\n', "\n      "));
     }

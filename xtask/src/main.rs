@@ -30,6 +30,13 @@ enum Cmd {
         #[arg(long)]
         stamp: Option<String>,
     },
+    /// Install the system packages the tests need (when missing) and run
+    /// the whole test suite.
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run every phase end to end on the embedded sim and report each gate.
     Rollout {
         /// Where the work and the report go.
@@ -193,6 +200,45 @@ fn rollout(out: &Path) -> Result<bool> {
     Ok(failed == 0)
 }
 
+/// Programs the test suite runs, and the Debian packages that bring them.
+const TEST_TOOLS: &[(&str, &str)] = &[("xmllint", "libxml2-utils"), ("mandoc", "mandoc")];
+
+fn have(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}
+
+/// Install missing test tools with apt-get (as root), else say what to do.
+fn ensure_test_tools() -> Result<()> {
+    let missing: Vec<&str> = TEST_TOOLS.iter().filter(|(p, _)| !have(p)).map(|(_, pkg)| *pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !root || !have("apt-get") {
+        bail!("the tests need these packages: {} (install them with apt-get as root)", missing.join(" "));
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let ok = Command::new("apt-get").arg("update").arg("-qq").status()?.success()
+        && Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?
+            .success();
+    if !ok {
+        bail!("apt-get could not install {}", missing.join(" "));
+    }
+    Ok(())
+}
+
+fn test(args: &[String]) -> Result<bool> {
+    ensure_test_tools()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(["test", "--workspace"]).args(args).status()?;
+    Ok(status.success())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
@@ -207,6 +253,7 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Rollout { out } => rollout(&out),
+        Cmd::Test { args } => test(&args),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

@@ -15,7 +15,6 @@ pub mod tools;
 pub mod triton;
 pub mod vmadm;
 pub mod vminfod;
-pub mod zonecfg;
 pub mod zones;
 
 /// The programs the multi-call binary answers to.

@@ -13,7 +13,8 @@ use vmadm_ext::Table;
 
 use crate::node::{write_atomic, IndexEntry, Node, NodeState};
 use crate::tools::{fail, image_file_path};
-use crate::{zonecfg, zones};
+use crate::zones;
+use vmadm_ext::zonecfg;
 
 const USAGE: &str = "Usage: vmadm <command> [-d] [-v] [command-specific arguments]";
 
@@ -220,7 +221,7 @@ fn carry_out(node: &Node, plan: &vmadm_ext::create::Plan) -> Result<String, Stri
         return Err(format!("VM with UUID {uuid} already exists"));
     }
     // zonecfg -z <zone> < text
-    let mut z = zonecfg::apply(None, &name, &plan.zonecfg).map_err(|e| format!("zonecfg failed: {e}"))?;
+    let (mut z, _) = zonecfg::apply(None, &name, &plan.zonecfg).map_err(|e| e.to_string())?;
     z.set("debugid", (st.next_zoneid + 100).to_string());
     let xml = node.path(&format!("etc/zones/{name}.xml"));
     write_atomic(&xml, z.to_xml().as_bytes()).map_err(|e| e.to_string())?;
@@ -242,7 +243,7 @@ fn carry_out(node: &Node, plan: &vmadm_ext::create::Plan) -> Result<String, Stri
     if p.get("delegate_dataset").is_some_and(vmadm_ext::jsval::truthy) {
         fs::create_dir_all(zp.join("data")).map_err(|e| e.to_string())?;
         let ds = format!("{}/data", z.zonepath().trim_start_matches('/'));
-        z = zonecfg::apply(Some(z), &name, &format!("add dataset; set name={ds}; end"))?;
+        z = zonecfg::apply(Some(z), &name, &format!("add dataset; set name={ds}; end")).map_err(|e| e.to_string())?.0;
         zfs.insert("zfs_data_compression".into(), p.get("zfs_data_compression").cloned().unwrap_or(json!("off")));
     }
     write_atomic(&zfs_props_path(node, z.zonepath()), format!("{:#}\n", Value::Object(zfs)).as_bytes())
@@ -260,7 +261,7 @@ fn carry_out(node: &Node, plan: &vmadm_ext::create::Plan) -> Result<String, Stri
         write_atomic(&zp.join("config").join(f), format!("{v:#}\n").as_bytes()).map_err(|e| e.to_string())?;
     }
     // provisioning done
-    z = zonecfg::apply(Some(z), &name, "remove attr name=provisioning\nremove attr name=transition")?;
+    z = zonecfg::apply(Some(z), &name, "remove attr name=provisioning\nremove attr name=transition\n").map_err(|e| e.to_string())?.0;
     write_atomic(&xml, z.to_xml().as_bytes()).map_err(|e| e.to_string())?;
     for e in index.iter_mut().filter(|e| e.name == name) {
         e.state = "installed".into();
@@ -458,16 +459,12 @@ fn vmadm_ext_cli_list(cmd: &str, args: &[String], vms: Vec<Value>) -> Result<Str
         }
     }
     let filters = list::parse_filters(table, &filters, cmd == "lookup").map_err(bad)?;
-    let mut found: Vec<Value> = vms
+    let vms: Vec<Map<String, Value>> = vms
         .into_iter()
         .filter_map(|v| match v {
-            Value::Object(mut m) => {
-                list::add_fake_fields(table, &mut m);
-                Some(Value::Object(m))
-            }
+            Value::Object(m) => Some(m),
             _ => None,
         })
-        .filter(|v| list::matches(v, &filters))
         .collect();
     if cmd == "list" {
         let mut opts = list::ListOptions::new(table);
@@ -479,22 +476,7 @@ fn vmadm_ext_cli_list(cmd: &str, args: &[String], vms: Vec<Value>) -> Result<Str
         }
         opts.parsable = parsable;
         opts.header = header && !parsable;
-        return list::format_list(table, &mut found, &opts).map_err(bad);
+        return list::run_list(table, vms, &filters, &opts).map_err(bad);
     }
-    if order.is_some() && !json_out {
-        return Err(bad(list::ListError::OutputWithoutJson));
-    }
-    if unique && found.len() != 1 {
-        return Err(bad(list::ListError::NotUnique(found.len())));
-    }
-    if json_out {
-        let fields: Option<Vec<&str>> = order.as_deref().map(|o| o.split(',').collect());
-        let arr: Vec<Value> = found
-            .iter()
-            .filter_map(Value::as_object)
-            .map(|vm| Value::Object(fields.as_ref().map_or_else(|| vm.clone(), |f| list::restrict(vm, f))))
-            .collect();
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&Value::Array(arr)).expect("json")));
-    }
-    Ok(found.iter().map(|v| format!("{}\n", v["uuid"].as_str().unwrap_or_default())).collect())
+    list::run_lookup(table, vms, &filters, json_out, unique, order.as_deref()).map_err(bad)
 }

@@ -207,6 +207,9 @@ fn vmapi_validation_bodies() {
     let bg = start(t.path(), &[]);
     let (papi, vmapi) = (bg.url("papi"), bg.url("vmapi"));
     assert_eq!(post(&format!("{papi}/packages"), &papi_pkg(PKG)).status, 201);
+    let image = "6f1e0c2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let (m, data) = builder_image(image);
+    ship_image(bg.url("imgapi"), &m, &data);
 
     let r = post(&format!("{vmapi}/vms"), &json!({"ram": 1024}));
     assert_eq!(r.status, 409);
@@ -219,7 +222,7 @@ fn vmapi_validation_bodies() {
         ]})
     );
 
-    let base = json!({"owner_uuid": OPERATOR, "networks": [], "billing_id": PKG});
+    let base = json!({"owner_uuid": OPERATOR, "networks": [], "billing_id": PKG, "image_uuid": image});
     let mut j = base.clone();
     j["brand"] = json!("joyent");
     let r = post(&format!("{vmapi}/vms"), &j);
@@ -240,6 +243,18 @@ fn vmapi_validation_bodies() {
     let body = r.json();
     let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["alias", "server_uuid", "billing_id"]);
+    assert_eq!(body["errors"][1]["message"], "Server 5d0f4c1e-0000-4000-8000-000000000001 not found");
+    assert_eq!(body["errors"][2]["message"], "Package 5d0f4c1e-0000-4000-8000-000000000000 does not exist");
+
+    // an image that is not active
+    let (mut m2, _) = builder_image("0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d6e");
+    m2["name"] = json!("unactivated");
+    assert_eq!(post(&format!("{}/images/0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d6e?action=import", bg.url("imgapi")), &m2).status, 200);
+    let mut j = base.clone();
+    j["brand"] = json!("builder");
+    j["image_uuid"] = json!("0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d6e");
+    let r = post(&format!("{vmapi}/vms"), &j);
+    assert_eq!(r.json()["errors"], json!([{"field": "image_uuid", "code": "Invalid", "message": "Image must be active and not disabled"}]));
 
     // no brand but a package: upstream's assert
     let r = post(&format!("{vmapi}/vms"), &base);
@@ -307,12 +322,21 @@ fn imgapi_import_file_activate_and_errors() {
     // AddImageFile checks sha1 and compression
     let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip&sha1={}", "0".repeat(40)), &data).unwrap();
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["code"], "Upload");
-    assert!(r.json()["message"].as_str().unwrap().contains(&sha1_hex(&data)), "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"code": "Download", "message": format!("\"sha1\" hash, {}, does not match the uploaded file sha1 hash, {}", "0".repeat(40), sha1_hex(&data))})
+    );
     let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=zip"), &data).unwrap();
     assert_eq!(r.status, 422);
-    assert_eq!(r.json()["code"], "InvalidParameter");
-    assert_eq!(r.json()["errors"], json!([{"field": "compression", "code": "Invalid"}]));
+    assert_eq!(
+        r.json(),
+        json!({"code": "InvalidParameter", "message": "invalid compression \"zip\" (must be one of gzip, bzip2, xz, none)",
+               "errors": [{"field": "compression", "code": "Invalid"}]})
+    );
+    let r = client::put_bytes(&format!("{img}/images/{uuid}/file"), &data).unwrap();
+    assert_eq!(r.json()["errors"], json!([{"field": "compression", "code": "Missing"}]));
+    let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip"), b"").unwrap();
+    assert_eq!(r.json(), json!({"code": "Download", "message": "image file size is 0 bytes, empty files are not allowed"}));
     let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip&sha1={}", sha1_hex(&data)), &data).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["files"], json!([{"sha1": sha1_hex(&data), "size": data.len(), "compression": "gzip"}]));
@@ -351,7 +375,28 @@ fn imgapi_import_file_activate_and_errors() {
 
     let r = get(&format!("{img}/images/5d0f4c1e-0000-4000-8000-000000000000"));
     assert_eq!(r.status, 404);
-    assert_eq!(r.json()["code"], "ResourceNotFound");
+    assert_eq!(r.json(), json!({"code": "ResourceNotFound", "message": "image 5d0f4c1e-0000-4000-8000-000000000000 not found"}));
+    let r = get(&format!("{img}/images/nope"));
+    assert_eq!(r.json(), json!({"code": "ResourceNotFound", "message": "/images/nope does not exist"}));
+    assert_eq!(get(&format!("{img}/images?state=bogus")).json()["message"], "invalid state: \"bogus\"");
+    assert_eq!(get(&format!("{img}/images?type=!zone-dataset")).json(), json!([]));
+    assert_eq!(get(&format!("{img}/images?name=~base")).json().as_array().unwrap().len(), 1);
+
+    // import: unknown owners and extra fields are refused; the unset owner becomes admin
+    let other = "7d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a";
+    let (mut m3, _) = builder_image(other);
+    m3["owner"] = json!(CUSTOMER);
+    let r = post(&format!("{img}/images/{other}?action=import"), &m3);
+    assert_eq!(r.json(), json!({"code": "OwnerDoesNotExist", "message": format!("owner \"{CUSTOMER}\" does not exist")}));
+    m3["owner"] = json!("00000000-0000-0000-0000-000000000000");
+    m3["colour"] = json!("blue");
+    m3["nic_driver"] = json!("virtio");
+    let r = post(&format!("{img}/images/{other}?action=import"), &m3);
+    assert_eq!(r.json()["message"], "invalid extra parameters: \"colour\", \"nic_driver\"");
+    m3.as_object_mut().unwrap().remove("colour");
+    m3.as_object_mut().unwrap().remove("nic_driver");
+    let r = post(&format!("{img}/images/{other}?action=import"), &m3);
+    assert_eq!(r.json()["owner"], OPERATOR);
 
     // every stored manifest passes validateDcManifest's rules
     for f in std::fs::read_dir(t.path().join("imgapi/manifests")).unwrap().flatten() {

@@ -106,7 +106,7 @@ fn sdc_clients_drive_papi_vmapi_cnapi_imgapi() {
     assert_eq!(r["imgImport"]["state"], "unactivated");
     assert_eq!(r["imgFile"]["files"][0]["sha1"], sha1_hex(&data));
     assert_eq!(r["imgBadSha1"]["statusCode"], 400);
-    assert_eq!(r["imgBadSha1"]["body"]["code"], "Upload");
+    assert_eq!(r["imgBadSha1"]["body"]["code"], "Download");
     assert_eq!(r["imgActivate"]["state"], "active");
     assert_eq!(r["imgGet"]["requirements"]["brand"], "builder");
     assert_eq!(r["imgList"], json!([m["uuid"]]));

@@ -226,33 +226,24 @@ fn version_key_ok(k: &str) -> bool {
     matches!((p.next(), p.next(), p.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() && a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()))
 }
 
-fn ver_tuple(v: &str) -> (u64, u64) {
-    let mut p = v.split('.');
-    (p.next().and_then(|x| x.parse().ok()).unwrap_or(0), p.next().and_then(|x| x.parse().ok()).unwrap_or(0))
-}
-
-/// hard-filter-platform-versions for one requirement object: does a server
-/// on (`sdc`, `platform`) pass `req` (min when `min`, else max)?
+/// hard-filter-platform-versions for one requirement object (`sdc-designation:
+/// lib/algorithms/shared/platform-versions.js`): does a server on (`sdc`,
+/// `platform`) pass `req` (min when `min`, else max)? Versions and platforms
+/// compare as strings, as upstream does.
 pub fn platform_ok(req: &Map<String, Value>, sdc: &str, platform: &str, min: bool) -> bool {
-    let mut keys: Vec<(&String, &str)> =
-        req.iter().filter(|(k, _)| version_key_ok(k)).filter_map(|(k, v)| v.as_str().map(|v| (k, v))).collect();
+    let mut keys: Vec<&String> = req.keys().filter(|k| version_key_ok(k)).collect();
     if keys.is_empty() {
         return true;
     }
-    keys.sort_by_key(|(k, _)| ver_tuple(k));
-    let sv = ver_tuple(sdc);
-    if let Some((_, want)) = keys.iter().find(|(k, _)| ver_tuple(k) == sv) {
-        return if min { platform >= *want } else { platform <= *want };
+    keys.sort();
+    let (lowest, highest) = (keys[0].as_str(), keys[keys.len() - 1].as_str());
+    let want = req.get(sdc).filter(|_| version_key_ok(sdc)).and_then(Value::as_str);
+    let between = want.is_none() && lowest < sdc && sdc < highest;
+    if min {
+        sdc > highest || want.is_some_and(|w| platform >= w) || between
+    } else {
+        sdc < lowest || want.is_some_and(|w| platform <= w) || between
     }
-    let lowest = ver_tuple(keys[0].0);
-    let highest = ver_tuple(keys[keys.len() - 1].0);
-    if sv > highest {
-        return min; // newer SDC than any key: passes a min, fails a max
-    }
-    if sv < lowest {
-        return !min;
-    }
-    true // between keys without its own key
 }
 
 fn traits_of(m: Option<&Map<String, Value>>, key: &str) -> Map<String, Value> {
@@ -320,7 +311,7 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
                 Box::new(move |s: &Server| {
                     (!platform_ok(&floor, &s.sdc_version(), &s.platform(), true)).then(|| {
                         format!(
-                            "Builder zones require min platforms {}, but server has {}",
+                            "Builder support requires min platforms {}, but server has {}",
                             Value::Object(floor.clone()),
                             json!({ s.sdc_version(): s.platform() })
                         )

@@ -37,7 +37,7 @@ pub fn default_channel() -> &'static str {
 }
 
 fn not_found(uuid: &str) -> ApiError {
-    ApiError::not_found(format!("image \"{uuid}\" was not found"))
+    ApiError::not_found(format!("image {uuid} not found"))
 }
 
 fn invalid_param(field: &str, message: String) -> ApiError {
@@ -45,8 +45,7 @@ fn invalid_param(field: &str, message: String) -> ApiError {
 }
 
 fn validation_failed(errs: Vec<Value>) -> ApiError {
-    let mut fields: Vec<String> = errs.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect();
-    fields.dedup();
+    let fields: Vec<String> = errs.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect();
     ApiError::with_errors(422, "ValidationFailed", &format!("invalid image data: {}", fields.join(", ")), errs)
 }
 
@@ -92,6 +91,15 @@ fn load_in_channel(store: &Store, uuid: &str, channel: &str) -> Result<(Value, V
     Ok((m, ch))
 }
 
+/// reqValidUuid: a malformed uuid in the path is a 404 naming the URL.
+fn valid_uuid(uuid: &str, uri: &Uri) -> Result<(), ApiError> {
+    if is_uuid(uuid) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("{uri} does not exist")))
+    }
+}
+
 fn check(m: &Value) -> Result<(), ApiError> {
     match manifest::validate_dc(m.as_object().unwrap_or(&Map::new())) {
         None => Ok(()),
@@ -118,23 +126,58 @@ async fn list_channels() -> Response {
     json_response(200, &Value::Array(v))
 }
 
+const LIST_STATES: &[&str] = &["active", "disabled", "unactivated", "all", "creating", "failed"];
+
+fn visible_to(m: &Value, account: &str) -> bool {
+    m["owner"] == account
+        || (m["activated"] == true
+            && m["disabled"] != true
+            && (m["public"] == true || m["acl"].as_array().is_some_and(|a| a.iter().any(|x| x == account))))
+}
+
+fn str_match(have: &Value, want: &str, substr_ok: bool) -> bool {
+    let h = match have {
+        Value::String(s) => s.clone(),
+        Value::Null => "undefined".to_string(),
+        other => other.to_string(),
+    };
+    match want.strip_prefix('~') {
+        Some(sub) if substr_ok => h.contains(sub),
+        _ => h == want,
+    }
+}
+
+/// ListImages filters (`sdc-imgapi: lib/images.js` apiListImages).
 fn matches_filter(m: &Value, q: &Query) -> bool {
-    let state = q.get("state").unwrap_or("active");
-    if state != "all" && m["state"] != state {
+    let (activated, disabled) = (m["activated"] == true, m["disabled"] == true);
+    let ok_state = match q.get("state").unwrap_or("active") {
+        "active" => activated && !disabled,
+        "disabled" => activated && disabled,
+        "unactivated" => !activated,
+        "all" => true,
+        other => m["state"] == other,
+    };
+    if !ok_state {
         return false;
     }
-    for k in ["owner", "version", "os", "type"] {
+    for k in ["owner", "os"] {
         if let Some(v) = q.get(k) {
-            if m[k].as_str() != Some(v) {
+            if !str_match(&m[k], v, false) {
                 return false;
             }
         }
     }
-    if let Some(n) = q.get("name") {
-        let name = m["name"].as_str().unwrap_or_default();
-        let ok = match n.strip_prefix('~') {
-            Some(sub) => name.contains(sub),
-            None => name == n,
+    for k in ["name", "version"] {
+        if let Some(v) = q.get(k) {
+            if !str_match(&m[k], v, true) {
+                return false;
+            }
+        }
+    }
+    if let Some(t) = q.get("type") {
+        let ok = match t.strip_prefix('!') {
+            Some(not) => !str_match(&m["type"], not, false),
+            None => str_match(&m["type"], t, false),
         };
         if !ok {
             return false;
@@ -146,10 +189,12 @@ fn matches_filter(m: &Value, q: &Query) -> bool {
         }
     }
     if let Some(acct) = q.get("account") {
-        let visible = m["public"] == true
-            || m["owner"] == acct
-            || m["acl"].as_array().is_some_and(|a| a.iter().any(|x| x == acct));
-        if !visible {
+        if !visible_to(m, acct) {
+            return false;
+        }
+    }
+    for bt in q.all("billing_tag") {
+        if !m["billing_tags"].as_array().is_some_and(|a| a.iter().any(|x| x == bt)) {
             return false;
         }
     }
@@ -169,9 +214,27 @@ fn matches_filter(m: &Value, q: &Query) -> bool {
     true
 }
 
+fn check_account(q: &Query) -> Result<(), ApiError> {
+    match q.get("account") {
+        Some(a) if !is_uuid(a) => Err(invalid_param("account", format!("invalid \"account\": not a UUID: \"{a}\""))),
+        _ => Ok(()),
+    }
+}
+
 async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
     let q = Query::from_uri(&uri);
     let channel = req_channel(&q)?;
+    if let Some(st) = q.get("state") {
+        if !LIST_STATES.contains(&st) {
+            return Err(ApiError::with_errors(422, "InvalidParameter", &format!("invalid state: \"{st}\""), vec![json!({"field": "state", "code": "Invalid"})]));
+        }
+    }
+    if let Some(l) = q.get("limit") {
+        if l.parse::<f64>().is_err() {
+            // upstream names the wrong field here
+            return Err(ApiError::with_errors(422, "InvalidParameter", &format!("invalid limit: \"{l}\""), vec![json!({"field": "state", "code": "Invalid"})]));
+        }
+    }
     let store = &ctx.store;
     let (all, chans) = store.locked(|s| (s.manifests(), s.load(IMAGE_CHANNELS)))?;
     let chan_of = |u: &str| -> Vec<String> {
@@ -194,54 +257,111 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
 }
 
 async fn get_one(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
+    valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
     let channel = req_channel(&q)?;
+    check_account(&q)?;
     let (m, ch) = ctx.store.locked(|s| load_in_channel(s, &uuid, &channel))??;
-    if let Some(acct) = q.get("account") {
-        let visible = m["public"] == true || m["owner"] == acct || m["acl"].as_array().is_some_and(|a| a.iter().any(|x| x == acct));
-        if !visible {
-            return Err(not_found(&uuid));
-        }
+    if q.get("account").is_some_and(|a| !visible_to(&m, a)) {
+        return Err(not_found(&uuid));
     }
     Ok(json_response(200, &serialize(&m, &ch)))
 }
 
-/// AdminImportImage: the body is the manifest; the image keeps its uuid and
-/// published_at and starts `unactivated` without files.
+/// The owner an image without one gets in DC mode (IMGAPI-408).
+pub const UNSET_OWNER_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Fields `Image.create` takes from an import body; anything else is an
+/// "extra parameter". `files`, `state` and `channels` are dropped.
+const IMPORT_FIELDS: &[&str] = &[
+    "v", "uuid", "owner", "name", "version", "description", "homepage", "eula", "icon", "type", "os", "origin",
+    "public", "disabled", "acl", "error", "requirements", "users", "billing_tags", "traits", "tags",
+    "generate_passwords", "inherited_directories", "published_at", "urn",
+];
+const ZVOL_FIELDS: &[&str] = &["nic_driver", "disk_driver", "cpu_type", "image_size"];
+
+/// AdminImportImage (`POST /images/:uuid?action=import`, body = manifest):
+/// keeps uuid and published_at; the image starts `unactivated` with no file.
 pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Result<Value, ApiError> {
-    if q.has("account") {
-        return Err(ApiError::new(403, "OperatorOnly", "this endpoint may only be called by an operator"));
-    }
     if q.has("source") {
         return Err(ApiError::new(501, "NotAvailable", "import from a remote source is not available in the sim"));
     }
-    let channel = req_channel(q)?;
-    let body_uuid = body.get("uuid").and_then(Value::as_str).unwrap_or_default().to_string();
+    if q.has("account") {
+        return Err(ApiError::new(403, "OperatorOnly", "this endpoint may only be called by an operator"));
+    }
+    let body_uuid = body.get("uuid").and_then(Value::as_str).unwrap_or("undefined").to_string();
     if body_uuid != uuid {
         return Err(invalid_param("uuid", format!("URL UUID, \"{uuid}\" and body UUID, \"{body_uuid}\" do not match")));
     }
-    if !is_uuid(uuid) {
-        return Err(validation_failed(vec![json!({"field": "uuid", "code": "Invalid"})]));
-    }
-    let mut m = Map::new();
-    m.insert("v".into(), json!(2));
-    for (k, v) in body {
-        if k == "channels" || k == "files" {
-            continue;
-        }
-        m.insert(k, v);
-    }
-    m.insert("disabled".into(), m.get("disabled").cloned().unwrap_or(json!(false)));
-    m.insert("activated".into(), json!(false));
-    m.insert("state".into(), json!("unactivated"));
-    m.insert("public".into(), m.get("public").cloned().unwrap_or(json!(false)));
-    m.insert("files".into(), json!([]));
-    let mv = Value::Object(m);
-    check(&mv)?;
+    let channel = req_channel(q)?;
+    let skip_owner_check = q.flag("skip_owner_check");
     ctx.store.locked(|s| {
         if s.load_manifest(uuid).is_some() {
             return Err(ApiError::new(409, "ImageUuidAlreadyExists", format!("image uuid \"{uuid}\" already exists")));
         }
+        if let Some(origin) = body.get("origin").and_then(Value::as_str) {
+            if s.load_manifest(origin).is_none() {
+                return Err(ApiError::new(422, "OriginDoesNotExist", format!("origin image \"{origin}\" does not exist")));
+            }
+        }
+        let mut data = body.clone();
+        let accounts = s.load(super::store::ACCOUNTS);
+        let owner = data.get("owner").and_then(Value::as_str).unwrap_or_default().to_string();
+        if owner == UNSET_OWNER_UUID {
+            if let Some(admin) = accounts.values().find(|a| a["login"] == "admin") {
+                data.insert("owner".into(), admin["uuid"].clone());
+            }
+        } else if !skip_owner_check && !accounts.contains_key(&owner) {
+            return Err(ApiError::new(422, "OwnerDoesNotExist", format!("owner \"{owner}\" does not exist")));
+        }
+        let is_zvol = data.get("type").and_then(Value::as_str) == Some("zvol");
+        let extra: Vec<String> = data
+            .keys()
+            .filter(|k| !matches!(k.as_str(), "files" | "state" | "channels"))
+            .filter(|k| !(IMPORT_FIELDS.contains(&k.as_str()) || is_zvol && ZVOL_FIELDS.contains(&k.as_str())))
+            .cloned()
+            .collect();
+        if !extra.is_empty() {
+            return Err(ApiError::with_errors(
+                422,
+                "InvalidParameter",
+                &format!("invalid extra parameters: \"{}\"", extra.join("\", \"")),
+                extra.iter().map(|f| json!({"field": f, "code": "Invalid"})).collect(),
+            ));
+        }
+        if data.get("published_at").is_some_and(|p| !p.is_string()) {
+            return Err(invalid_param("published_at", "invalid \"published_at\"".into()));
+        }
+        let mut m = Map::new();
+        m.insert("v".into(), data.get("v").cloned().unwrap_or(json!(2)));
+        m.insert("uuid".into(), json!(uuid));
+        for k in ["owner", "name", "version", "type", "os"] {
+            if let Some(v) = data.get(k) {
+                m.insert(k.into(), v.clone());
+            }
+        }
+        let truthy = |k: &str| data.get(k).filter(|v| !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some(""));
+        m.insert("public".into(), truthy("public").cloned().unwrap_or(json!(false)));
+        m.insert("disabled".into(), truthy("disabled").cloned().unwrap_or(json!(false)));
+        m.insert("activated".into(), json!(false));
+        m.insert("state".into(), json!("unactivated"));
+        for k in [
+            "description", "homepage", "eula", "published_at", "urn", "acl", "error", "requirements", "users", "traits",
+            "tags", "billing_tags", "generate_passwords", "inherited_directories", "origin",
+        ] {
+            if let Some(v) = data.get(k) {
+                m.insert(k.into(), v.clone());
+            }
+        }
+        if is_zvol {
+            for k in ZVOL_FIELDS {
+                if let Some(v) = data.get(*k) {
+                    m.insert(k.to_string(), if *k == "image_size" { v.as_f64().or_else(|| v.as_str().and_then(|x| x.parse().ok())).map(|n| json!(n as i64)).unwrap_or(Value::Null) } else { v.clone() });
+                }
+            }
+        }
+        let mv = Value::Object(m);
+        check(&mv)?;
         s.save_manifest(&mv)?;
         let mut ch = s.load(IMAGE_CHANNELS);
         let c = if channel == "*" { default_channel().to_string() } else { channel.clone() };
@@ -251,43 +371,50 @@ pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
     })?
 }
 
-/// AddImageFile: sha1 and size are checked against the body.
+/// AddImageFile: compression is required; the size must match
+/// Content-Length and the sha1 the `sha1` param.
 pub fn add_image_file(ctx: &Ctx, uuid: &str, q: &Query, content_length: Option<u64>, data: &[u8]) -> Result<Value, ApiError> {
     let channel = req_channel(q)?;
-    let compression = q.get("compression").unwrap_or_default();
-    if !manifest::VALID_COMPRESSIONS.contains(&compression) {
-        let mut valid: Vec<&str> = manifest::VALID_COMPRESSIONS.to_vec();
-        valid.sort();
-        return Err(invalid_param(
-            "compression",
-            format!("invalid \"compression\": \"{compression}\" (must be one of: {})", valid.join(", ")),
-        ));
-    }
-    let sha1 = hex(&Sha1::digest(data));
-    let size = data.len() as u64;
-    if let Some(cl) = content_length {
-        if cl != size {
-            return Err(ApiError::new(400, "Upload", format!("\"Content-Length\" header, {cl}, does not match uploaded size, {size}")));
-        }
-    }
-    if let Some(want) = q.get("sha1") {
-        if want != sha1 {
-            return Err(ApiError::new(
-                400,
-                "Upload",
-                format!("\"sha1\" hash, \"{want}\", does not match the uploaded file \"sha1\" hash, \"{sha1}\""),
-            ));
-        }
-    }
-    if let Some(want) = q.get("size") {
-        if want.parse::<u64>().ok() != Some(size) {
-            return Err(ApiError::new(400, "Upload", format!("\"size\" param, {want}, does not match uploaded size, {size}")));
-        }
-    }
     ctx.store.locked(|s| {
         let (m, ch) = load_in_channel(s, uuid, &channel)?;
         if m["activated"] == true {
             return Err(ApiError::new(422, "ImageFilesImmutable", format!("cannot modify files on activated image {uuid}")));
+        }
+        let compression = match q.get("compression") {
+            None | Some("") => {
+                return Err(ApiError::with_errors(
+                    422,
+                    "InvalidParameter",
+                    "missing \"compression\"",
+                    vec![json!({"field": "compression", "code": "Missing"})],
+                ))
+            }
+            Some(c) if !manifest::VALID_COMPRESSIONS.contains(&c) => {
+                return Err(invalid_param(
+                    "compression",
+                    format!("invalid compression \"{c}\" (must be one of {})", manifest::VALID_COMPRESSIONS.join(", ")),
+                ))
+            }
+            Some(c) => c.to_string(),
+        };
+        let size = data.len() as u64;
+        if size == 0 {
+            return Err(ApiError::new(400, "Download", "image file size is 0 bytes, empty files are not allowed"));
+        }
+        if let Some(cl) = content_length.filter(|c| *c != 0) {
+            if cl != size {
+                return Err(ApiError::new(400, "Download", format!("\"Content-Length\" header, {cl}, does not match uploaded size, {size}")));
+            }
+        }
+        let sha1 = hex(&Sha1::digest(data));
+        if let Some(want) = q.get("sha1").filter(|w| !w.is_empty()) {
+            if want != sha1 {
+                return Err(ApiError::new(
+                    400,
+                    "Download",
+                    format!("\"sha1\" hash, {want}, does not match the uploaded file sha1 hash, {sha1}"),
+                ));
+            }
         }
         let p = s.image_file_path(uuid);
         super::store::write_atomic(&p, data)?;
@@ -328,6 +455,7 @@ pub fn activate(ctx: &Ctx, uuid: &str, channel: &str) -> Result<Value, ApiError>
 }
 
 async fn action(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
+    valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
     let act = q.get("action").unwrap_or_default().to_string();
     let res = match act.as_str() {
@@ -376,6 +504,7 @@ async fn action(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri,
 }
 
 async fn add_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult {
+    valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
     let cl = header(&headers, "content-length").and_then(|v| v.parse().ok());
     let res = add_image_file(&ctx, &uuid, &q, cl, &body)?;
@@ -383,6 +512,7 @@ async fn add_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Ur
 }
 
 async fn get_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
+    valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
     let channel = req_channel(&q)?;
     let (m, _) = ctx.store.locked(|s| load_in_channel(s, &uuid, &channel))??;
@@ -398,6 +528,7 @@ async fn get_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Ur
 }
 
 async fn delete(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
+    valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
     let channel = req_channel(&q)?;
     ctx.store.locked(|s| {

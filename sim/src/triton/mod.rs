@@ -56,6 +56,9 @@ pub struct Config {
     pub builder_min_platform: Option<BTreeMap<String, String>>,
     /// Write bunyan logs to `DIR/log/<service>.log` (else stderr).
     pub log_to_files: bool,
+    /// UUID of the `admin` account (an operator), created on first start
+    /// when the data directory has none (Triton always has one).
+    pub admin_uuid: Option<String>,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
             filter_brands: true,
             builder_min_platform: None,
             log_to_files: true,
+            admin_uuid: None,
         }
     }
 }
@@ -82,6 +86,10 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(cfg: Config) -> anyhow::Result<Ctx> {
         let store = Store::open(&cfg.data)?;
+        let has_admin = store.read(store::ACCOUNTS)?.values().any(|a| a["login"] == "admin");
+        if !has_admin {
+            mahi::add_account(&store, "admin", cfg.admin_uuid.as_deref(), &["operators".to_string()], &[], true)?;
+        }
         let log = SERVICES
             .iter()
             .map(|s| {
@@ -325,6 +333,9 @@ enum Cmd {
         /// Log to stderr instead of DIR/log/<service>.log.
         #[arg(long)]
         log_stderr: bool,
+        /// UUID for the `admin` operator account created on first start.
+        #[arg(long)]
+        admin_uuid: Option<String>,
     },
     /// Add (or replace) an account in the auth cache.
     AccountAdd {
@@ -384,8 +395,9 @@ pub fn main(args: &[String]) -> anyhow::Result<i32> {
         }
     };
     match cli.cmd {
-        Cmd::Serve { data, cns, ports, no_brand_filter, builder_min_platform, log_stderr } => {
+        Cmd::Serve { data, cns, ports, no_brand_filter, builder_min_platform, log_stderr, admin_uuid } => {
             let mut cfg = Config::new(&data, &cns);
+            cfg.admin_uuid = admin_uuid;
             for p in ports {
                 let (k, v) = p.split_once('=').with_context(|| format!("--ports: {p}: want NAME=PORT"))?;
                 anyhow::ensure!(SERVICES.contains(&k), "--ports: unknown service {k} (one of {})", SERVICES.join(", "));

@@ -27,6 +27,8 @@ use super::{is_uuid, new_uuid, now_iso, Ctx, VALID_BRANDS};
 
 pub const HVM_BRANDS: &[&str] = &["bhyve", "kvm"];
 const ALIAS_RE: &str = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
+/// The same regexp as JavaScript prints it in VMAPI's message.
+const ALIAS_RE_JS: &str = r"/^[a-zA-Z0-9][a-zA-Z0-9\_\.\-]*$/";
 const MAX_ALIAS: usize = 189;
 
 fn e(field: &str, code: &str, message: &str) -> Value {
@@ -62,23 +64,47 @@ fn as_bool(v: &Value) -> Option<bool> {
     }
 }
 
-/// Number fields and their minimums.
+/// Number fields and their minimums (validNumber's default minimum is 0).
 const NUMBERS: &[(&str, f64)] = &[
     ("cpu_cap", 0.0),
     ("cpu_shares", 0.0),
-    ("max_locked_memory", 1.0),
-    ("max_lwps", 1.0),
-    ("max_physical_memory", 1.0),
-    ("max_swap", 256.0),
+    ("max_locked_memory", 0.0),
+    ("max_lwps", 0.0),
+    ("max_physical_memory", 0.0),
+    ("max_swap", 0.0),
+    ("mdata_exec_timeout", 1.0),
     ("quota", 0.0),
     ("ram", 1.0),
+    ("tmpfs", 0.0),
     ("vcpus", 1.0),
     ("zfs_io_priority", 0.0),
+    ("zlog_max_size", 0.0),
 ];
-const BOOLEANS: &[&str] = &["autoboot", "delegate_dataset", "docker", "firewall_enabled", "indestructible_zoneroot"];
+const BOOLEANS: &[&str] = &[
+    "autoboot",
+    "delegate_dataset",
+    "do_not_inventory",
+    "docker",
+    "firewall_enabled",
+    "indestructible_delegated",
+    "indestructible_zoneroot",
+    "maintain_resolvers",
+];
 const UUIDS: &[&str] = &["billing_id", "image_uuid", "server_uuid", "uuid"];
-const STRINGS: &[&str] = &["fs_allowed", "kernel_version", "limit_priv"];
+const STRINGS: &[&str] = &[
+    "cpu_type",
+    "disk_driver",
+    "fs_allowed",
+    "init_name",
+    "kernel_version",
+    "limit_priv",
+    "nic_driver",
+    "package_name",
+    "package_version",
+    "zfs_data_compression",
+];
 const OBJECTS: &[&str] = &["customer_metadata", "internal_metadata", "tags"];
+const MIN_SWAP: f64 = 256.0;
 
 fn valid_network(n: &Value) -> bool {
     match n {
@@ -94,9 +120,50 @@ fn valid_network(n: &Value) -> bool {
     }
 }
 
-/// The synchronous checks of validateCreateVmParams, in field order.
+/// JS `parseInt(v, 10)`.
+fn parse_int(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64().map(f64::trunc),
+        Value::String(s) => {
+            let t = s.trim_start();
+            let (neg, digits) = match t.strip_prefix('-') {
+                Some(r) => (true, r),
+                None => (false, t.strip_prefix('+').unwrap_or(t)),
+            };
+            let d: String = digits.chars().take_while(char::is_ascii_digit).collect();
+            d.parse::<f64>().ok().map(|n| if neg { -n } else { n })
+        }
+        _ => None,
+    }
+}
+
+/// validMetadata: values must be strings, numbers or booleans; no `*_pw`
+/// keys in customer_metadata.
+fn metadata_errors(field: &str, v: &Value) -> Vec<Value> {
+    let obj = match v {
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => return vec![],
+            Err(_) => return vec![e(field, "Invalid", "Invalid parameter")],
+        },
+        Value::Object(o) => o.clone(),
+        _ => return vec![],
+    };
+    for (k, x) in &obj {
+        if !(x.is_string() || x.is_number() || x.is_boolean()) {
+            return vec![e(&format!("{field}.{k}"), "Invalid", "Forbidden Data Type")];
+        }
+        if field == "customer_metadata" && k.ends_with("_pw") && k.len() > 3 {
+            return vec![e(&format!("{field}.{k}"), "Invalid", "Forbidden Metadata Key")];
+        }
+    }
+    vec![]
+}
+
+/// The synchronous checks of validateCreateVmParams: every VM field's
+/// validator in VM_FIELDS order, then ram, max_swap and the brand checks.
 pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
-    let mut fields: Vec<&str> = vec!["alias", "brand", "networks", "owner_uuid", "ram"];
+    let mut fields: Vec<&str> = vec!["alias", "brand", "networks", "owner_uuid"];
     fields.extend(NUMBERS.iter().map(|(f, _)| *f));
     fields.extend(BOOLEANS);
     fields.extend(UUIDS);
@@ -104,72 +171,72 @@ pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
     fields.extend(OBJECTS);
     fields.sort();
     fields.dedup();
-    let brand = p.get("brand").and_then(Value::as_str).unwrap_or_default();
     let alias_re = regex::Regex::new(ALIAS_RE).expect("regex");
     let mut errs = Vec::new();
     for f in fields {
-        let v = p.get(f).filter(|v| !v.is_null());
+        let Some(v) = p.get(f).filter(|v| !v.is_null()) else {
+            if matches!(f, "brand" | "networks" | "owner_uuid") {
+                errs.push(missing(f));
+            }
+            continue;
+        };
         match f {
             "alias" => {
-                if let Some(v) = v {
-                    let s = v.as_str().unwrap_or_default();
-                    if !alias_re.is_match(s) || s.len() > MAX_ALIAS {
-                        errs.push(e("alias", "Invalid", &format!("String does not match regex: /{ALIAS_RE}/ (max {MAX_ALIAS} characters)")));
-                    }
+                let s = v.as_str();
+                if s.is_none() {
+                    errs.push(e("alias", "Invalid", "Not a valid string"));
+                }
+                let s = s.unwrap_or_default();
+                if s.chars().count() > MAX_ALIAS {
+                    errs.push(e("alias", "Invalid", &format!("String is longer than maximum of {MAX_ALIAS} characters")));
+                }
+                if !alias_re.is_match(s) {
+                    errs.push(e("alias", "Invalid", &format!("String does not match regexp: {ALIAS_RE_JS}")));
                 }
             }
-            "brand" => match v {
-                None => errs.push(missing("brand")),
-                Some(b) => {
-                    if !b.as_str().is_some_and(|b| VALID_BRANDS.contains(&b)) {
-                        errs.push(e("brand", "Invalid", &brand_message()));
-                    }
-                }
-            },
+            "brand" if !v.as_str().is_some_and(|b| VALID_BRANDS.contains(&b)) => {
+                errs.push(e("brand", "Invalid", &brand_message()));
+            }
             "networks" => match v {
-                None => errs.push(missing("networks")),
-                Some(Value::Array(a)) if a.iter().all(valid_network) => {}
-                Some(_) => errs.push(e("networks", "Invalid", "Invalid networks")),
-            },
-            "owner_uuid" => match v {
-                None => errs.push(missing("owner_uuid")),
-                Some(o) if !o.as_str().is_some_and(is_uuid) => errs.push(e("owner_uuid", "Invalid", "Invalid UUID")),
-                _ => {}
+                Value::Array(a) if a.iter().all(valid_network) => {}
+                Value::String(s) if s.split(',').all(is_uuid) => {}
+                _ => errs.push(e("networks", "Invalid", "Invalid networks")),
             },
             _ => {}
         }
-        if f == "ram" && p.get("billing_id").is_none_or(Value::is_null) {
-            if HVM_BRANDS.contains(&brand) {
-                if v.is_none() {
-                    errs.push(e("ram", "MissingParameter", &format!("Is required for {brand}")));
-                    continue;
-                }
-            } else if v.is_none() && p.get("max_physical_memory").is_none_or(Value::is_null) {
-                errs.push(missing("ram"));
-                continue;
+        if let Some((_, min)) = NUMBERS.iter().find(|(n, _)| *n == f) {
+            if !parse_int(v).is_some_and(|n| n >= *min) {
+                errs.push(e(f, "Invalid", &format!("Not a valid number: number must be >= {min}")));
             }
         }
-        if let Some(v) = v {
-            if let Some((_, min)) = NUMBERS.iter().find(|(n, _)| *n == f) {
-                match num(v) {
-                    None => errs.push(e(f, "Invalid", "Not a valid number")),
-                    Some(n) if n < *min => errs.push(e(f, "Invalid", &format!("Not a valid number: number must be >= {min}"))),
-                    _ => {}
-                }
-            }
-            if BOOLEANS.contains(&f) && as_bool(v).is_none() {
-                errs.push(e(f, "Invalid", "Not a valid boolean"));
-            }
-            if UUIDS.contains(&f) && !v.as_str().is_some_and(is_uuid) {
-                errs.push(e(f, "Invalid", "Invalid UUID"));
-            }
-            if STRINGS.contains(&f) && !v.is_string() {
-                errs.push(e(f, "Invalid", "Must be a string"));
-            }
-            if OBJECTS.contains(&f) && !v.is_object() {
-                errs.push(e(f, "Invalid", "Must be an object"));
-            }
+        if BOOLEANS.contains(&f) && as_bool(v).is_none() {
+            errs.push(e(f, "Invalid", "Invalid parameter"));
         }
+        if (UUIDS.contains(&f) || f == "owner_uuid") && !v.as_str().is_some_and(is_uuid) {
+            errs.push(e(f, "Invalid", "Invalid UUID"));
+        }
+        if STRINGS.contains(&f) && !v.is_string() {
+            errs.push(e(f, "Invalid", "Not a valid string"));
+        }
+        if OBJECTS.contains(&f) {
+            errs.extend(metadata_errors(f, v));
+        }
+    }
+    let brand = p.get("brand").and_then(Value::as_str).unwrap_or_default();
+    let set = |k: &str| p.get(k).is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("") && v.as_f64() != Some(0.0));
+    if !set("billing_id") {
+        if HVM_BRANDS.contains(&brand) && !set("ram") {
+            errs.push(e("ram", "MissingParameter", &format!("Is required for {brand}")));
+        } else if !set("max_physical_memory") && !set("ram") {
+            errs.push(missing("ram"));
+        }
+    }
+    if p.get("max_swap").and_then(parse_int).is_some_and(|s| s < MIN_SWAP) {
+        errs.push(e("max_swap", "Invalid", &format!("Cannot be less than {MIN_SWAP}")));
+    }
+    // validateBrandParams: container brands need an image
+    if VALID_BRANDS.contains(&brand) && !HVM_BRANDS.contains(&brand) && p.get("image_uuid").is_none_or(Value::is_null) {
+        errs.push(missing("image_uuid"));
     }
     errs
 }
@@ -209,7 +276,7 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
     let mut server = None;
     if let Some(su) = p.get("server_uuid").and_then(Value::as_str).filter(|s| is_uuid(s)) {
         match cnapi::find_server(ctx, su)? {
-            None => errs.push(e("server_uuid", "Invalid", "Server does not exist")),
+            None => errs.push(e("server_uuid", "Invalid", &format!("Server {su} not found"))),
             Some(s) => {
                 let have = s.brands();
                 if !brand.is_empty() && !have.is_empty() && !have.contains(&brand) {
@@ -226,7 +293,7 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
     let mut package = None;
     if let Some(bid) = p.get("billing_id").and_then(Value::as_str).filter(|s| is_uuid(s)) {
         match ctx.store.read(PACKAGES)?.get(bid).and_then(Value::as_object).cloned() {
-            None => errs.push(e("billing_id", "Invalid", "Package does not exist")),
+            None => errs.push(e("billing_id", "Invalid", &format!("Package {bid} does not exist"))),
             Some(pkg) => {
                 let pbrand = pkg.get("brand").and_then(Value::as_str).unwrap_or_default();
                 if !pbrand.is_empty() && pbrand != brand {
@@ -244,7 +311,7 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
     let mut image = None;
     if let Some(iu) = p.get("image_uuid").and_then(Value::as_str).filter(|s| is_uuid(s)) {
         match ctx.store.load_manifest(iu) {
-            None => errs.push(e("image_uuid", "Invalid", "Image does not exist")),
+            None => errs.push(e("image_uuid", "Invalid", &format!("image {iu} not found"))),
             Some(m) => {
                 if m["state"] != "active" || m["disabled"] == true {
                     errs.push(e("image_uuid", "Invalid", "Image must be active and not disabled"));
@@ -252,15 +319,20 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
                 if brand == "lx" {
                     let t = m["type"].as_str().unwrap_or_default();
                     if t != "lx-dataset" && t != "docker" {
-                        errs.push(e("image_uuid", "Invalid", &format!("Image type is \"{t}\", must be one of: [\"lx-dataset\",\"docker\"]")));
+                        errs.push(e("image_uuid", "Invalid", &format!("Image type is \"{t}\" must be one of: [\"lx-dataset\",\"docker\"]")));
                     }
                 }
                 image = m.as_object().cloned();
             }
         }
     }
-    if brand == "lx" && p.get("kernel_version").is_none_or(Value::is_null) {
-        errs.push(missing("kernel_version"));
+    if brand == "lx" && image.is_some() && p.get("kernel_version").is_none_or(Value::is_null) {
+        match image.as_ref().and_then(|i| i.get("tags")).and_then(|t| t.get("kernel_version")).cloned() {
+            Some(k) => {
+                p.insert("kernel_version".into(), k);
+            }
+            None => errs.push(e("kernel_version", "MissingParameter", "Required for LX zones")),
+        }
     }
     if !errs.is_empty() {
         return Err(validation_failed("Invalid VM parameters", errs));
@@ -268,30 +340,46 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
     Ok(Validated { params: p, package, image, server })
 }
 
-/// Package fields fill what the caller left unset.
+/// validatePackageValues: package fields fill what the caller left unset
+/// (quota in GiB; kvm gets 10), and cpu_shares comes from `fss` or RAM/128.
 fn fill_from_package(p: &mut Map<String, Value>, pkg: &Map<String, Value>, brand: &str) {
-    let hvm = HVM_BRANDS.contains(&brand);
-    let mut set = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            if p.get(k).is_none_or(Value::is_null) {
-                p.insert(k.to_string(), v);
+    let unset = |p: &Map<String, Value>, k: &str| p.get(k).is_none_or(Value::is_null);
+    for k in ["cpu_cap", "max_lwps", "max_physical_memory", "max_swap", "quota", "vcpus", "zfs_io_priority"] {
+        if let Some(v) = pkg.get(k).filter(|v| !v.is_null()) {
+            if unset(p, k) {
+                let n = num(v).unwrap_or(0.0);
+                let val = if k == "quota" {
+                    if brand == "kvm" {
+                        json!(10)
+                    } else {
+                        json!((n / 1024.0).floor() as i64)
+                    }
+                } else {
+                    json!(n as i64)
+                };
+                p.insert(k.to_string(), val);
             }
         }
-    };
-    let ram = pkg.get("max_physical_memory").cloned();
-    set("ram", ram.clone());
-    set("max_physical_memory", ram);
-    for k in ["cpu_cap", "max_lwps", "max_swap", "zfs_io_priority", "cpu_burst_ratio"] {
-        set(k, pkg.get(k).cloned());
     }
-    if hvm {
-        set("vcpus", pkg.get("vcpus").cloned());
+    if let Some(ram) = pkg.get("max_physical_memory").and_then(num) {
+        if unset(p, "ram") {
+            p.insert("ram".into(), json!(ram as i64));
+        }
     }
-    if !hvm {
-        set("quota", pkg.get("quota").and_then(num).map(|q| json!((q / 1024.0).floor() as u64)));
+    if unset(p, "cpu_shares") {
+        let shares = match pkg.get("fss").and_then(num) {
+            Some(f) => f.floor(),
+            None => {
+                let ram = p.get("max_physical_memory").or_else(|| p.get("ram")).and_then(num).unwrap_or(0.0);
+                if ram > 128.0 {
+                    (ram / 128.0).floor()
+                } else {
+                    1.0
+                }
+            }
+        };
+        p.insert("cpu_shares".into(), json!(shares as i64));
     }
-    set("package_name", pkg.get("name").cloned());
-    set("package_version", pkg.get("version").cloned());
 }
 
 /// The vmadm payload for a VMAPI VM.
@@ -824,7 +912,7 @@ fn run_action(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
         }
         if let Some(bid) = body.get("billing_id").and_then(Value::as_str) {
             match ctx.store.read(PACKAGES)?.get(bid).and_then(Value::as_object).cloned() {
-                None => errs.push(e("billing_id", "Invalid", "Package does not exist")),
+                None => errs.push(e("billing_id", "Invalid", &format!("Package {bid} does not exist"))),
                 Some(pkg) => {
                     let pbrand = pkg.get("brand").and_then(Value::as_str).unwrap_or_default();
                     let vbrand = vm.get("brand").and_then(Value::as_str).unwrap_or_default();
@@ -1003,7 +1091,8 @@ mod tests {
 
     #[test]
     fn builder_is_valid_unknown_brand_lists_the_brands() {
-        let base = json!({"owner_uuid": "930896af-bf8c-48d4-885c-6573a94b1853", "networks": [], "ram": 1024});
+        let base = json!({"owner_uuid": "930896af-bf8c-48d4-885c-6573a94b1853", "networks": [], "ram": 1024,
+                          "image_uuid": "6f1e0c2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b"});
         let mut b = m(base.clone());
         b.insert("brand".into(), json!("builder"));
         assert!(validate_sync(&b).is_empty());
@@ -1015,7 +1104,46 @@ mod tests {
         let mut h = m(base);
         h.insert("brand".into(), json!("bhyve"));
         h.remove("ram");
+        h.remove("image_uuid");
         assert_eq!(validate_sync(&h), vec![json!({"field": "ram", "code": "MissingParameter", "message": "Is required for bhyve"})]);
+    }
+
+    #[test]
+    fn upstream_messages_for_bad_values() {
+        let p = m(json!({"brand": "joyent", "owner_uuid": "nope", "networks": "x", "alias": "-a", "ram": 0,
+                          "max_swap": 100, "autoboot": "yes", "customer_metadata": {"root_pw": "x"}}));
+        let errs: Vec<(String, String)> = validate_sync(&p)
+            .iter()
+            .map(|e| (e["field"].as_str().unwrap().to_string(), e["message"].as_str().unwrap_or("").to_string()))
+            .collect();
+        let want = [
+            ("alias", "String does not match regexp: /^[a-zA-Z0-9][a-zA-Z0-9\\_\\.\\-]*$/"),
+            ("autoboot", "Invalid parameter"),
+            ("customer_metadata.root_pw", "Forbidden Metadata Key"),
+            ("networks", "Invalid networks"),
+            ("owner_uuid", "Invalid UUID"),
+            ("ram", "Not a valid number: number must be >= 1"),
+            // ram 0 is also "missing" (upstream tests `!params.ram`)
+            ("ram", ""),
+            ("max_swap", "Cannot be less than 256"),
+            ("image_uuid", ""),
+        ];
+        assert_eq!(errs, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    }
+
+    #[test]
+    fn package_fills_unset_fields() {
+        let pkg = m(json!({"max_physical_memory": 2048, "quota": 20480, "cpu_cap": 200, "max_swap": 4096, "vcpus": 2}));
+        let mut p = m(json!({"cpu_cap": 100}));
+        fill_from_package(&mut p, &pkg, "builder");
+        assert_eq!(p["cpu_cap"], 100);
+        assert_eq!(p["quota"], 20);
+        assert_eq!(p["ram"], 2048);
+        assert_eq!(p["max_physical_memory"], 2048);
+        assert_eq!(p["cpu_shares"], 16);
+        let mut k = Map::new();
+        fill_from_package(&mut k, &pkg, "kvm");
+        assert_eq!(k["quota"], 10);
     }
 
     #[test]

@@ -66,7 +66,9 @@ pub fn sysinfo(node: &Path) -> Value {
 
 pub fn start(data: &Path, cns: &[PathBuf]) -> Background {
     sim_bin();
-    triton::start(Config::new(data, cns)).expect("start sim triton")
+    let mut cfg = Config::new(data, cns);
+    cfg.admin_uuid = Some(OPERATOR.to_string());
+    triton::start(cfg).expect("start sim triton")
 }
 
 pub fn get(url: &str) -> client::Reply {

@@ -1,0 +1,30 @@
+//! vmadm's knowledge of the `builder` brand, as a library.
+//!
+//! - [`table`]: vmadm's property table as data (builder = joyent).
+//! - [`validate`]: `vmadm validate` (order of checks, type rules, result).
+//! - [`create`]: create planning: normalize a payload, render the zonecfg
+//!   text vmadm sends and the steps that follow.
+//! - [`load`]: zone XML -> VM object fields (vmload-xml).
+//! - [`node`]: a SmartOS node rooted at a directory: index, zone XML,
+//!   `zoneadm list`, config JSON -> full VM objects.
+//! - [`list`]: `vmadm list` / `lookup` filters, columns, sorting.
+//! - [`preflight`]: which zones break on a platform image.
+//! - [`rescue`]: builder -> joyent rescue and its exact undo.
+//! - [`check`]: can a zone run bhyve image builds.
+//! - [`zonecfg`]: apply zonecfg command text to a zone file (for simulated nodes).
+//! - [`host`]: host commands (build / run / parse).
+
+pub mod check;
+pub mod create;
+pub mod host;
+pub mod jsval;
+pub mod list;
+pub mod load;
+pub mod node;
+pub mod preflight;
+pub mod rescue;
+pub mod table;
+pub mod validate;
+pub mod zonecfg;
+
+pub use table::Table;

@@ -1,0 +1,471 @@
+//! A SmartOS node rooted at a directory: `/etc/zones/index`, the zone XML
+//! files, `<zonepath>/config/*.json`, and (when `zoneadm` is on PATH)
+//! `zoneadm list -p -c` for zone state. Turns them into the VM objects
+//! `vmadm get` prints.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+use crate::host::{self, CmdError, ZoneRecord};
+use crate::load::{self, LoadError};
+
+/// Why a node could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    #[error("cannot parse zoneadm output: {0}")]
+    Zoneadm(String),
+    #[error("zone {zone}: cannot load {path}: {source}")]
+    Load {
+        zone: String,
+        path: PathBuf,
+        source: LoadError,
+    },
+    #[error("zone {zone}: {path} is not valid JSON: {msg}")]
+    Json {
+        zone: String,
+        path: PathBuf,
+        msg: String,
+    },
+    /// The message vmadm prints for an unknown zone.
+    #[error("zoneadm: {0}: No such zone configured")]
+    NoSuchZone(String),
+}
+
+/// One line of `/etc/zones/index` (`name:state:zonepath:uuid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub name: String,
+    pub state: String,
+    pub zonepath: String,
+    pub uuid: String,
+}
+
+/// Parse `/etc/zones/index` as libzonecfg writes it: `#` comments, the
+/// zonepath double-quoted when it holds a `:`; the global zone is left out.
+pub fn parse_index(text: &str) -> Vec<IndexEntry> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.splitn(3, ':');
+        let (Some(name), Some(state), Some(rest)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (zonepath, uuid) = if let Some(q) = rest.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (
+                    q[..end].to_string(),
+                    q[end + 1..].trim_start_matches(':').to_string(),
+                ),
+                None => (q.to_string(), String::new()),
+            }
+        } else {
+            match rest.split_once(':') {
+                Some((p, u)) => (p.to_string(), u.to_string()),
+                None => (rest.to_string(), String::new()),
+            }
+        };
+        if name == "global" {
+            continue;
+        }
+        out.push(IndexEntry {
+            name: name.into(),
+            state: state.into(),
+            zonepath,
+            uuid,
+        });
+    }
+    out
+}
+
+/// Render index lines (the inverse of [`parse_index`]).
+pub fn render_index_line(e: &IndexEntry) -> String {
+    let zp = if e.zonepath.contains(':') {
+        format!("\"{}\"", e.zonepath)
+    } else {
+        e.zonepath.clone()
+    };
+    format!("{}:{}:{}:{}", e.name, e.state, zp, e.uuid)
+}
+
+/// `<zonepath>/lastexited` (`<secs.nsecs> <wait status>`) -> exit_status
+/// and exit_timestamp, as vmload reads it.
+pub fn parse_lastexited(text: &str) -> Option<(i64, String)> {
+    let f: Vec<&str> = text.split_whitespace().collect();
+    if f.len() != 2 {
+        return None;
+    }
+    let stat: i64 = f[1].parse().ok()?;
+    let status = if stat == -1 {
+        0
+    } else if stat & 0xff == 0 {
+        stat >> 8
+    } else {
+        -(stat & 0xff)
+    };
+    let secs: f64 = f[0].parse().ok()?;
+    let t = chrono::DateTime::<chrono::Utc>::from_timestamp_millis((secs * 1000.0) as i64)?;
+    Some((status, t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
+}
+
+/// Where zone state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSource {
+    /// `zoneadm list -p -c` when `zoneadm` is on PATH, else the index.
+    Auto,
+    /// `/etc/zones/index` only (no zone is running).
+    Index,
+    /// `zoneadm list -p -c`.
+    Zoneadm,
+}
+
+/// What to load beyond the zone XML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `<zonepath>/config/{metadata,tags,routes}.json`.
+    pub json: bool,
+    /// `last_modified` (stat of the files vmadm watches).
+    pub last_modified: bool,
+}
+
+impl LoadOptions {
+    pub const FULL: LoadOptions = LoadOptions {
+        json: true,
+        last_modified: true,
+    };
+    pub const XML_ONLY: LoadOptions = LoadOptions {
+        json: false,
+        last_modified: false,
+    };
+}
+
+/// A node rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub root: PathBuf,
+    pub state_source: StateSource,
+    sysinfo: std::sync::OnceLock<Option<Map<String, Value>>>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| NodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn iso(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+impl Node {
+    pub fn new(root: impl Into<PathBuf>) -> Node {
+        Node {
+            root: root.into(),
+            state_source: StateSource::Auto,
+            sysinfo: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// An absolute node path (`/etc/zones/x.xml`) under the root.
+    pub fn path(&self, abs: &str) -> PathBuf {
+        self.root.join(abs.trim_start_matches('/'))
+    }
+
+    pub fn zones_dir(&self) -> PathBuf {
+        self.path("/etc/zones")
+    }
+
+    pub fn zone_xml_path(&self, zonename: &str) -> PathBuf {
+        self.zones_dir().join(format!("{zonename}.xml"))
+    }
+
+    pub fn index(&self) -> Result<Vec<IndexEntry>, NodeError> {
+        let p = self.zones_dir().join("index");
+        match std::fs::read_to_string(&p) {
+            Ok(t) => Ok(parse_index(&t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+
+    fn use_zoneadm(&self) -> bool {
+        match self.state_source {
+            StateSource::Auto => host::which("zoneadm").is_some(),
+            StateSource::Index => false,
+            StateSource::Zoneadm => true,
+        }
+    }
+
+    /// The zones, as `zoneadm list -p -c` describes them. From the index,
+    /// brand and ip-type are left empty (loading a VM takes them from its
+    /// XML), so listing a node reads each zone file once.
+    pub fn records(&self) -> Result<Vec<ZoneRecord>, NodeError> {
+        if self.use_zoneadm() {
+            let out = host::run(&host::zoneadm_list_cmd())?;
+            return host::parse_zoneadm_list(&out).map_err(NodeError::Zoneadm);
+        }
+        let mut v = Vec::new();
+        for e in self.index()? {
+            v.push(ZoneRecord {
+                zoneid: "-".into(),
+                uuid: if e.uuid.is_empty() {
+                    e.name.clone()
+                } else {
+                    e.uuid.clone()
+                },
+                zonename: e.name,
+                state: e.state,
+                zonepath: e.zonepath,
+                brand: String::new(),
+                ip_type: String::new(),
+                debugid: "-".into(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// The record of one zone, by uuid or zone name.
+    pub fn record(&self, uuid: &str) -> Result<ZoneRecord, NodeError> {
+        self.records()?
+            .into_iter()
+            .find(|r| r.uuid == uuid || r.zonename == uuid)
+            .ok_or_else(|| NodeError::NoSuchZone(uuid.to_string()))
+    }
+
+    fn read_json(&self, zone: &str, path: &Path) -> Result<Option<Value>, NodeError> {
+        match std::fs::read_to_string(path) {
+            Ok(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| NodeError::Json {
+                    zone: zone.into(),
+                    path: path.to_path_buf(),
+                    msg: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(path)(e)),
+        }
+    }
+
+    /// The VM object of one zone record.
+    pub fn load_vm(
+        &self,
+        rec: &ZoneRecord,
+        opts: LoadOptions,
+    ) -> Result<Map<String, Value>, NodeError> {
+        let xml_path = self.zone_xml_path(&rec.zonename);
+        let text = std::fs::read_to_string(&xml_path).map_err(io(&xml_path))?;
+        let mut vm = load::vmobj_from_xml(&text).map_err(|source| NodeError::Load {
+            zone: rec.uuid.clone(),
+            path: xml_path.clone(),
+            source,
+        })?;
+        if !rec.brand.is_empty() {
+            vm.insert("brand".into(), Value::from(rec.brand.clone()));
+        }
+        vm.insert("uuid".into(), Value::from(rec.uuid.clone()));
+        vm.insert("zone_state".into(), Value::from(rec.state.clone()));
+        vm.insert("zonename".into(), Value::from(rec.zonename.clone()));
+        vm.insert("zonepath".into(), Value::from(rec.zonepath.clone()));
+        if rec.zoneid != "-" && !rec.zoneid.is_empty() {
+            vm.insert(
+                "zoneid".into(),
+                rec.zoneid
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(rec.zoneid.clone())),
+            );
+        }
+        let zonepath = self.path(&rec.zonepath);
+        if opts.last_modified {
+            let files = [
+                zonepath.join("config/metadata.json"),
+                zonepath.join("config/routes.json"),
+                zonepath.join("config/tags.json"),
+                zonepath.join("lastexited"),
+                xml_path.clone(),
+            ];
+            let newest = files
+                .iter()
+                .filter_map(|f| {
+                    f.metadata()
+                        .ok()
+                        .filter(|m| m.is_file())
+                        .and_then(|m| m.modified().ok())
+                })
+                .max();
+            if let Some(t) = newest {
+                vm.insert("last_modified".into(), Value::from(iso(t)));
+            }
+        }
+        if opts.last_modified && rec.state != "running" {
+            if let Ok(t) = std::fs::read_to_string(zonepath.join("lastexited")) {
+                if let Some((status, ts)) = parse_lastexited(&t) {
+                    vm.insert("exit_status".into(), Value::from(status));
+                    vm.insert("exit_timestamp".into(), Value::from(ts));
+                }
+            }
+        }
+        if !vm.contains_key("resolvers") {
+            vm.insert("resolvers".into(), Value::Array(vec![]));
+        }
+        if !vm.contains_key("firewall_enabled") {
+            vm.insert("firewall_enabled".into(), Value::Bool(false));
+        }
+        let sysinfo = self.sysinfo.get_or_init(|| {
+            match self
+                .read_json("-", &self.path("/tmp/.sysinfo.json"))
+                .ok()
+                .flatten()
+            {
+                Some(Value::Object(o)) => Some(o),
+                _ => None,
+            }
+        });
+        if let Some(si) = sysinfo {
+            for (k, field) in [
+                ("UUID", "server_uuid"),
+                ("Datacenter Name", "datacenter_name"),
+                ("Live Image", "platform_buildstamp"),
+                ("Headnode ID", "headnode_id"),
+            ] {
+                if let Some(v) = si.get(k) {
+                    vm.insert(field.into(), v.clone());
+                }
+            }
+        }
+        if !vm.contains_key("state") {
+            let s = if rec.state == "installed" {
+                "stopped"
+            } else {
+                rec.state.as_str()
+            };
+            vm.insert("state".into(), Value::from(s));
+        }
+        if vm.get("failed").is_some_and(crate::jsval::truthy) {
+            vm.insert("state".into(), Value::from("failed"));
+        }
+        if opts.json {
+            let cfg = zonepath.join("config");
+            let md = self.read_json(&rec.uuid, &cfg.join("metadata.json"))?;
+            for k in ["customer_metadata", "internal_metadata"] {
+                let v = md
+                    .as_ref()
+                    .and_then(|m| m.get(k))
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Map::new()));
+                vm.insert(k.into(), v);
+            }
+            for (k, f) in [("tags", "tags.json"), ("routes", "routes.json")] {
+                let v = self
+                    .read_json(&rec.uuid, &cfg.join(f))?
+                    .unwrap_or_else(|| Value::Object(Map::new()));
+                vm.insert(k.into(), v);
+            }
+        }
+        // The zone root dataset is where vmadm finds it mounted; without zfs
+        // we take the zonepath's dataset (`/zones/<uuid>` -> `zones/<uuid>`).
+        let ds = rec.zonepath.trim_start_matches('/').to_string();
+        if !ds.is_empty() {
+            vm.insert(
+                "zpool".into(),
+                Value::from(ds.split('/').next().unwrap_or_default()),
+            );
+            vm.insert("zfs_filesystem".into(), Value::from(ds));
+        }
+        Ok(vm)
+    }
+
+    /// Every VM on the node, in record order (loaded on all CPUs).
+    pub fn vms(&self, opts: LoadOptions) -> Result<Vec<Map<String, Value>>, NodeError> {
+        let recs = self.records()?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        if threads < 2 || recs.len() < 64 {
+            return recs.iter().map(|r| self.load_vm(r, opts)).collect();
+        }
+        let chunk = recs.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<_>, NodeError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = recs
+                .chunks(chunk)
+                .map(|c| {
+                    s.spawn(move || {
+                        c.iter()
+                            .map(|r| self.load_vm(r, opts))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("loader thread panicked"))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(recs.len());
+        for p in parts {
+            out.extend(p?);
+        }
+        Ok(out)
+    }
+
+    /// `vmadm get <uuid>`.
+    pub fn get(&self, uuid: &str) -> Result<Map<String, Value>, NodeError> {
+        let rec = self.record(uuid)?;
+        self.load_vm(&rec, LoadOptions::FULL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lastexited() {
+        assert_eq!(
+            parse_lastexited("1700000000.5 256\n"),
+            Some((1, "2023-11-14T22:13:20.500Z".into()))
+        );
+        assert_eq!(
+            parse_lastexited("1700000000 -1"),
+            Some((0, "2023-11-14T22:13:20.000Z".into()))
+        );
+        assert_eq!(parse_lastexited("1700000000 9").map(|x| x.0), Some(-9));
+        assert_eq!(parse_lastexited("garbage"), None);
+    }
+
+    #[test]
+    fn index_lines() {
+        let t = "# DO NOT EDIT\nglobal:installed:/\nz1:installed:/zones/z1:u1\nz2:configured:\"/zo:nes/z2\":\nz3:incomplete:/zones/z3\n";
+        let v = parse_index(t);
+        assert_eq!(v.len(), 3);
+        assert_eq!(
+            v[0],
+            IndexEntry {
+                name: "z1".into(),
+                state: "installed".into(),
+                zonepath: "/zones/z1".into(),
+                uuid: "u1".into()
+            }
+        );
+        assert_eq!(v[1].zonepath, "/zo:nes/z2");
+        assert_eq!(v[1].uuid, "");
+        assert_eq!(v[2].uuid, "");
+        assert_eq!(render_index_line(&v[1]), "z2:configured:\"/zo:nes/z2\":");
+    }
+}

@@ -46,7 +46,14 @@ fn text(o: &Output) -> (String, String) {
 impl Walk<'_> {
     fn run(&self, prog: &Path, args: &[&str], stdin: Option<&str>) -> Result<Output, String> {
         let mut c = Command::new(prog);
-        c.args(args).env("SIM_ROOT", &self.root).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        // The node's tools come first on PATH, as on a SmartOS global zone,
+        // so vmadm-ext's zpool/imgadm/zoneadm questions reach the node.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![self.work.join("bin")];
+        dirs.extend(std::env::split_paths(&path));
+        c.args(args)
+            .env("SIM_ROOT", &self.root)
+            .env("PATH", std::env::join_paths(dirs).map_err(|e| e.to_string())?).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().map_err(|e| format!("cannot run {}: {e}", prog.display()))?;
         if let Some(s) = stdin {
@@ -115,6 +122,8 @@ pub fn walk(work: &Path, bins: &Bins, image: Option<(&Path, &str)>) -> (Vec<Step
 
 fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
     let root = w.root.display().to_string();
+    let bin = w.work.join("bin").display().to_string();
+    w.step("the node's commands on PATH", "sim", &["link", &bin], None, |o, _, _| exit(o, 0).map(|_| bin.clone()))?;
     // A node on a platform without builder, and a platform with it.
     w.step("node boots a platform without builder", "sim", &["node", "init", &root, "--hostname", "builder-cn"], None, |o, _, _| {
         exit(o, 0).map(|_| format!("platform {OLD_STAMP}"))
@@ -193,6 +202,10 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
     let juuid = text(&o).1.lines().find_map(|l| l.strip_prefix("Successfully created VM ")).unwrap_or_default().trim().to_string();
     w.step("a joyent zone has neither device", "zlogin", &[&juuid, "test ! -e dev/vmmctl && test ! -e dev/viona"], None, |o, _, _| {
         exit(o, 0).map(|_| "no dev/vmmctl, no dev/viona".into())
+    })?;
+    w.step("vmadm-ext rescue refuses the running builder zone", "vmadm-ext", &["rescue", &uuid], None, |o, _, err| {
+        exit(o, 1)?;
+        err.contains("running").then(|| err.trim().to_string()).ok_or("refusal does not say the zone is running".into())
     })?;
     let xml_path = w.root.join(format!("etc/zones/{uuid}.xml"));
     let before = fs::read(&xml_path).map_err(|e| e.to_string())?;

@@ -467,3 +467,27 @@ fn vminfod_serves_ping_and_full_vm_objects() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[test]
+fn man_page_passes_mandoc_lint_and_names_every_command() {
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/sim.1");
+    let o = Command::new("mandoc")
+        .args(["-T", "lint", "-W", "style"])
+        .arg(&page)
+        .output()
+        .expect("mandoc must be installed (apt-get install mandoc)");
+    let msgs: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&o.stderr).lines())
+        .filter(|l| !l.contains("referenced manual not found"))
+        .map(str::to_string)
+        .collect();
+    assert!(msgs.is_empty(), "mandoc -T lint: {msgs:#?}");
+    let text = fs::read_to_string(&page).unwrap();
+    for c in ["node init", "platform build", "reboot", "vminfod", "link", "triton"] {
+        assert!(text.contains(&format!(".Cm {c}")), "man page lacks {c}");
+    }
+    for t in ["vmadm", "zoneadm", "imgadm", "piadm", "sysinfo", "nictagadm", "zlogin", "uname"] {
+        assert!(text.contains(&format!(".Cm {t}")), "man page lacks tool {t}");
+    }
+}

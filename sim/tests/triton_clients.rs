@@ -19,17 +19,32 @@ fn js_dir() -> PathBuf {
 /// `npm install` once (under a lock: both tests may get here together).
 fn npm_install() -> PathBuf {
     let dir = js_dir();
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("node_modules.lock")).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("node_modules.lock"))
+        .unwrap();
     let mut l = fd_lock::RwLock::new(f);
     let _g = l.write().unwrap();
-    let ready = ["sdc-clients", "imgmanifest"].iter().all(|p| dir.join("node_modules").join(p).join("package.json").is_file());
+    let ready = ["sdc-clients", "imgmanifest"].iter().all(|p| {
+        dir.join("node_modules")
+            .join(p)
+            .join("package.json")
+            .is_file()
+    });
     if !ready {
         let out = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&dir)
             .output()
             .expect("npm must be installed to run the real-client tests");
-        assert!(out.status.success(), "npm install failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "npm install failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     dir
 }
@@ -41,10 +56,16 @@ fn node_json(dir: &Path, script: &str, args: &[&str], env: &[(&str, String)]) ->
         c.env(k, v);
     }
     let out = c.output().expect("node must be installed");
-    assert!(out.status.success(), "node {script} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "node {script} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("node {script} output is not JSON ({e}): {stdout}"))
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("node {script} output is not JSON ({e}): {stdout}"))
 }
 
 /// triton-cloud-images' manifest.in filled the way build_all.sh fills it.
@@ -81,12 +102,23 @@ fn sdc_clients_drive_papi_vmapi_cnapi_imgapi() {
         ("CNAPI_URL", bg.url("cnapi").to_string()),
         ("IMGAPI_URL", bg.url("imgapi").to_string()),
         ("OWNER", OPERATOR.to_string()),
-        ("IMAGE_MANIFEST", t.path().join("manifest.json").display().to_string()),
-        ("IMAGE_FILE", t.path().join("image.gz").display().to_string()),
+        (
+            "IMAGE_MANIFEST",
+            t.path().join("manifest.json").display().to_string(),
+        ),
+        (
+            "IMAGE_FILE",
+            t.path().join("image.gz").display().to_string(),
+        ),
         ("MIN_PLATFORM", json!({"7.0": NEW_STAMP}).to_string()),
     ];
     let r = node_json(&js, "clients.js", &[], &env);
-    assert!(r.get("error").is_none(), "sdc-clients step {} failed: {}", r["lastStep"], r["error"]);
+    assert!(
+        r.get("error").is_none(),
+        "sdc-clients step {} failed: {}",
+        r["lastStep"],
+        r["error"]
+    );
 
     // PAPI
     assert_eq!(r["pkgAdd"]["brand"], "builder");
@@ -117,7 +149,9 @@ fn sdc_clients_drive_papi_vmapi_cnapi_imgapi() {
     assert_eq!(r["vmGet"]["server_uuid"], new_uuid.as_str());
     assert_eq!(r["vmGet"]["brand"], "builder");
     assert_eq!(r["vmList"], json!([vm_uuid]));
-    assert!(vmadm_list(&new).iter().any(|(u, b, _)| *u == vm_uuid && b == "builder"));
+    assert!(vmadm_list(&new)
+        .iter()
+        .any(|(u, b, _)| *u == vm_uuid && b == "builder"));
     assert!(vmadm_list(&old).is_empty());
 }
 
@@ -139,9 +173,21 @@ fn imgmanifest_validates_every_stored_manifest() {
     // one imported only (unactivated, no file)
     let (mut m2, _) = builder_image("0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d6e");
     m2["name"] = json!("builder-next");
-    assert_eq!(post(&format!("{img}/images/0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d6e?action=import"), &m2).status, 200);
+    assert_eq!(
+        post(
+            &format!("{img}/images/0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d6e?action=import"),
+            &m2
+        )
+        .status,
+        200
+    );
 
-    let res = node_json(&js, "validate-manifests.js", &[&t.path().display().to_string()], &[]);
+    let res = node_json(
+        &js,
+        "validate-manifests.js",
+        &[&t.path().display().to_string()],
+        &[],
+    );
     let res = res.as_object().unwrap();
     assert_eq!(res.len(), 3, "{res:?}");
     for (f, errs) in res {
@@ -154,8 +200,15 @@ fn imgmanifest_validates_every_stored_manifest() {
     let mut broken = zvol.clone();
     broken["os"] = json!("ubuntu");
     std::fs::write(bad.join("imgapi/manifests/x.json"), broken.to_string()).unwrap();
-    let res = node_json(&js, "validate-manifests.js", &[&bad.display().to_string()], &[]);
-    let errs = res["x.json"].as_array().expect("errors for the broken manifest");
+    let res = node_json(
+        &js,
+        "validate-manifests.js",
+        &[&bad.display().to_string()],
+        &[],
+    );
+    let errs = res["x.json"]
+        .as_array()
+        .expect("errors for the broken manifest");
     assert!(errs.iter().any(|e| e["field"] == "activated"));
     assert!(errs.iter().any(|e| e["field"] == "os"));
 }

@@ -297,7 +297,12 @@ fn rollout(out: &Path) -> Result<bool> {
 }
 
 /// Programs the test suite runs, and the Debian packages that bring them.
-const TEST_TOOLS: &[(&str, &str)] = &[("xmllint", "libxml2-utils"), ("mandoc", "mandoc")];
+const TEST_TOOLS: &[(&str, &str)] = &[
+    ("xmllint", "libxml2-utils"),
+    ("mandoc", "mandoc"),
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
+];
 
 fn have(prog: &str) -> bool {
     std::env::var_os("PATH")

@@ -24,7 +24,10 @@ impl Reply {
     }
 
     pub fn header(&self, k: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -38,8 +41,15 @@ pub fn enc(s: &str) -> String {
 }
 
 /// Send `method url` with an optional body and content type.
-pub fn request(method: &str, url: &str, body: Option<(&str, &[u8])>, extra: &[(&str, &str)]) -> anyhow::Result<Reply> {
-    let rest = url.strip_prefix("http://").with_context(|| format!("{url}: only http:// URLs"))?;
+pub fn request(
+    method: &str,
+    url: &str,
+    body: Option<(&str, &[u8])>,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Reply> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url}: only http:// URLs"))?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -66,25 +76,45 @@ pub fn request(method: &str, url: &str, body: Option<(&str, &[u8])>, extra: &[(&
 }
 
 fn parse(raw: &[u8]) -> anyhow::Result<Reply> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no HTTP header end")?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP header end")?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("bad status line")?;
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("bad status line")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
     let mut body = raw[end + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
     if chunked {
         body = dechunk(&body)?;
     }
-    Ok(Reply { status, headers, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let nl = b.windows(2).position(|w| w == b"\r\n").context("bad chunk")?;
+        let nl = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("bad chunk")?;
         let size_s = String::from_utf8_lossy(&b[..nl]);
         let size = usize::from_str_radix(size_s.split(';').next().unwrap_or("0").trim(), 16)?;
         b = &b[nl + 2..];
@@ -106,11 +136,21 @@ pub fn delete(url: &str) -> anyhow::Result<Reply> {
 }
 
 pub fn post_json(url: &str, v: &Value) -> anyhow::Result<Reply> {
-    request("POST", url, Some(("application/json", v.to_string().as_bytes())), &[])
+    request(
+        "POST",
+        url,
+        Some(("application/json", v.to_string().as_bytes())),
+        &[],
+    )
 }
 
 pub fn put_json(url: &str, v: &Value) -> anyhow::Result<Reply> {
-    request("PUT", url, Some(("application/json", v.to_string().as_bytes())), &[])
+    request(
+        "PUT",
+        url,
+        Some(("application/json", v.to_string().as_bytes())),
+        &[],
+    )
 }
 
 pub fn put_bytes(url: &str, data: &[u8]) -> anyhow::Result<Reply> {
@@ -123,7 +163,10 @@ mod tests {
 
     #[test]
     fn parses_plain_and_chunked() {
-        let r = parse(b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n\r\n{\"code\":\"x\"}").unwrap();
+        let r = parse(
+            b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n\r\n{\"code\":\"x\"}",
+        )
+        .unwrap();
         assert_eq!(r.status, 404);
         assert_eq!(r.json()["code"], "x");
         let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();

@@ -40,11 +40,17 @@ pub struct Server {
 
 impl Server {
     pub fn sdc_version(&self) -> String {
-        self.sysinfo["SDC Version"].as_str().unwrap_or("6.5").to_string()
+        self.sysinfo["SDC Version"]
+            .as_str()
+            .unwrap_or("6.5")
+            .to_string()
     }
 
     pub fn platform(&self) -> String {
-        self.sysinfo["Live Image"].as_str().unwrap_or_default().to_string()
+        self.sysinfo["Live Image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn setup(&self) -> bool {
@@ -64,7 +70,11 @@ impl Server {
     }
 
     pub fn traits(&self) -> Map<String, Value> {
-        self.attrs.get("traits").and_then(Value::as_object).cloned().unwrap_or_default()
+        self.attrs
+            .get("traits")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn reserved(&self) -> bool {
@@ -72,14 +82,20 @@ impl Server {
     }
 
     pub fn reservation_ratio(&self) -> f64 {
-        self.attrs.get("reservation_ratio").and_then(num).unwrap_or(RESERVATION_RATIO)
+        self.attrs
+            .get("reservation_ratio")
+            .and_then(num)
+            .unwrap_or(RESERVATION_RATIO)
     }
 
     /// The brands the booted platform carries: sysinfo `Brands` when the
     /// platform reports them, else `usr/lib/brand/*/platform.xml`.
     pub fn brands(&self) -> Vec<String> {
         match self.sysinfo.get("Brands").and_then(Value::as_array) {
-            Some(a) => a.iter().filter_map(|b| b.as_str().map(str::to_string)).collect(),
+            Some(a) => a
+                .iter()
+                .filter_map(|b| b.as_str().map(str::to_string))
+                .collect(),
             None => brand::check::installed_brands(&self.root),
         }
     }
@@ -95,9 +111,14 @@ fn num(v: &Value) -> Option<f64> {
 
 /// Run the node's `sysinfo`.
 pub fn read_sysinfo(root: &Path) -> Result<Value, String> {
-    let out = crate::node::tool_command(root, "sysinfo").output().map_err(|e| format!("sysinfo: {e}"))?;
+    let out = crate::node::tool_command(root, "sysinfo")
+        .output()
+        .map_err(|e| format!("sysinfo: {e}"))?;
     if !out.status.success() {
-        return Err(format!("sysinfo: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "sysinfo: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("sysinfo output: {e}"))
 }
@@ -114,9 +135,22 @@ pub fn servers(ctx: &Ctx) -> anyhow::Result<Vec<Server>> {
                 Ok(v) => (v, None),
                 Err(e) => (json!({}), Some(e)),
             };
-            let uuid = sysinfo["UUID"].as_str().map(str::to_string).unwrap_or_else(|| root.display().to_string());
-            let a = attrs.get(&uuid).and_then(Value::as_object).cloned().unwrap_or_default();
-            Server { root: root.clone(), uuid, sysinfo, error, attrs: a }
+            let uuid = sysinfo["UUID"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| root.display().to_string());
+            let a = attrs
+                .get(&uuid)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            Server {
+                root: root.clone(),
+                uuid,
+                sysinfo,
+                error,
+                attrs: a,
+            }
         })
         .collect())
 }
@@ -135,8 +169,18 @@ fn vms_on(vms: &Map<String, Value>, server: &str) -> Vec<Value> {
 }
 
 fn used(vms: &[Value]) -> (f64, f64) {
-    let ram = vms.iter().map(|v| num(&v["max_physical_memory"]).or_else(|| num(&v["ram"])).unwrap_or(0.0)).sum();
-    let disk = vms.iter().map(|v| num(&v["quota"]).unwrap_or(0.0) * 1024.0).sum();
+    let ram = vms
+        .iter()
+        .map(|v| {
+            num(&v["max_physical_memory"])
+                .or_else(|| num(&v["ram"]))
+                .unwrap_or(0.0)
+        })
+        .sum();
+    let disk = vms
+        .iter()
+        .map(|v| num(&v["quota"]).unwrap_or(0.0) * 1024.0)
+        .sum();
     (ram, disk)
 }
 
@@ -148,14 +192,30 @@ pub fn server_object(s: &Server, vms: &Map<String, Value>, extras: &[&str]) -> V
     let ratio = s.reservation_ratio();
     let unreserved_ram = (ram * (1.0 - ratio) - ram_used).floor();
     let unreserved_disk = (s.disk_mib() - disk_used).floor();
-    let status = if s.error.is_none() { "running" } else { "unknown" };
+    let status = if s.error.is_none() {
+        "running"
+    } else {
+        "unknown"
+    };
     let mut o = Map::new();
     o.insert("uuid".into(), json!(s.uuid));
     o.insert("hostname".into(), s.sysinfo["Hostname"].clone());
     o.insert("datacenter".into(), s.sysinfo["Datacenter Name"].clone());
-    o.insert("boot_platform".into(), s.attrs.get("boot_platform").cloned().unwrap_or_else(|| json!(s.platform())));
+    o.insert(
+        "boot_platform".into(),
+        s.attrs
+            .get("boot_platform")
+            .cloned()
+            .unwrap_or_else(|| json!(s.platform())),
+    );
     o.insert("current_platform".into(), json!(s.platform()));
-    o.insert("boot_params".into(), s.sysinfo.get("Boot Parameters").cloned().unwrap_or(json!({})));
+    o.insert(
+        "boot_params".into(),
+        s.sysinfo
+            .get("Boot Parameters")
+            .cloned()
+            .unwrap_or(json!({})),
+    );
     o.insert("kernel_flags".into(), json!({}));
     o.insert("default_console".into(), json!("serial"));
     o.insert("serial".into(), json!("ttyb"));
@@ -168,18 +228,29 @@ pub fn server_object(s: &Server, vms: &Map<String, Value>, extras: &[&str]) -> V
     o.insert("traits".into(), Value::Object(s.traits()));
     o.insert("ram".into(), json!(ram as u64));
     o.insert("memory_total_bytes".into(), json!((ram * 1048576.0) as u64));
-    o.insert("memory_available_bytes".into(), json!(((ram - ram_used).max(0.0) * 1048576.0) as u64));
+    o.insert(
+        "memory_available_bytes".into(),
+        json!(((ram - ram_used).max(0.0) * 1048576.0) as u64),
+    );
     o.insert("unreserved_ram".into(), json!(unreserved_ram as i64));
     o.insert("unreserved_disk".into(), json!(unreserved_disk as i64));
-    o.insert("disk_pool_size_bytes".into(), json!((s.disk_mib() * 1048576.0) as u64));
+    o.insert(
+        "disk_pool_size_bytes".into(),
+        json!((s.disk_mib() * 1048576.0) as u64),
+    );
     o.insert("overprovision_ratios".into(), json!({}));
     for k in ["comments", "rack_identifier"] {
         o.insert(k.into(), s.attrs.get(k).cloned().unwrap_or(json!("")));
     }
     o.insert("transitional_status".into(), json!(""));
-    let boot = s.sysinfo["Boot Time"].as_str().and_then(|t| t.parse::<i64>().ok());
+    let boot = s.sysinfo["Boot Time"]
+        .as_str()
+        .and_then(|t| t.parse::<i64>().ok());
     if let Some(t) = boot.and_then(|t| chrono::DateTime::from_timestamp(t, 0)) {
-        o.insert("last_boot".into(), json!(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()));
+        o.insert(
+            "last_boot".into(),
+            json!(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+        );
     }
     o.insert("last_heartbeat".into(), json!(super::now_iso()));
     let all = extras.contains(&"all");
@@ -237,7 +308,10 @@ pub fn platform_ok(req: &Map<String, Value>, sdc: &str, platform: &str, min: boo
     }
     keys.sort();
     let (lowest, highest) = (keys[0].as_str(), keys[keys.len() - 1].as_str());
-    let want = req.get(sdc).filter(|_| version_key_ok(sdc)).and_then(Value::as_str);
+    let want = req
+        .get(sdc)
+        .filter(|_| version_key_ok(sdc))
+        .and_then(Value::as_str);
     let between = want.is_none() && lowest < sdc && sdc < highest;
     if min {
         sdc > highest || want.is_some_and(|w| platform >= w) || between
@@ -247,7 +321,10 @@ pub fn platform_ok(req: &Map<String, Value>, sdc: &str, platform: &str, min: boo
 }
 
 fn traits_of(m: Option<&Map<String, Value>>, key: &str) -> Map<String, Value> {
-    m.and_then(|m| m.get(key)).and_then(Value::as_object).cloned().unwrap_or_default()
+    m.and_then(|m| m.get(key))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn trait_match(want: &Value, have: &Value) -> bool {
@@ -264,10 +341,19 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
     let mut steps = Vec::new();
     let mut left = servers;
     let mut last_reasons: BTreeMap<String, String> = BTreeMap::new();
-    let brand = w.vm.get("brand").and_then(Value::as_str).unwrap_or_default().to_string();
+    let brand =
+        w.vm.get("brand")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
     let ram = num(w.vm.get("ram").unwrap_or(&Value::Null))
         .or_else(|| w.vm.get("max_physical_memory").and_then(num))
-        .or_else(|| w.package.as_ref().and_then(|p| p.get("max_physical_memory")).and_then(num))
+        .or_else(|| {
+            w.package
+                .as_ref()
+                .and_then(|p| p.get("max_physical_memory"))
+                .and_then(num)
+        })
         .unwrap_or(0.0);
     let quota_gib = w.vm.get("quota").and_then(num).unwrap_or(0.0);
     let hvm = matches!(brand.as_str(), "bhyve" | "kvm");
@@ -275,29 +361,59 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
 
     type Check<'a> = Box<dyn Fn(&Server) -> Option<String> + 'a>;
     let mut filters: Vec<(&str, Check)> = vec![
-        ("hard-filter-setup", Box::new(|s: &Server| (!s.setup()).then(|| "Server has not been setup".to_string()))),
+        (
+            "hard-filter-setup",
+            Box::new(|s: &Server| (!s.setup()).then(|| "Server has not been setup".to_string())),
+        ),
         (
             "hard-filter-running",
-            Box::new(|s: &Server| s.error.as_ref().map(|e| format!("Server status is not running ({e})"))),
+            Box::new(|s: &Server| {
+                s.error
+                    .as_ref()
+                    .map(|e| format!("Server status is not running ({e})"))
+            }),
         ),
-        ("hard-filter-reserved", Box::new(|s: &Server| s.reserved().then(|| "Server is reserved".to_string()))),
+        (
+            "hard-filter-reserved",
+            Box::new(|s: &Server| s.reserved().then(|| "Server is reserved".to_string())),
+        ),
     ];
     let pkg_min = traits_of(w.package.as_ref(), "min_platform");
     let vm_min = traits_of(Some(&w.vm), "min_platform");
-    let reqs = w.image.as_ref().and_then(|i| i.get("requirements")).and_then(Value::as_object).cloned().unwrap_or_default();
-    let img_min = reqs.get("min_platform").and_then(Value::as_object).cloned().unwrap_or_default();
-    let img_max = reqs.get("max_platform").and_then(Value::as_object).cloned().unwrap_or_default();
+    let reqs = w
+        .image
+        .as_ref()
+        .and_then(|i| i.get("requirements"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let img_min = reqs
+        .get("min_platform")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let img_max = reqs
+        .get("max_platform")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     filters.push((
         "hard-filter-platform-versions",
         Box::new(move |s: &Server| {
             let (sdc, pi) = (s.sdc_version(), s.platform());
             let has = json!({ sdc.clone(): pi.clone() });
-            for (what, req, min) in
-                [("Package", &pkg_min, true), ("VM", &vm_min, true), ("Image", &img_min, true), ("Image", &img_max, false)]
-            {
+            for (what, req, min) in [
+                ("Package", &pkg_min, true),
+                ("VM", &vm_min, true),
+                ("Image", &img_min, true),
+                ("Image", &img_max, false),
+            ] {
                 if !platform_ok(req, &sdc, &pi, min) {
                     let kind = if min { "min" } else { "max" };
-                    return Some(format!("{what} requires {kind} platforms {}, but server has {has}", Value::Object(req.clone())));
+                    return Some(format!(
+                        "{what} requires {kind} platforms {}, but server has {has}",
+                        Value::Object(req.clone())
+                    ));
                 }
             }
             None
@@ -305,7 +421,8 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
     ));
     if brand == "builder" {
         if let Some(floor) = &ctx.cfg.builder_min_platform {
-            let floor: Map<String, Value> = floor.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let floor: Map<String, Value> =
+                floor.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
             filters.push((
                 "hard-filter-feature-min-platform",
                 Box::new(move |s: &Server| {
@@ -326,8 +443,12 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
             "hard-filter-brand",
             Box::new(move |s: &Server| {
                 let have = s.brands();
-                (!have.is_empty() && !have.contains(&b))
-                    .then(|| format!("Server platform {} does not provide brand \"{b}\"", s.platform()))
+                (!have.is_empty() && !have.contains(&b)).then(|| {
+                    format!(
+                        "Server platform {} does not provide brand \"{b}\"",
+                        s.platform()
+                    )
+                })
             }),
         ));
     }
@@ -335,17 +456,28 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
     for (k, v) in traits_of(Some(&w.vm), "traits") {
         want_traits.insert(k, v);
     }
-    for (k, v) in reqs.get("traits").or_else(|| w.image.as_ref().and_then(|i| i.get("traits"))).and_then(Value::as_object).cloned().unwrap_or_default() {
+    for (k, v) in reqs
+        .get("traits")
+        .or_else(|| w.image.as_ref().and_then(|i| i.get("traits")))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+    {
         want_traits.insert(k, v);
     }
     filters.push((
         "hard-filter-traits",
         Box::new(move |s: &Server| {
             let have = s.traits();
-            let same_keys = have.len() == want_traits.len() && want_traits.keys().all(|k| have.contains_key(k));
+            let same_keys =
+                have.len() == want_traits.len() && want_traits.keys().all(|k| have.contains_key(k));
             let ok = same_keys && want_traits.iter().all(|(k, v)| trait_match(v, &have[k]));
             (!ok).then(|| {
-                format!("Combined vm/package/image traits require {}, but server has {}", Value::Object(want_traits.clone()), Value::Object(have))
+                format!(
+                    "Combined vm/package/image traits require {}, but server has {}",
+                    Value::Object(want_traits.clone()),
+                    Value::Object(have)
+                )
             })
         }),
     ));
@@ -355,7 +487,8 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
         Box::new(move |s: &Server| {
             let (used_ram, _) = used(&vms_on(&vms_ram, &s.uuid));
             let spare = (s.ram_mib() * (1.0 - s.reservation_ratio()) - used_ram).floor();
-            (ram > spare).then(|| format!("VM's calculated {ram} RAM is less than server's spare {spare}"))
+            (ram > spare)
+                .then(|| format!("VM's calculated {ram} RAM is less than server's spare {spare}"))
         }),
     ));
     let vms_disk = vms.clone();
@@ -364,12 +497,20 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
         Box::new(move |s: &Server| {
             let (_, used_disk) = used(&vms_on(&vms_disk, &s.uuid));
             let spare = (s.disk_mib() - used_disk).floor();
-            (disk_mib > spare).then(|| format!("VM's calculated {disk_mib} MiB disk is more than server's spare {spare} MiB"))
+            (disk_mib > spare).then(|| {
+                format!(
+                    "VM's calculated {disk_mib} MiB disk is more than server's spare {spare} MiB"
+                )
+            })
         }),
     ));
 
     if left.is_empty() {
-        return Ok(Placement { server: None, steps, reason: "no servers found".into() });
+        return Ok(Placement {
+            server: None,
+            steps,
+            reason: "no servers found".into(),
+        });
     }
     for (name, check) in &filters {
         let mut reasons = BTreeMap::new();
@@ -380,7 +521,11 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
             }
             None => true,
         });
-        steps.push((name.to_string(), left.iter().map(|s| s.uuid.clone()).collect(), reasons.clone()));
+        steps.push((
+            name.to_string(),
+            left.iter().map(|s| s.uuid.clone()).collect(),
+            reasons.clone(),
+        ));
         if left.is_empty() {
             last_reasons = reasons;
             break;
@@ -390,23 +535,43 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
     if left.is_empty() {
         let mut uniq: Vec<String> = last_reasons.values().cloned().collect();
         uniq.dedup();
-        return Ok(Placement { server: None, steps, reason: uniq.join("; ") });
+        return Ok(Placement {
+            server: None,
+            steps,
+            reason: uniq.join("; "),
+        });
     }
     // sort-min-ram: stack onto the server with the least spare RAM.
     left.sort_by(|a, b| {
-        let spare = |s: &Server| s.ram_mib() * (1.0 - s.reservation_ratio()) - used(&vms_on(&vms, &s.uuid)).0;
-        spare(a).partial_cmp(&spare(b)).unwrap_or(std::cmp::Ordering::Equal).then(a.uuid.cmp(&b.uuid))
+        let spare = |s: &Server| {
+            s.ram_mib() * (1.0 - s.reservation_ratio()) - used(&vms_on(&vms, &s.uuid)).0
+        };
+        spare(a)
+            .partial_cmp(&spare(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.uuid.cmp(&b.uuid))
     });
-    Ok(Placement { server: left.into_iter().next(), steps, reason: String::new() })
+    Ok(Placement {
+        server: left.into_iter().next(),
+        steps,
+        reason: String::new(),
+    })
 }
 
 pub fn no_resources(reason: &str) -> ApiError {
-    ApiError::new(409, "NoAllocatableServersError", format!("No compute resources available: {reason}"))
+    ApiError::new(
+        409,
+        "NoAllocatableServersError",
+        format!("No compute resources available: {reason}"),
+    )
 }
 
 pub fn router(ctx: Arc<Ctx>) -> Router {
     Router::new()
-        .route("/ping", get(|| async { json_response(200, &json!({"ready": true, "healthy": true})) }))
+        .route(
+            "/ping",
+            get(|| async { json_response(200, &json!({"ready": true, "healthy": true})) }),
+        )
         .route("/servers", get(list))
         .route("/servers/{uuid}", get(get_one).post(update))
         .route("/allocate", post(allocate_ep))
@@ -415,16 +580,24 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
 
 async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
     let q = Query::from_uri(&uri);
-    let extras: Vec<&str> = q.get("extras").map(|e| e.split(',').collect()).unwrap_or_default();
+    let extras: Vec<&str> = q
+        .get("extras")
+        .map(|e| e.split(',').collect())
+        .unwrap_or_default();
     let c2 = ctx.clone();
-    let all = tokio::task::spawn_blocking(move || servers(&c2)).await.map_err(|e| ApiError::internal(e.to_string()))??;
+    let all = tokio::task::spawn_blocking(move || servers(&c2))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     let vms = ctx.store.read(VMS)?;
     let uuids: Option<Vec<&str>> = q.get("uuids").map(|u| u.split(',').collect());
     let out: Vec<Value> = all
         .iter()
         .filter(|s| uuids.as_ref().is_none_or(|u| u.contains(&s.uuid.as_str())))
         .filter(|s| q.get("setup").is_none_or(|v| (v == "true") == s.setup()))
-        .filter(|s| q.get("reserved").is_none_or(|v| (v == "true") == s.reserved()))
+        .filter(|s| {
+            q.get("reserved")
+                .is_none_or(|v| (v == "true") == s.reserved())
+        })
         .filter(|_| q.get("headnode").is_none_or(|v| v == "false"))
         .filter(|s| q.get("hostname").is_none_or(|h| s.sysinfo["Hostname"] == h))
         .map(|s| server_object(s, &vms, &extras))
@@ -439,20 +612,35 @@ fn server_not_found(uuid: &str) -> ApiError {
 async fn get_one(State(ctx): State<Arc<Ctx>>, UrlPath(uuid): UrlPath<String>) -> ApiResult {
     let c2 = ctx.clone();
     let u2 = uuid.clone();
-    let s = tokio::task::spawn_blocking(move || find_server(&c2, &u2)).await.map_err(|e| ApiError::internal(e.to_string()))??;
+    let s = tokio::task::spawn_blocking(move || find_server(&c2, &u2))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     let s = s.ok_or_else(|| server_not_found(&uuid))?;
     let vms = ctx.store.read(VMS)?;
     Ok(json_response(200, &server_object(&s, &vms, &["all"])))
 }
 
 /// ServerUpdate: the operator-settable attributes.
-const UPDATABLE: &[&str] = &["traits", "reserved", "reservation_ratio", "comments", "rack_identifier", "boot_platform"];
+const UPDATABLE: &[&str] = &[
+    "traits",
+    "reserved",
+    "reservation_ratio",
+    "comments",
+    "rack_identifier",
+    "boot_platform",
+];
 
-async fn update(State(ctx): State<Arc<Ctx>>, UrlPath(uuid): UrlPath<String>, body: Bytes) -> ApiResult {
+async fn update(
+    State(ctx): State<Arc<Ctx>>,
+    UrlPath(uuid): UrlPath<String>,
+    body: Bytes,
+) -> ApiResult {
     let params = json_body(&body)?;
     let c2 = ctx.clone();
     let u2 = uuid.clone();
-    let s = tokio::task::spawn_blocking(move || find_server(&c2, &u2)).await.map_err(|e| ApiError::internal(e.to_string()))??;
+    let s = tokio::task::spawn_blocking(move || find_server(&c2, &u2))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     if s.is_none() {
         return Err(server_not_found(&uuid));
     }
@@ -460,11 +648,19 @@ async fn update(State(ctx): State<Arc<Ctx>>, UrlPath(uuid): UrlPath<String>, bod
     if params.get("traits").is_some_and(|t| !t.is_object()) {
         errs.push(json!({"field": "traits", "code": "Invalid", "message": "must be an object"}));
     }
-    if params.get("reserved").is_some_and(|t| !t.is_boolean() && t != "true" && t != "false") {
+    if params
+        .get("reserved")
+        .is_some_and(|t| !t.is_boolean() && t != "true" && t != "false")
+    {
         errs.push(json!({"field": "reserved", "code": "Invalid", "message": "must be a boolean"}));
     }
     if !errs.is_empty() {
-        return Err(ApiError::with_errors(409, "InvalidParameters", "Invalid parameters", errs));
+        return Err(ApiError::with_errors(
+            409,
+            "InvalidParameters",
+            "Invalid parameters",
+            errs,
+        ));
     }
     ctx.store.update(SERVERS, |c| {
         let e = c.entry(uuid.clone()).or_insert_with(|| json!({}));
@@ -485,26 +681,49 @@ async fn update(State(ctx): State<Arc<Ctx>>, UrlPath(uuid): UrlPath<String>, bod
 
 async fn allocate_ep(State(ctx): State<Arc<Ctx>>, body: Bytes) -> ApiResult {
     let p = json_body(&body)?;
-    let mut errs = Vec::new();
+    // ALLOC_VALIDATION_RULES: image, vm objects and nic_tags array required;
+    // package optional. Failures answer 500, as CNAPI does.
+    let invalid = |param: &str, msg: &str| {
+        ApiError::with_errors(
+            500,
+            "InvalidParameters",
+            "Request parameters failed validation",
+            vec![json!({"field": param, "code": "Invalid", "message": msg})],
+        )
+    };
+    for (k, optional, array) in [
+        ("servers", true, true),
+        ("package", true, false),
+        ("image", false, false),
+        ("vm", false, false),
+        ("nic_tags", false, true),
+    ] {
+        match p.get(k) {
+            None if optional => {}
+            None => return Err(invalid(k, "Missing parameter")),
+            Some(v) if array && !v.is_array() => return Err(invalid(k, "Must be an array")),
+            Some(v) if !array && !v.is_object() => return Err(invalid(k, "Must be an object")),
+            _ => {}
+        }
+    }
     let vm = p.get("vm").and_then(Value::as_object).cloned();
-    match &vm {
-        None => errs.push(json!({"field": "vm", "code": "MissingParameter", "message": "vm is required"})),
-        Some(vm) => {
-            if !vm.get("owner_uuid").and_then(Value::as_str).is_some_and(super::is_uuid) {
-                errs.push(json!({"field": "vm.owner_uuid", "code": "Invalid", "message": "must be a UUID"}));
-            }
-            if vm.get("ram").and_then(num).is_none() {
-                errs.push(json!({"field": "vm.ram", "code": "Invalid", "message": "must be a number"}));
-            }
+    if let Some(vm) = &vm {
+        if !vm
+            .get("owner_uuid")
+            .and_then(Value::as_str)
+            .is_some_and(super::is_uuid)
+        {
+            return Err(invalid("vm", "VM payload owner_uuid must be a UUID"));
+        }
+        if vm.get("ram").and_then(num).is_none() {
+            return Err(invalid("vm", "VM payload ram must be a number"));
         }
     }
-    for k in ["package", "image"] {
-        if p.get(k).is_some_and(|v| !v.is_object()) {
-            errs.push(json!({"field": k, "code": "Invalid", "message": "must be an object"}));
-        }
-    }
-    if !errs.is_empty() {
-        return Err(ApiError::with_errors(500, "InvalidParameters", "Invalid parameters", errs));
+    if p["nic_tags"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|t| !t.is_string()))
+    {
+        return Err(invalid("nic_tags", "invalid nic_tag"));
     }
     let w = Wanted {
         vm: vm.unwrap_or_default(),
@@ -523,11 +742,15 @@ async fn allocate_ep(State(ctx): State<Arc<Ctx>>, body: Bytes) -> ApiResult {
         .iter()
         .map(|(n, remaining, reasons)| json!({"step": n, "remaining": remaining, "reasons": reasons}))
         .collect();
-    ctx.logger("cnapi").info("allocation", json!({"steps": steps}));
+    ctx.logger("cnapi")
+        .info("allocation", json!({"steps": steps}));
     match placement.server {
         Some(s) => {
             let vms = ctx.store.read(VMS)?;
-            Ok(json_response(200, &json!({"server": server_object(&s, &vms, &[]), "steps": steps})))
+            Ok(json_response(
+                200,
+                &json!({"server": server_object(&s, &vms, &["sysinfo"]), "steps": steps, "imgapiPeers": []}),
+            ))
         }
         None => Err(no_resources(&placement.reason)),
     }
@@ -551,7 +774,12 @@ mod tests {
         assert!(platform_ok(&r, "7.1", "20200101T000000Z", true));
         assert!(!platform_ok(&r, "6.5", "20300101T000000Z", true));
         // keys that are not N.N are ignored
-        assert!(platform_ok(&req(json!({"seven": "2099"})), "7.0", "2000", true));
+        assert!(platform_ok(
+            &req(json!({"seven": "2099"})),
+            "7.0",
+            "2000",
+            true
+        ));
         // a version between keys without its own key passes
         let r2 = req(json!({"6.5": "20300101T000000Z", "7.2": "20300101T000000Z"}));
         assert!(platform_ok(&r2, "7.0", "20200101T000000Z", true));

@@ -62,7 +62,8 @@ pub fn json_response(status: u16, v: &Value) -> Response {
     let body = serde_json::to_vec(v).unwrap_or_default();
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     r
 }
 
@@ -80,7 +81,11 @@ impl Query {
     pub fn from_uri(uri: &Uri) -> Query {
         Query(
             uri.query()
-                .map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+                .map(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         )
     }
@@ -90,7 +95,11 @@ impl Query {
     }
 
     pub fn all(&self, k: &str) -> Vec<&str> {
-        self.0.iter().filter(|(a, _)| a == k).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn has(&self, k: &str) -> bool {
@@ -115,8 +124,16 @@ pub fn json_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::new(400, "InvalidContent", "Invalid JSON: body is not an object")),
-        Err(e) => Err(ApiError::new(400, "InvalidContent", format!("Invalid JSON: {e}"))),
+        Ok(_) => Err(ApiError::new(
+            400,
+            "InvalidContent",
+            "Invalid JSON: body is not an object",
+        )),
+        Err(e) => Err(ApiError::new(
+            400,
+            "InvalidContent",
+            format!("Invalid JSON: {e}"),
+        )),
     }
 }
 
@@ -131,7 +148,12 @@ pub async fn not_found(uri: Uri) -> Response {
 
 /// Known path, wrong method: restify's 405.
 pub async fn bad_method(req: Request) -> Response {
-    ApiError::new(405, "MethodNotAllowed", format!("{} is not allowed", req.method())).into_response()
+    ApiError::new(
+        405,
+        "MethodNotAllowed",
+        format!("{} is not allowed", req.method()),
+    )
+    .into_response()
 }
 
 /// Log every request as a bunyan record and add restify's response headers.
@@ -158,7 +180,11 @@ pub async fn log_requests(State(log): State<Logger>, req: Request, next: Next) -
         h.insert("x-response-time", v.clone());
         h.insert("response-time", v);
     }
-    let level = if status >= 500 { super::log::ERROR } else { super::log::INFO };
+    let level = if status >= 500 {
+        super::log::ERROR
+    } else {
+        super::log::INFO
+    };
     log.log(
         level,
         &format!("handled: {status}"),

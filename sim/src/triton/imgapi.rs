@@ -28,7 +28,10 @@ use super::{is_uuid, now_iso, Ctx};
 /// the first is the default.
 pub const CHANNELS: &[(&str, &str)] = &[
     ("dev", "all development builds"),
-    ("staging", "builds for testing in staging in prep for production release"),
+    (
+        "staging",
+        "builds for testing in staging in prep for production release",
+    ),
     ("release", "release gold bits"),
 ];
 
@@ -41,12 +44,25 @@ fn not_found(uuid: &str) -> ApiError {
 }
 
 fn invalid_param(field: &str, message: String) -> ApiError {
-    ApiError::with_errors(422, "InvalidParameter", &message, vec![json!({"field": field, "code": "Invalid"})])
+    ApiError::with_errors(
+        422,
+        "InvalidParameter",
+        &message,
+        vec![json!({"field": field, "code": "Invalid"})],
+    )
 }
 
 fn validation_failed(errs: Vec<Value>) -> ApiError {
-    let fields: Vec<String> = errs.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect();
-    ApiError::with_errors(422, "ValidationFailed", &format!("invalid image data: {}", fields.join(", ")), errs)
+    let fields: Vec<String> = errs
+        .iter()
+        .filter_map(|e| e["field"].as_str().map(str::to_string))
+        .collect();
+    ApiError::with_errors(
+        422,
+        "ValidationFailed",
+        &format!("invalid image data: {}", fields.join(", ")),
+        errs,
+    )
 }
 
 /// The channel a request names (`?channel=`), or the default; an unknown
@@ -60,7 +76,9 @@ fn req_channel(q: &Query) -> Result<String, ApiError> {
             422,
             "ValidationFailed",
             &format!("unknown channel: {c}"),
-            vec![json!({"field": "channel", "code": "Invalid", "message": format!("unknown channel: {c}")})],
+            vec![
+                json!({"field": "channel", "code": "Invalid", "message": format!("unknown channel: {c}")}),
+            ],
         )),
     }
 }
@@ -70,7 +88,11 @@ fn channels_of(store: &Store, uuid: &str) -> Vec<String> {
         .load(IMAGE_CHANNELS)
         .get(uuid)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -82,7 +104,11 @@ pub fn serialize(m: &Value, channels: &[String]) -> Value {
     Value::Object(o)
 }
 
-fn load_in_channel(store: &Store, uuid: &str, channel: &str) -> Result<(Value, Vec<String>), ApiError> {
+fn load_in_channel(
+    store: &Store,
+    uuid: &str,
+    channel: &str,
+) -> Result<(Value, Vec<String>), ApiError> {
     let m = store.load_manifest(uuid).ok_or_else(|| not_found(uuid))?;
     let ch = channels_of(store, uuid);
     if channel != "*" && !ch.iter().any(|c| c == channel) {
@@ -121,18 +147,34 @@ async fn list_channels() -> Response {
     let v: Vec<Value> = CHANNELS
         .iter()
         .enumerate()
-        .map(|(i, (n, d))| if i == 0 { json!({"name": n, "description": d, "default": true}) } else { json!({"name": n, "description": d}) })
+        .map(|(i, (n, d))| {
+            if i == 0 {
+                json!({"name": n, "description": d, "default": true})
+            } else {
+                json!({"name": n, "description": d})
+            }
+        })
         .collect();
     json_response(200, &Value::Array(v))
 }
 
-const LIST_STATES: &[&str] = &["active", "disabled", "unactivated", "all", "creating", "failed"];
+const LIST_STATES: &[&str] = &[
+    "active",
+    "disabled",
+    "unactivated",
+    "all",
+    "creating",
+    "failed",
+];
 
 fn visible_to(m: &Value, account: &str) -> bool {
     m["owner"] == account
         || (m["activated"] == true
             && m["disabled"] != true
-            && (m["public"] == true || m["acl"].as_array().is_some_and(|a| a.iter().any(|x| x == account))))
+            && (m["public"] == true
+                || m["acl"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == account))))
 }
 
 fn str_match(have: &Value, want: &str, substr_ok: bool) -> bool {
@@ -194,7 +236,10 @@ fn matches_filter(m: &Value, q: &Query) -> bool {
         }
     }
     for bt in q.all("billing_tag") {
-        if !m["billing_tags"].as_array().is_some_and(|a| a.iter().any(|x| x == bt)) {
+        if !m["billing_tags"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == bt))
+        {
             return false;
         }
     }
@@ -216,7 +261,10 @@ fn matches_filter(m: &Value, q: &Query) -> bool {
 
 fn check_account(q: &Query) -> Result<(), ApiError> {
     match q.get("account") {
-        Some(a) if !is_uuid(a) => Err(invalid_param("account", format!("invalid \"account\": not a UUID: \"{a}\""))),
+        Some(a) if !is_uuid(a) => Err(invalid_param(
+            "account",
+            format!("invalid \"account\": not a UUID: \"{a}\""),
+        )),
         _ => Ok(()),
     }
 }
@@ -226,23 +274,43 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
     let channel = req_channel(&q)?;
     if let Some(st) = q.get("state") {
         if !LIST_STATES.contains(&st) {
-            return Err(ApiError::with_errors(422, "InvalidParameter", &format!("invalid state: \"{st}\""), vec![json!({"field": "state", "code": "Invalid"})]));
+            return Err(ApiError::with_errors(
+                422,
+                "InvalidParameter",
+                &format!("invalid state: \"{st}\""),
+                vec![json!({"field": "state", "code": "Invalid"})],
+            ));
         }
     }
     if let Some(l) = q.get("limit") {
         if l.parse::<f64>().is_err() {
             // upstream names the wrong field here
-            return Err(ApiError::with_errors(422, "InvalidParameter", &format!("invalid limit: \"{l}\""), vec![json!({"field": "state", "code": "Invalid"})]));
+            return Err(ApiError::with_errors(
+                422,
+                "InvalidParameter",
+                &format!("invalid limit: \"{l}\""),
+                vec![json!({"field": "state", "code": "Invalid"})],
+            ));
         }
     }
     let store = &ctx.store;
     let (all, chans) = store.locked(|s| (s.manifests(), s.load(IMAGE_CHANNELS)))?;
     let chan_of = |u: &str| -> Vec<String> {
-        chans.get(u).and_then(Value::as_array).map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()).unwrap_or_default()
+        chans
+            .get(u)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let mut found: Vec<Value> = all
         .into_iter()
-        .filter(|m| channel == "*" || chan_of(m["uuid"].as_str().unwrap_or_default()).contains(&channel))
+        .filter(|m| {
+            channel == "*" || chan_of(m["uuid"].as_str().unwrap_or_default()).contains(&channel)
+        })
         .filter(|m| matches_filter(m, &q))
         .collect();
     if let Some(marker) = q.get("marker") {
@@ -250,9 +318,16 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
             found.drain(..ix);
         }
     }
-    let limit = q.get("limit").and_then(|l| l.parse().ok()).filter(|l: &usize| *l > 0).unwrap_or(1000);
-    let out: Vec<Value> =
-        found.into_iter().take(limit).map(|m| serialize(&m, &chan_of(m["uuid"].as_str().unwrap_or_default()))).collect();
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l: &usize| *l > 0)
+        .unwrap_or(1000);
+    let out: Vec<Value> = found
+        .into_iter()
+        .take(limit)
+        .map(|m| serialize(&m, &chan_of(m["uuid"].as_str().unwrap_or_default())))
+        .collect();
     Ok(json_response(200, &Value::Array(out)))
 }
 
@@ -261,7 +336,9 @@ async fn get_one(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri
     let q = Query::from_uri(&uri);
     let channel = req_channel(&q)?;
     check_account(&q)?;
-    let (m, ch) = ctx.store.locked(|s| load_in_channel(s, &uuid, &channel))??;
+    let (m, ch) = ctx
+        .store
+        .locked(|s| load_in_channel(s, &uuid, &channel))??;
     if q.get("account").is_some_and(|a| !visible_to(&m, a)) {
         return Err(not_found(&uuid));
     }
@@ -274,51 +351,112 @@ pub const UNSET_OWNER_UUID: &str = "00000000-0000-0000-0000-000000000000";
 /// Fields `Image.create` takes from an import body; anything else is an
 /// "extra parameter". `files`, `state` and `channels` are dropped.
 const IMPORT_FIELDS: &[&str] = &[
-    "v", "uuid", "owner", "name", "version", "description", "homepage", "eula", "icon", "type", "os", "origin",
-    "public", "disabled", "acl", "error", "requirements", "users", "billing_tags", "traits", "tags",
-    "generate_passwords", "inherited_directories", "published_at", "urn",
+    "v",
+    "uuid",
+    "owner",
+    "name",
+    "version",
+    "description",
+    "homepage",
+    "eula",
+    "icon",
+    "type",
+    "os",
+    "origin",
+    "public",
+    "disabled",
+    "acl",
+    "error",
+    "requirements",
+    "users",
+    "billing_tags",
+    "traits",
+    "tags",
+    "generate_passwords",
+    "inherited_directories",
+    "published_at",
+    "urn",
 ];
 const ZVOL_FIELDS: &[&str] = &["nic_driver", "disk_driver", "cpu_type", "image_size"];
 
 /// AdminImportImage (`POST /images/:uuid?action=import`, body = manifest):
 /// keeps uuid and published_at; the image starts `unactivated` with no file.
-pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Result<Value, ApiError> {
+pub fn import(
+    ctx: &Ctx,
+    uuid: &str,
+    q: &Query,
+    body: Map<String, Value>,
+) -> Result<Value, ApiError> {
     if q.has("source") {
-        return Err(ApiError::new(501, "NotAvailable", "import from a remote source is not available in the sim"));
+        return Err(ApiError::new(
+            501,
+            "NotAvailable",
+            "import from a remote source is not available in the sim",
+        ));
     }
     if q.has("account") {
-        return Err(ApiError::new(403, "OperatorOnly", "this endpoint may only be called by an operator"));
+        return Err(ApiError::new(
+            403,
+            "OperatorOnly",
+            "this endpoint may only be called by an operator",
+        ));
     }
-    let body_uuid = body.get("uuid").and_then(Value::as_str).unwrap_or("undefined").to_string();
+    let body_uuid = body
+        .get("uuid")
+        .and_then(Value::as_str)
+        .unwrap_or("undefined")
+        .to_string();
     if body_uuid != uuid {
-        return Err(invalid_param("uuid", format!("URL UUID, \"{uuid}\" and body UUID, \"{body_uuid}\" do not match")));
+        return Err(invalid_param(
+            "uuid",
+            format!("URL UUID, \"{uuid}\" and body UUID, \"{body_uuid}\" do not match"),
+        ));
     }
     let channel = req_channel(q)?;
     let skip_owner_check = q.flag("skip_owner_check");
     ctx.store.locked(|s| {
         if s.load_manifest(uuid).is_some() {
-            return Err(ApiError::new(409, "ImageUuidAlreadyExists", format!("image uuid \"{uuid}\" already exists")));
+            return Err(ApiError::new(
+                409,
+                "ImageUuidAlreadyExists",
+                format!("image uuid \"{uuid}\" already exists"),
+            ));
         }
         if let Some(origin) = body.get("origin").and_then(Value::as_str) {
             if s.load_manifest(origin).is_none() {
-                return Err(ApiError::new(422, "OriginDoesNotExist", format!("origin image \"{origin}\" does not exist")));
+                return Err(ApiError::new(
+                    422,
+                    "OriginDoesNotExist",
+                    format!("origin image \"{origin}\" does not exist"),
+                ));
             }
         }
         let mut data = body.clone();
         let accounts = s.load(super::store::ACCOUNTS);
-        let owner = data.get("owner").and_then(Value::as_str).unwrap_or_default().to_string();
+        let owner = data
+            .get("owner")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if owner == UNSET_OWNER_UUID {
             if let Some(admin) = accounts.values().find(|a| a["login"] == "admin") {
                 data.insert("owner".into(), admin["uuid"].clone());
             }
         } else if !skip_owner_check && !accounts.contains_key(&owner) {
-            return Err(ApiError::new(422, "OwnerDoesNotExist", format!("owner \"{owner}\" does not exist")));
+            return Err(ApiError::new(
+                422,
+                "OwnerDoesNotExist",
+                format!("owner \"{owner}\" does not exist"),
+            ));
         }
         let is_zvol = data.get("type").and_then(Value::as_str) == Some("zvol");
         let extra: Vec<String> = data
             .keys()
             .filter(|k| !matches!(k.as_str(), "files" | "state" | "channels"))
-            .filter(|k| !(IMPORT_FIELDS.contains(&k.as_str()) || is_zvol && ZVOL_FIELDS.contains(&k.as_str())))
+            .filter(|k| {
+                !(IMPORT_FIELDS.contains(&k.as_str())
+                    || is_zvol && ZVOL_FIELDS.contains(&k.as_str()))
+            })
             .cloned()
             .collect();
         if !extra.is_empty() {
@@ -326,11 +464,17 @@ pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
                 422,
                 "InvalidParameter",
                 &format!("invalid extra parameters: \"{}\"", extra.join("\", \"")),
-                extra.iter().map(|f| json!({"field": f, "code": "Invalid"})).collect(),
+                extra
+                    .iter()
+                    .map(|f| json!({"field": f, "code": "Invalid"}))
+                    .collect(),
             ));
         }
         if data.get("published_at").is_some_and(|p| !p.is_string()) {
-            return Err(invalid_param("published_at", "invalid \"published_at\"".into()));
+            return Err(invalid_param(
+                "published_at",
+                "invalid \"published_at\"".into(),
+            ));
         }
         let mut m = Map::new();
         m.insert("v".into(), data.get("v").cloned().unwrap_or(json!(2)));
@@ -340,14 +484,37 @@ pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
                 m.insert(k.into(), v.clone());
             }
         }
-        let truthy = |k: &str| data.get(k).filter(|v| !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some(""));
-        m.insert("public".into(), truthy("public").cloned().unwrap_or(json!(false)));
-        m.insert("disabled".into(), truthy("disabled").cloned().unwrap_or(json!(false)));
+        let truthy = |k: &str| {
+            data.get(k).filter(|v| {
+                !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("")
+            })
+        };
+        m.insert(
+            "public".into(),
+            truthy("public").cloned().unwrap_or(json!(false)),
+        );
+        m.insert(
+            "disabled".into(),
+            truthy("disabled").cloned().unwrap_or(json!(false)),
+        );
         m.insert("activated".into(), json!(false));
         m.insert("state".into(), json!("unactivated"));
         for k in [
-            "description", "homepage", "eula", "published_at", "urn", "acl", "error", "requirements", "users", "traits",
-            "tags", "billing_tags", "generate_passwords", "inherited_directories", "origin",
+            "description",
+            "homepage",
+            "eula",
+            "published_at",
+            "urn",
+            "acl",
+            "error",
+            "requirements",
+            "users",
+            "traits",
+            "tags",
+            "billing_tags",
+            "generate_passwords",
+            "inherited_directories",
+            "origin",
         ] {
             if let Some(v) = data.get(k) {
                 m.insert(k.into(), v.clone());
@@ -356,7 +523,17 @@ pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
         if is_zvol {
             for k in ZVOL_FIELDS {
                 if let Some(v) = data.get(*k) {
-                    m.insert(k.to_string(), if *k == "image_size" { v.as_f64().or_else(|| v.as_str().and_then(|x| x.parse().ok())).map(|n| json!(n as i64)).unwrap_or(Value::Null) } else { v.clone() });
+                    m.insert(
+                        k.to_string(),
+                        if *k == "image_size" {
+                            v.as_f64()
+                                .or_else(|| v.as_str().and_then(|x| x.parse().ok()))
+                                .map(|n| json!(n as i64))
+                                .unwrap_or(Value::Null)
+                        } else {
+                            v.clone()
+                        },
+                    );
                 }
             }
         }
@@ -364,7 +541,11 @@ pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
         check(&mv)?;
         s.save_manifest(&mv)?;
         let mut ch = s.load(IMAGE_CHANNELS);
-        let c = if channel == "*" { default_channel().to_string() } else { channel.clone() };
+        let c = if channel == "*" {
+            default_channel().to_string()
+        } else {
+            channel.clone()
+        };
         ch.insert(uuid.to_string(), json!([c]));
         s.save(IMAGE_CHANNELS, &ch)?;
         Ok(serialize(&mv, &[c]))
@@ -373,12 +554,22 @@ pub fn import(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
 
 /// AddImageFile: compression is required; the size must match
 /// Content-Length and the sha1 the `sha1` param.
-pub fn add_image_file(ctx: &Ctx, uuid: &str, q: &Query, content_length: Option<u64>, data: &[u8]) -> Result<Value, ApiError> {
+pub fn add_image_file(
+    ctx: &Ctx,
+    uuid: &str,
+    q: &Query,
+    content_length: Option<u64>,
+    data: &[u8],
+) -> Result<Value, ApiError> {
     let channel = req_channel(q)?;
     ctx.store.locked(|s| {
         let (m, ch) = load_in_channel(s, uuid, &channel)?;
         if m["activated"] == true {
-            return Err(ApiError::new(422, "ImageFilesImmutable", format!("cannot modify files on activated image {uuid}")));
+            return Err(ApiError::new(
+                422,
+                "ImageFilesImmutable",
+                format!("cannot modify files on activated image {uuid}"),
+            ));
         }
         let compression = match q.get("compression") {
             None | Some("") => {
@@ -392,18 +583,31 @@ pub fn add_image_file(ctx: &Ctx, uuid: &str, q: &Query, content_length: Option<u
             Some(c) if !manifest::VALID_COMPRESSIONS.contains(&c) => {
                 return Err(invalid_param(
                     "compression",
-                    format!("invalid compression \"{c}\" (must be one of {})", manifest::VALID_COMPRESSIONS.join(", ")),
+                    format!(
+                        "invalid compression \"{c}\" (must be one of {})",
+                        manifest::VALID_COMPRESSIONS.join(", ")
+                    ),
                 ))
             }
             Some(c) => c.to_string(),
         };
         let size = data.len() as u64;
         if size == 0 {
-            return Err(ApiError::new(400, "Download", "image file size is 0 bytes, empty files are not allowed"));
+            return Err(ApiError::new(
+                400,
+                "Download",
+                "image file size is 0 bytes, empty files are not allowed",
+            ));
         }
         if let Some(cl) = content_length.filter(|c| *c != 0) {
             if cl != size {
-                return Err(ApiError::new(400, "Download", format!("\"Content-Length\" header, {cl}, does not match uploaded size, {size}")));
+                return Err(ApiError::new(
+                    400,
+                    "Download",
+                    format!(
+                        "\"Content-Length\" header, {cl}, does not match uploaded size, {size}"
+                    ),
+                ));
             }
         }
         let sha1 = hex(&Sha1::digest(data));
@@ -412,7 +616,9 @@ pub fn add_image_file(ctx: &Ctx, uuid: &str, q: &Query, content_length: Option<u
                 return Err(ApiError::new(
                     400,
                     "Download",
-                    format!("\"sha1\" hash, {want}, does not match the uploaded file sha1 hash, {sha1}"),
+                    format!(
+                        "\"sha1\" hash, {want}, does not match the uploaded file sha1 hash, {sha1}"
+                    ),
                 ));
             }
         }
@@ -438,13 +644,26 @@ pub fn activate(ctx: &Ctx, uuid: &str, channel: &str) -> Result<Value, ApiError>
     ctx.store.locked(|s| {
         let (mut m, ch) = load_in_channel(s, uuid, channel)?;
         if m["activated"] == true {
-            return Err(ApiError::new(422, "ImageAlreadyActivated", format!("image \"{uuid}\" is already activated")));
+            return Err(ApiError::new(
+                422,
+                "ImageAlreadyActivated",
+                format!("image \"{uuid}\" is already activated"),
+            ));
         }
-        if m["files"].as_array().is_none_or(|f| f.is_empty()) || !s.image_file_path(uuid).is_file() {
-            return Err(ApiError::new(422, "NoActivationNoFile", format!("image \"{uuid}\" cannot be activated: it has no file")));
+        if m["files"].as_array().is_none_or(|f| f.is_empty()) || !s.image_file_path(uuid).is_file()
+        {
+            return Err(ApiError::new(
+                422,
+                "NoActivationNoFile",
+                format!("image \"{uuid}\" cannot be activated: it has no file"),
+            ));
         }
         m["activated"] = json!(true);
-        m["state"] = json!(if m["disabled"] == true { "disabled" } else { "active" });
+        m["state"] = json!(if m["disabled"] == true {
+            "disabled"
+        } else {
+            "active"
+        });
         if !m["published_at"].is_string() {
             m["published_at"] = json!(now_iso());
         }
@@ -454,7 +673,12 @@ pub fn activate(ctx: &Ctx, uuid: &str, channel: &str) -> Result<Value, ApiError>
     })?
 }
 
-async fn action(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
+async fn action(
+    State(ctx): State<Arc<Ctx>>,
+    Path(uuid): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult {
     valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
     let act = q.get("action").unwrap_or_default().to_string();
@@ -476,13 +700,19 @@ async fn action(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri,
         }
         "channel-add" => {
             let b = json_body(&body)?;
-            let chan = b.get("channel").and_then(Value::as_str).unwrap_or_default().to_string();
+            let chan = b
+                .get("channel")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if !CHANNELS.iter().any(|(n, _)| *n == chan) {
                 return Err(ApiError::with_errors(
                     422,
                     "ValidationFailed",
                     &format!("unknown channel: {chan}"),
-                    vec![json!({"field": "channel", "code": "Invalid", "message": format!("unknown channel: {chan}")})],
+                    vec![
+                        json!({"field": "channel", "code": "Invalid", "message": format!("unknown channel: {chan}")}),
+                    ],
                 ));
             }
             let channel = req_channel(&q)?;
@@ -498,12 +728,23 @@ async fn action(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri,
             })??
         }
         "" => return Err(invalid_param("action", "no action given".into())),
-        other => return Err(invalid_param("action", format!("\"{other}\" action is not supported"))),
+        other => {
+            return Err(invalid_param(
+                "action",
+                format!("\"{other}\" action is not supported"),
+            ))
+        }
     };
     Ok(json_response(200, &res))
 }
 
-async fn add_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn add_file(
+    State(ctx): State<Arc<Ctx>>,
+    Path(uuid): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
     let cl = header(&headers, "content-length").and_then(|v| v.parse().ok());
@@ -515,12 +756,18 @@ async fn get_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Ur
     valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
     let channel = req_channel(&q)?;
-    let (m, _) = ctx.store.locked(|s| load_in_channel(s, &uuid, &channel))??;
+    let (m, _) = ctx
+        .store
+        .locked(|s| load_in_channel(s, &uuid, &channel))??;
     let p = ctx.store.image_file_path(&uuid);
-    let data = std::fs::read(&p).map_err(|_| ApiError::not_found(format!("image \"{uuid}\" has no file")))?;
+    let data = std::fs::read(&p)
+        .map_err(|_| ApiError::not_found(format!("image \"{uuid}\" has no file")))?;
     let mut r = Response::new(Body::from(data));
     let h = r.headers_mut();
-    h.insert("content-type", "application/octet-stream".parse().expect("header"));
+    h.insert(
+        "content-type",
+        "application/octet-stream".parse().expect("header"),
+    );
     if let Some(sha1) = m["files"][0]["sha1"].as_str().and_then(|s| s.parse().ok()) {
         h.insert("x-image-file-sha1", sha1);
     }
@@ -543,7 +790,11 @@ async fn delete(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri)
         all.remove(&uuid);
         s.save(IMAGE_CHANNELS, &all)?;
         let _ = std::fs::remove_file(s.manifest_path(&uuid));
-        let _ = std::fs::remove_dir_all(s.image_file_path(&uuid).parent().unwrap_or(std::path::Path::new("/nonexistent")));
+        let _ = std::fs::remove_dir_all(
+            s.image_file_path(&uuid)
+                .parent()
+                .unwrap_or(std::path::Path::new("/nonexistent")),
+        );
         Ok::<_, ApiError>(())
     })??;
     Ok(empty_response(204).into_response())

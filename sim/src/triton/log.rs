@@ -24,7 +24,12 @@ pub struct Logger {
 impl Logger {
     pub fn new(name: &str, path: Option<PathBuf>) -> Logger {
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
-        Logger { name: name.to_string(), path, hostname, lock: Arc::new(Mutex::new(())) }
+        Logger {
+            name: name.to_string(),
+            path,
+            hostname,
+            lock: Arc::new(Mutex::new(())),
+        }
     }
 
     /// The bunyan record for `msg` with extra fields.

@@ -25,10 +25,16 @@ use super::{is_uuid, new_uuid, Ctx};
 
 /// The MD5 fingerprint of an OpenSSH public key line, as `aa:bb:..`.
 pub fn md5_fingerprint(pubkey: &str) -> anyhow::Result<String> {
-    let blob = pubkey.split_whitespace().nth(1).ok_or_else(|| anyhow::anyhow!("not an OpenSSH public key"))?;
+    let blob = pubkey
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("not an OpenSSH public key"))?;
     let raw = base64::engine::general_purpose::STANDARD.decode(blob)?;
     let d = Md5::digest(&raw);
-    Ok(d.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
+    Ok(d.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 fn keys_map(keys: &[String]) -> anyhow::Result<Map<String, Value>> {
@@ -53,8 +59,14 @@ pub fn add_account(
         anyhow::ensure!(is_uuid(u), "{u} is not a UUID");
     }
     store.update(ACCOUNTS, |c| {
-        let existing = c.iter().find(|(_, a)| a["login"] == login).map(|(k, _)| k.clone());
-        let id = uuid.map(str::to_string).or(existing.clone()).unwrap_or_else(new_uuid);
+        let existing = c
+            .iter()
+            .find(|(_, a)| a["login"] == login)
+            .map(|(k, _)| k.clone());
+        let id = uuid
+            .map(str::to_string)
+            .or(existing.clone())
+            .unwrap_or_else(new_uuid);
         if let Some(e) = existing {
             c.remove(&e);
         }
@@ -73,16 +85,26 @@ pub fn add_account(
 }
 
 /// Add or replace the sub-user `login` of account `account` (a login).
-pub fn add_user(store: &Store, account: &str, login: &str, uuid: Option<&str>, keys: &[String]) -> anyhow::Result<Value> {
+pub fn add_user(
+    store: &Store,
+    account: &str,
+    login: &str,
+    uuid: Option<&str>,
+    keys: &[String],
+) -> anyhow::Result<Value> {
     let keys = keys_map(keys)?;
-    let acct = find_account(&store.read(ACCOUNTS)?, account).ok_or_else(|| anyhow::anyhow!("account {account} does not exist"))?;
+    let acct = find_account(&store.read(ACCOUNTS)?, account)
+        .ok_or_else(|| anyhow::anyhow!("account {account} does not exist"))?;
     let acct_uuid = acct["uuid"].as_str().unwrap_or_default().to_string();
     store.update(USERS, |c| {
         let existing = c
             .iter()
             .find(|(_, u)| u["login"] == login && u["account"] == acct_uuid.as_str())
             .map(|(k, _)| k.clone());
-        let id = uuid.map(str::to_string).or(existing.clone()).unwrap_or_else(new_uuid);
+        let id = uuid
+            .map(str::to_string)
+            .or(existing.clone())
+            .unwrap_or_else(new_uuid);
         if let Some(e) = existing {
             c.remove(&e);
         }
@@ -106,7 +128,10 @@ fn find_account(c: &Map<String, Value>, login: &str) -> Option<Value> {
 
 pub fn router(ctx: Arc<Ctx>) -> Router {
     Router::new()
-        .route("/ping", get(|| async { json_response(200, &json!({"ping": "pong"})) }))
+        .route(
+            "/ping",
+            get(|| async { json_response(200, &json!({"ping": "pong"})) }),
+        )
         .route("/accounts", get(get_account))
         .route("/accounts/{id}", get(get_account_by_uuid))
         .route("/users", get(get_user))
@@ -134,52 +159,91 @@ async fn get_account(State(ctx): State<Arc<Ctx>>, uri: Uri, _b: Bytes) -> ApiRes
     let accts = ctx.store.read(ACCOUNTS)?;
     match find_account(&accts, login) {
         Some(a) => Ok(json_response(200, &answer(a, None))),
-        None => Err(ApiError::new(404, "AccountDoesNotExist", format!("account {login} does not exist"))),
+        None => Err(ApiError::new(
+            404,
+            "AccountDoesNotExist",
+            format!("account {login} does not exist"),
+        )),
     }
 }
 
 async fn get_account_by_uuid(State(ctx): State<Arc<Ctx>>, Path(id): Path<String>) -> ApiResult {
     match ctx.store.read(ACCOUNTS)?.get(&id) {
         Some(a) => Ok(json_response(200, &answer(a.clone(), None))),
-        None => Err(ApiError::new(404, "AccountIdDoesNotExist", format!("accountid {id} does not exist"))),
+        None => Err(ApiError::new(
+            404,
+            "AccountIdDoesNotExist",
+            format!("accountid {id} does not exist"),
+        )),
     }
 }
 
 async fn get_user(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
     let q = Query::from_uri(&uri);
     let (Some(account), Some(login)) = (q.get("account"), q.get("login")) else {
-        return Err(ApiError::new(409, "MissingParameter", "account and login are required"));
+        return Err(ApiError::new(
+            409,
+            "MissingParameter",
+            "account and login are required",
+        ));
     };
     let fallback = q.get("fallback").map(|v| v != "false").unwrap_or(true);
     let Some(acct) = find_account(&ctx.store.read(ACCOUNTS)?, account) else {
-        return Err(ApiError::new(404, "AccountDoesNotExist", format!("account {account} does not exist")));
+        return Err(ApiError::new(
+            404,
+            "AccountDoesNotExist",
+            format!("account {account} does not exist"),
+        ));
     };
     let users = ctx.store.read(USERS)?;
-    let user = users.values().find(|u| u["login"] == login && u["account"] == acct["uuid"]).cloned();
+    let user = users
+        .values()
+        .find(|u| u["login"] == login && u["account"] == acct["uuid"])
+        .cloned();
     match user {
         Some(u) => Ok(json_response(200, &answer(acct, Some(u)))),
         None if fallback => Ok(json_response(200, &answer(acct, None))),
-        None => Err(ApiError::new(404, "UserDoesNotExist", format!("user {login} does not exist in account {account}"))),
+        None => Err(ApiError::new(
+            404,
+            "UserDoesNotExist",
+            format!("user {login} does not exist in account {account}"),
+        )),
     }
 }
 
 async fn get_user_by_uuid(State(ctx): State<Arc<Ctx>>, Path(id): Path<String>) -> ApiResult {
     let users = ctx.store.read(USERS)?;
     let Some(u) = users.get(&id) else {
-        return Err(ApiError::new(404, "UserIdDoesNotExist", format!("userid {id} does not exist")));
+        return Err(ApiError::new(
+            404,
+            "UserIdDoesNotExist",
+            format!("userid {id} does not exist"),
+        ));
     };
     let accts = ctx.store.read(ACCOUNTS)?;
-    let acct = u["account"].as_str().and_then(|a| accts.get(a)).cloned().unwrap_or(Value::Null);
+    let acct = u["account"]
+        .as_str()
+        .and_then(|a| accts.get(a))
+        .cloned()
+        .unwrap_or(Value::Null);
     Ok(json_response(200, &answer(acct, Some(u.clone()))))
 }
 
 async fn name_to_uuid(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
     let q = Query::from_uri(&uri);
     let Some(account) = q.get("account") else {
-        return Err(ApiError::new(409, "MissingParameter", "account is required"));
+        return Err(ApiError::new(
+            409,
+            "MissingParameter",
+            "account is required",
+        ));
     };
     let Some(acct) = find_account(&ctx.store.read(ACCOUNTS)?, account) else {
-        return Err(ApiError::new(404, "AccountDoesNotExist", format!("account {account} does not exist")));
+        return Err(ApiError::new(
+            404,
+            "AccountDoesNotExist",
+            format!("account {account} does not exist"),
+        ));
     };
     let mut out = Map::new();
     out.insert("account".into(), acct["uuid"].clone());
@@ -188,7 +252,10 @@ async fn name_to_uuid(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
         let users = ctx.store.read(USERS)?;
         let mut m = Map::new();
         for n in names {
-            if let Some(u) = users.values().find(|u| u["login"] == n && u["account"] == acct["uuid"]) {
+            if let Some(u) = users
+                .values()
+                .find(|u| u["login"] == n && u["account"] == acct["uuid"])
+            {
                 m.insert(n.to_string(), u["uuid"].clone());
             }
         }
@@ -217,7 +284,8 @@ mod tests {
     use super::*;
 
     // ssh-keygen -t ed25519 output; fingerprint from `ssh-keygen -l -E md5`.
-    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1Bte7OQTwq7+SjI0hMv2qsyUTTjHeI8dD6gLbcu8Sg sim@test";
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1Bte7OQTwq7+SjI0hMv2qsyUTTjHeI8dD6gLbcu8Sg sim@test";
 
     #[test]
     fn fingerprint_is_md5_of_the_blob() {
@@ -231,7 +299,15 @@ mod tests {
     fn accounts_round_trip_and_operator_flag() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::open(t.path()).unwrap();
-        let a = add_account(&s, "admin", None, &["operators".into()], &[KEY.into()], true).unwrap();
+        let a = add_account(
+            &s,
+            "admin",
+            None,
+            &["operators".into()],
+            &[KEY.into()],
+            true,
+        )
+        .unwrap();
         assert_eq!(a["isOperator"], true);
         let b = add_account(&s, "cust", None, &[], &[], false).unwrap();
         assert_eq!(b["isOperator"], false);

@@ -71,7 +71,14 @@ pub const DC_REQUIRED: &[&str] = &[
     "image_size",
 ];
 
-pub const VALID_TYPES: &[&str] = &["zone-dataset", "zvol", "lx-dataset", "lxd", "docker", "other"];
+pub const VALID_TYPES: &[&str] = &[
+    "zone-dataset",
+    "zvol",
+    "lx-dataset",
+    "lxd",
+    "docker",
+    "other",
+];
 pub const VALID_OSES: &[&str] = &["smartos", "linux", "windows", "bsd", "illumos", "other"];
 pub const VALID_COMPRESSIONS: &[&str] = &["gzip", "bzip2", "xz", "none"];
 
@@ -105,7 +112,10 @@ fn bool_from(v: &Value) -> Result<Option<bool>, String> {
         Value::Bool(b) => Ok(Some(*b)),
         Value::String(s) if s == "true" => Ok(Some(true)),
         Value::String(s) if s == "false" => Ok(Some(false)),
-        other => Err(format!("TypeError: invalid value for \"undefined\": {}", j(other))),
+        other => Err(format!(
+            "TypeError: invalid value for \"undefined\": {}",
+            j(other)
+        )),
     }
 }
 
@@ -121,7 +131,10 @@ fn is_js_integer(v: &Value) -> bool {
 fn valid_platform(v: &Value) -> bool {
     let Some(s) = v.as_str() else { return false };
     let b = s.as_bytes();
-    b.len() == 16 && b[8] == b'T' && b[15] == b'Z' && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
 fn published_at_ok(s: &str) -> bool {
@@ -132,7 +145,9 @@ fn published_at_ok(s: &str) -> bool {
             && [4usize, 7].iter().all(|&i| b[i] == b'-')
             && b[10] == b'T'
             && [13usize, 16].iter().all(|&i| b[i] == b':')
-            && [0usize, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18].iter().all(|&i| b[i].is_ascii_digit())
+            && [0usize, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+                .iter()
+                .all(|&i| b[i].is_ascii_digit())
     };
     if !base(b) {
         return false;
@@ -177,7 +192,10 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
     };
     match field {
         "v" => {
-            if v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).is_none_or(|n| n < 0.0) {
+            if v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .is_none_or(|n| n < 0.0)
+            {
                 e.push(invalid_msg("v", "\"v\" must be a positive integer"));
             }
         }
@@ -194,8 +212,15 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
         "name" => {
             let n = s(v);
             if n.chars().count() > MAX_NAME_LENGTH {
-                e.push(invalid_msg("name", format!("image name is too long, max {MAX_NAME_LENGTH} characters")));
-            } else if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "._/ -".contains(c)) {
+                e.push(invalid_msg(
+                    "name",
+                    format!("image name is too long, max {MAX_NAME_LENGTH} characters"),
+                ));
+            } else if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._/ -".contains(c))
+            {
                 e.push(invalid_msg(
                     "name",
                     "image name has invalid characters (only alpha-numeric characters and \" \", \".\", \"-\", \"_\" and \"/\" are allowed)",
@@ -205,8 +230,15 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
         "version" => {
             let n = s(v);
             if n.chars().count() > MAX_VERSION_LENGTH {
-                e.push(invalid_msg("version", format!("image version is too long, max {MAX_VERSION_LENGTH} characters")));
-            } else if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "._/+-".contains(c)) {
+                e.push(invalid_msg(
+                    "version",
+                    format!("image version is too long, max {MAX_VERSION_LENGTH} characters"),
+                ));
+            } else if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._/+-".contains(c))
+            {
                 e.push(invalid_msg(
                     "version",
                     "image version has invalid characters (only alpha-numeric characters and \".\", \"-\", \"_\" and \"/\" are allowed)",
@@ -215,16 +247,31 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
         }
         "description" => {
             if s(v).chars().count() > MAX_DESCRIPTION_LENGTH {
-                e.push(invalid_msg("description", format!("image description is too long, max {MAX_DESCRIPTION_LENGTH} characters")));
+                e.push(invalid_msg(
+                    "description",
+                    format!(
+                        "image description is too long, max {MAX_DESCRIPTION_LENGTH} characters"
+                    ),
+                ));
             }
         }
         "homepage" | "eula" => {
-            let what = if field == "homepage" { "homepage" } else { "EULA" };
+            let what = if field == "homepage" {
+                "homepage"
+            } else {
+                "EULA"
+            };
             let u = s(v);
             if !is_url(&u) {
-                e.push(invalid_msg(field, format!("invalid image {what} URL protocol")));
+                e.push(invalid_msg(
+                    field,
+                    format!("invalid image {what} URL protocol"),
+                ));
             } else if u.len() > MAX_URL_LENGTH {
-                e.push(invalid_msg(field, format!("image {what} URL is too long (max {MAX_URL_LENGTH} characters)")));
+                e.push(invalid_msg(
+                    field,
+                    format!("image {what} URL is too long (max {MAX_URL_LENGTH} characters)"),
+                ));
             }
         }
         "disabled" | "activated" => {
@@ -234,11 +281,16 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
         }
         "published_at" => {
             if !v.is_null() && v.as_str() != Some("") && !v.as_str().is_some_and(published_at_ok) {
-                e.push(invalid_msg("published_at", "published_at date not in \"YYYY-MM-DDTHH:MM:SS(.SSS)Z\" format"));
+                e.push(invalid_msg(
+                    "published_at",
+                    "published_at date not in \"YYYY-MM-DDTHH:MM:SS(.SSS)Z\" format",
+                ));
             }
         }
         "state" => {
-            if !v.as_str().is_some_and(|s| ["active", "unactivated", "disabled", "failed", "creating"].contains(&s)) {
+            if !v.as_str().is_some_and(|s| {
+                ["active", "unactivated", "disabled", "failed", "creating"].contains(&s)
+            }) {
                 e.push(invalid("state"));
             }
         }
@@ -253,7 +305,14 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
                     e.push(invalid_msg("type", "invalid image type, \"null\""));
                 }
             } else if !v.as_str().is_some_and(|t| VALID_TYPES.contains(&t)) {
-                e.push(invalid_msg("type", format!("invalid image type, \"{}\", must be one of: {}", s(v), VALID_TYPES.join(", "))));
+                e.push(invalid_msg(
+                    "type",
+                    format!(
+                        "invalid image type, \"{}\", must be one of: {}",
+                        s(v),
+                        VALID_TYPES.join(", ")
+                    ),
+                ));
             }
         }
         "os" => {
@@ -262,11 +321,20 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
                     e.push(invalid_msg("os", "invalid image os, \"null\""));
                 }
             } else if !v.as_str().is_some_and(|t| VALID_OSES.contains(&t)) {
-                e.push(invalid_msg("os", format!("invalid image os, \"{}\", must be one of: {}", s(v), VALID_OSES.join(", "))));
+                e.push(invalid_msg(
+                    "os",
+                    format!(
+                        "invalid image os, \"{}\", must be one of: {}",
+                        s(v),
+                        VALID_OSES.join(", ")
+                    ),
+                ));
             }
         }
         "nic_driver" | "disk_driver" | "cpu_type" => {
-            let truthy = !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("") && v.as_f64() != Some(0.0);
+            let truthy = !matches!(v, Value::Null | Value::Bool(false))
+                && v.as_str() != Some("")
+                && v.as_f64() != Some(0.0);
             if truthy && ty != "zvol" {
                 let gap = if field == "disk_driver" { "  " } else { " " };
                 e.push(invalid_msg(
@@ -274,11 +342,16 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
                     format!("invalid image {field}: \"{}\" (cannot have a value{gap}when image type is zvol)", s(v)),
                 ));
             } else if !v.is_string() {
-                e.push(invalid_msg(field, format!("invalid image {field}: \"{}\" (must be a string)", s(v))));
+                e.push(invalid_msg(
+                    field,
+                    format!("invalid image {field}: \"{}\" (must be a string)", s(v)),
+                ));
             }
         }
         "image_size" => {
-            let truthy = !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("") && v.as_f64() != Some(0.0);
+            let truthy = !matches!(v, Value::Null | Value::Bool(false))
+                && v.as_str() != Some("")
+                && v.as_f64() != Some(0.0);
             if truthy && ty != "zvol" {
                 e.push(invalid_msg(
                     "image_size",
@@ -291,28 +364,52 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
                     _ => None,
                 };
                 if !n.as_ref().is_some_and(is_js_integer) {
-                    e.push(invalid_msg("image_size", format!("invalid image image_size: \"{}\" (must be a positive integer)", s(v))));
+                    e.push(invalid_msg(
+                        "image_size",
+                        format!(
+                            "invalid image image_size: \"{}\" (must be a positive integer)",
+                            s(v)
+                        ),
+                    ));
                 }
             }
         }
         "error" => {
             if !v.is_object() && !v.is_null() && !v.is_array() {
-                e.push(invalid_msg("error", format!("invalid image \"error\" (not an object): {}", j(v))));
+                e.push(invalid_msg(
+                    "error",
+                    format!("invalid image \"error\" (not an object): {}", j(v)),
+                ));
             }
         }
         "files" => match v.as_array() {
-            None => e.push(invalid_msg("files", format!("invalid image \"files\" (not an array): {}", s(v)))),
-            Some(files) if files.len() > 2 || (ty != "lxd" && files.len() > 1) => {
-                e.push(invalid_msg("files", "invalid image \"files\": too many files"))
-            }
+            None => e.push(invalid_msg(
+                "files",
+                format!("invalid image \"files\" (not an array): {}", s(v)),
+            )),
+            Some(files) if files.len() > 2 || (ty != "lxd" && files.len() > 1) => e.push(
+                invalid_msg("files", "invalid image \"files\": too many files"),
+            ),
             Some(files) => {
                 for file in files {
-                    let f = |k: &str| file.get(k).filter(|x| !matches!(x, Value::Null | Value::Bool(false)) && x.as_str() != Some("") && x.as_f64() != Some(0.0));
+                    let f = |k: &str| {
+                        file.get(k).filter(|x| {
+                            !matches!(x, Value::Null | Value::Bool(false))
+                                && x.as_str() != Some("")
+                                && x.as_f64() != Some(0.0)
+                        })
+                    };
                     if f("sha1").is_none() {
-                        e.push(invalid_msg("files", "invalid image \"files\": file missing \"sha1\" field"));
+                        e.push(invalid_msg(
+                            "files",
+                            "invalid image \"files\": file missing \"sha1\" field",
+                        ));
                     }
                     if f("size").is_none() {
-                        e.push(invalid_msg("files", "invalid image \"files\": file missing \"size\" field"));
+                        e.push(invalid_msg(
+                            "files",
+                            "invalid image \"files\": file missing \"size\" field",
+                        ));
                     }
                     match f("compression") {
                         None => e.push(invalid_msg("files", "invalid image \"files\": file missing \"compression\" field")),
@@ -327,34 +424,67 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
         },
         "icon" | "generate_passwords" => {
             if bool_from(v).is_err() {
-                e.push(invalid_msg(field, format!("invalid image \"{field}\" (not an accepted boolean value): {}", j(v))));
+                e.push(invalid_msg(
+                    field,
+                    format!(
+                        "invalid image \"{field}\" (not an accepted boolean value): {}",
+                        j(v)
+                    ),
+                ));
             }
         }
         "acl" => match v.as_array() {
-            None => e.push(invalid_msg("acl", format!("invalid image \"acl\" (not an array): {}", s(v)))),
+            None => e.push(invalid_msg(
+                "acl",
+                format!("invalid image \"acl\" (not an array): {}", s(v)),
+            )),
             Some(a) => {
-                if let Some((i, x)) = a.iter().enumerate().find(|(_, x)| !x.as_str().is_some_and(is_uuid)) {
-                    e.push(invalid_msg("acl", format!("invalid image \"acl\" (item {i} is not a UUID): {}", s(x))));
+                if let Some((i, x)) = a
+                    .iter()
+                    .enumerate()
+                    .find(|(_, x)| !x.as_str().is_some_and(is_uuid))
+                {
+                    e.push(invalid_msg(
+                        "acl",
+                        format!("invalid image \"acl\" (item {i} is not a UUID): {}", s(x)),
+                    ));
                 }
             }
         },
         "requirements" => e.extend(validate_requirements(v)),
         "users" => match v.as_array() {
-            None => e.push(invalid_msg("users", format!("invalid image \"users\" (not an array): {}", j(v)))),
+            None => e.push(invalid_msg(
+                "users",
+                format!("invalid image \"users\" (not an array): {}", j(v)),
+            )),
             Some(a) => {
                 for u in a {
-                    if !u.as_object().is_some_and(|o| o.len() == 1 && o.contains_key("name")) {
-                        e.push(invalid_msg("users", format!("invalid image \"users\" entry: {}", j(u))));
+                    if !u
+                        .as_object()
+                        .is_some_and(|o| o.len() == 1 && o.contains_key("name"))
+                    {
+                        e.push(invalid_msg(
+                            "users",
+                            format!("invalid image \"users\" entry: {}", j(u)),
+                        ));
                     }
                 }
             }
         },
         "billing_tags" => match v.as_array() {
-            None => e.push(invalid_msg("billing_tags", format!("invalid image \"billing_tags\" (not an array): {}", s(v)))),
+            None => e.push(invalid_msg(
+                "billing_tags",
+                format!("invalid image \"billing_tags\" (not an array): {}", s(v)),
+            )),
             Some(a) => {
                 for t in a {
-                    if t.as_str().is_none_or(|t| t.chars().count() > MAX_BILLING_TAG_LENGTH) {
-                        e.push(invalid_msg("billing_tags", format!("invalid image \"billing_tags\" entry : {}", s(t))));
+                    if t.as_str()
+                        .is_none_or(|t| t.chars().count() > MAX_BILLING_TAG_LENGTH)
+                    {
+                        e.push(invalid_msg(
+                            "billing_tags",
+                            format!("invalid image \"billing_tags\" entry : {}", s(t)),
+                        ));
                     }
                 }
             }
@@ -363,12 +493,18 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
             Value::Object(o) => {
                 for (k, x) in o {
                     if !(x.is_string() || x.is_boolean() || x.is_array()) {
-                        e.push(invalid_msg("traits", format!("invalid image \"traits\" entry: ({k}, {})", j(x))));
+                        e.push(invalid_msg(
+                            "traits",
+                            format!("invalid image \"traits\" entry: ({k}, {})", j(x)),
+                        ));
                     }
                 }
             }
             Value::Array(_) | Value::Null => {}
-            other => e.push(invalid_msg("traits", format!("invalid image \"traits\" (not an object): {}", j(other)))),
+            other => e.push(invalid_msg(
+                "traits",
+                format!("invalid image \"traits\" (not an object): {}", j(other)),
+            )),
         },
         "tags" => match v {
             Value::Object(_) => {
@@ -377,7 +513,10 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
                     e.push(invalid_msg("tags", format!("image \"tags\" object is too big: {len} characters (max {MAX_TAGS_LENGTH})")));
                 }
             }
-            other => e.push(invalid_msg("tags", format!("invalid image \"tags\" (not an object): {}", j(other)))),
+            other => e.push(invalid_msg(
+                "tags",
+                format!("invalid image \"tags\" (not an object): {}", j(other)),
+            )),
         },
         "inherited_directories" => {
             if ty != "zone-dataset" {
@@ -388,16 +527,28 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
             } else if let Some(a) = v.as_array() {
                 for x in a {
                     if !x.is_string() {
-                        e.push(invalid_msg("inherited_directories", format!("invalid image \"inherited_directories\" entry: {}", j(x))));
+                        e.push(invalid_msg(
+                            "inherited_directories",
+                            format!("invalid image \"inherited_directories\" entry: {}", j(x)),
+                        ));
                     }
                 }
             } else {
-                e.push(invalid_msg("inherited_directories", format!("invalid image \"inherited_directories\" (not an array): {}", j(v))));
+                e.push(invalid_msg(
+                    "inherited_directories",
+                    format!(
+                        "invalid image \"inherited_directories\" (not an array): {}",
+                        j(v)
+                    ),
+                ));
             }
         }
         "channels" => {
             // A DC-mode IMGAPI validates without channel config.
-            e.push(invalid_msg("channels", "channels is invalid with an IMGAPI not configured for channels"));
+            e.push(invalid_msg(
+                "channels",
+                "channels is invalid with an IMGAPI not configured for channels",
+            ));
         }
         _ => {}
     }
@@ -408,21 +559,39 @@ fn validate_requirements(v: &Value) -> Vec<Value> {
     let mut e = Vec::new();
     let Some(reqs) = v.as_object() else {
         if !v.is_null() {
-            e.push(invalid_msg("requirements", format!("invalid image \"requirements\" (not an object): {}", j(v))));
+            e.push(invalid_msg(
+                "requirements",
+                format!("invalid image \"requirements\" (not an object): {}", j(v)),
+            ));
         }
         return e;
     };
     fn truthy(x: Option<&Value>) -> Option<&Value> {
-        x.filter(|x| !matches!(x, Value::Null | Value::Bool(false)) && x.as_str() != Some("") && x.as_f64() != Some(0.0))
+        x.filter(|x| {
+            !matches!(x, Value::Null | Value::Bool(false))
+                && x.as_str() != Some("")
+                && x.as_f64() != Some(0.0)
+        })
     }
     if let Some(n) = truthy(reqs.get("networks")) {
         match n.as_array() {
-            None => e.push(invalid_msg("requirements.networks", format!("invalid image \"requirements.networks\" (not an array): {}", j(n)))),
+            None => e.push(invalid_msg(
+                "requirements.networks",
+                format!(
+                    "invalid image \"requirements.networks\" (not an array): {}",
+                    j(n)
+                ),
+            )),
             Some(a) => {
                 for x in a {
-                    let ok = x.as_object().is_some_and(|o| o.len() == 2 && o.contains_key("name") && o.contains_key("description"));
+                    let ok = x.as_object().is_some_and(|o| {
+                        o.len() == 2 && o.contains_key("name") && o.contains_key("description")
+                    });
                     if !ok {
-                        e.push(invalid_msg("requirements.networks", format!("invalid image \"requirements.networks\" entry: {}", j(x))));
+                        e.push(invalid_msg(
+                            "requirements.networks",
+                            format!("invalid image \"requirements.networks\" entry: {}", j(x)),
+                        ));
                     }
                 }
             }
@@ -430,12 +599,24 @@ fn validate_requirements(v: &Value) -> Vec<Value> {
     }
     if let Some(b) = truthy(reqs.get("brand")) {
         if !b.is_string() {
-            e.push(invalid_msg("requirements.brand", format!("invalid image \"requirements.brand\" (not a string): {}", j(b))));
+            e.push(invalid_msg(
+                "requirements.brand",
+                format!(
+                    "invalid image \"requirements.brand\" (not a string): {}",
+                    j(b)
+                ),
+            ));
         }
     }
     if let Some(k) = truthy(reqs.get("ssh_key")) {
         if !k.is_boolean() {
-            e.push(invalid_msg("requirements.ssh_key", format!("invalid image \"requirements.ssh_key\" (not a boolean): {}", j(k))));
+            e.push(invalid_msg(
+                "requirements.ssh_key",
+                format!(
+                    "invalid image \"requirements.ssh_key\" (not a boolean): {}",
+                    j(k)
+                ),
+            ));
         }
     }
     let mut min_ram = None;
@@ -445,19 +626,34 @@ fn validate_requirements(v: &Value) -> Vec<Value> {
             if x.is_number() && is_js_integer(x) {
                 *slot = x.as_f64();
             } else {
-                e.push(invalid_msg(&format!("requirements.{k}"), format!("invalid image \"requirements.{k}\" (not a positive integer): {}", j(x))));
+                e.push(invalid_msg(
+                    &format!("requirements.{k}"),
+                    format!(
+                        "invalid image \"requirements.{k}\" (not a positive integer): {}",
+                        j(x)
+                    ),
+                ));
             }
         }
     }
     if let (Some(a), Some(b)) = (min_ram, max_ram) {
         if b < a {
-            e.push(invalid_msg("requirements.max_ram", format!("min_ram must be <= max_ram, but:min_ram={a}, max_ram={b}")));
+            e.push(invalid_msg(
+                "requirements.max_ram",
+                format!("min_ram must be <= max_ram, but:min_ram={a}, max_ram={b}"),
+            ));
         }
     }
     for k in ["min_platform", "max_platform"] {
         if let Some(x) = truthy(reqs.get(k)) {
             match x.as_object().filter(|o| !o.is_empty()) {
-                None => e.push(invalid_msg(&format!("requirements.{k}"), format!("invalid image \"requirements.{k}\" (not an object): {}", j(x)))),
+                None => e.push(invalid_msg(
+                    &format!("requirements.{k}"),
+                    format!(
+                        "invalid image \"requirements.{k}\" (not an object): {}",
+                        j(x)
+                    ),
+                )),
                 Some(o) => {
                     for (ver, stamp) in o {
                         if !valid_platform(stamp) {
@@ -489,7 +685,18 @@ fn validate_requirements(v: &Value) -> Vec<Value> {
         }
     }
     for k in reqs.keys() {
-        if !["networks", "brand", "ssh_key", "min_ram", "max_ram", "min_platform", "max_platform", "bootrom"].contains(&k.as_str()) {
+        if ![
+            "networks",
+            "brand",
+            "ssh_key",
+            "min_ram",
+            "max_ram",
+            "min_platform",
+            "max_platform",
+            "bootrom",
+        ]
+        .contains(&k.as_str())
+        {
             e.push(invalid_msg(k, format!("unsupported requirement \"{k}\"")));
         }
     }
@@ -541,14 +748,20 @@ mod tests {
     #[test]
     fn notes_probe_results() {
         let mut m = ubuntu();
-        assert_eq!(validate_dc(&m).unwrap(), vec![json!({"field": "activated", "code": "MissingParameter"})]);
+        assert_eq!(
+            validate_dc(&m).unwrap(),
+            vec![json!({"field": "activated", "code": "MissingParameter"})]
+        );
         m.insert("activated".into(), json!(true));
         assert_eq!(validate_dc(&m), None);
         let mut b = m.clone();
         b["requirements"]["brand"] = json!("builder");
         assert_eq!(validate_dc(&b), None);
         b["requirements"]["brand"] = json!(42);
-        assert_eq!(validate_dc(&b).unwrap()[0]["message"], "invalid image \"requirements.brand\" (not a string): 42");
+        assert_eq!(
+            validate_dc(&b).unwrap()[0]["message"],
+            "invalid image \"requirements.brand\" (not a string): 42"
+        );
         let mut p = m.clone();
         p["requirements"]["min_platform"] = json!({"7.0": "2026-11-01"});
         assert_eq!(
@@ -557,7 +770,10 @@ mod tests {
         );
         let mut f = m.clone();
         f["files"][0].as_object_mut().unwrap().remove("sha1");
-        assert_eq!(validate_dc(&f).unwrap()[0]["message"], "invalid image \"files\": file missing \"sha1\" field");
+        assert_eq!(
+            validate_dc(&f).unwrap()[0]["message"],
+            "invalid image \"files\": file missing \"sha1\" field"
+        );
         let mut t = m.clone();
         t.insert("type".into(), json!("bhyve"));
         assert_eq!(validate_dc(&t).unwrap().len(), 5);
@@ -570,6 +786,9 @@ mod tests {
         assert_eq!(validate_dc(&x), None);
         let mut u = m.clone();
         u.insert("bogus".into(), json!(1));
-        assert_eq!(validate_dc(&u).unwrap(), vec![json!({"field": "bogus", "code": "Invalid"})]);
+        assert_eq!(
+            validate_dc(&u).unwrap(),
+            vec![json!({"field": "bogus", "code": "Invalid"})]
+        );
     }
 }

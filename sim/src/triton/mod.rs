@@ -86,14 +86,26 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(cfg: Config) -> anyhow::Result<Ctx> {
         let store = Store::open(&cfg.data)?;
-        let has_admin = store.read(store::ACCOUNTS)?.values().any(|a| a["login"] == "admin");
+        let has_admin = store
+            .read(store::ACCOUNTS)?
+            .values()
+            .any(|a| a["login"] == "admin");
         if !has_admin {
-            mahi::add_account(&store, "admin", cfg.admin_uuid.as_deref(), &["operators".to_string()], &[], true)?;
+            mahi::add_account(
+                &store,
+                "admin",
+                cfg.admin_uuid.as_deref(),
+                &["operators".to_string()],
+                &[],
+                true,
+            )?;
         }
         let log = SERVICES
             .iter()
             .map(|s| {
-                let path = cfg.log_to_files.then(|| store.path(&format!("log/{s}.log")));
+                let path = cfg
+                    .log_to_files
+                    .then(|| store.path(&format!("log/{s}.log")));
                 (s.to_string(), log::Logger::new(s, path))
             })
             .collect();
@@ -101,7 +113,10 @@ impl Ctx {
     }
 
     pub fn logger(&self, service: &str) -> log::Logger {
-        self.log.get(service).cloned().unwrap_or_else(|| log::Logger::new(service, None))
+        self.log
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| log::Logger::new(service, None))
     }
 }
 
@@ -132,7 +147,11 @@ impl Endpoints {
         let v = store::read_json(&p).with_context(|| format!("no endpoints in {}", p.display()))?;
         let urls = v
             .as_object()
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Endpoints { urls })
     }
@@ -148,7 +167,10 @@ fn router(ctx: &Arc<Ctx>, service: &str) -> Router {
     };
     r.fallback(http::not_found)
         .method_not_allowed_fallback(http::bad_method)
-        .layer(axum::middleware::from_fn_with_state(ctx.logger(service), http::log_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.logger(service),
+            http::log_requests,
+        ))
 }
 
 /// Services started on the current tokio runtime.
@@ -179,13 +201,20 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<Running> {
     for s in SERVICES {
         let port = ctx.cfg.ports.get(*s).copied().unwrap_or(0);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{s}: bind {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("{s}: bind {addr}"))?;
         let local = listener.local_addr()?;
-        endpoints.urls.insert(s.to_string(), format!("http://{local}"));
+        endpoints
+            .urls
+            .insert(s.to_string(), format!("http://{local}"));
         let app = router(&ctx, s);
         let mut rx = rx.clone();
         let log = ctx.logger(s);
-        log.info(&format!("{s} listening on http://{local}"), json!({"url": format!("http://{local}")}));
+        log.info(
+            &format!("{s} listening on http://{local}"),
+            json!({"url": format!("http://{local}")}),
+        );
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 while !*rx.borrow() {
@@ -194,13 +223,21 @@ pub async fn spawn(cfg: Config) -> anyhow::Result<Running> {
                     }
                 }
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 log.log(log::ERROR, &format!("server error: {e}"), json!({}));
             }
         }));
     }
     store::write_json(&ctx.store.path("endpoints.json"), &endpoints.to_json())?;
-    Ok(Running { endpoints, ctx, shutdown: tx, tasks })
+    Ok(Running {
+        endpoints,
+        ctx,
+        shutdown: tx,
+        tasks,
+    })
 }
 
 /// Services running on their own thread and runtime (for tests, and for
@@ -241,7 +278,11 @@ pub fn start(cfg: Config) -> anyhow::Result<Background> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<Endpoints>>();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 let _ = ready_tx.send(Err(e.into()));
@@ -262,15 +303,24 @@ pub fn start(cfg: Config) -> anyhow::Result<Background> {
         });
     });
     let endpoints = ready_rx.recv().context("sim triton thread died")??;
-    Ok(Background { endpoints, stop: Some(stop_tx), thread: Some(thread) })
+    Ok(Background {
+        endpoints,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }
 
 /// Serve until SIGINT or SIGTERM.
 pub fn serve_blocking(cfg: Config) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let running = spawn(cfg).await?;
-        println!("{}", serde_json::to_string_pretty(&running.endpoints.to_json())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&running.endpoints.to_json())?
+        );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -299,13 +349,18 @@ pub fn new_uuid() -> String {
 
 /// `2026-11-26T01:02:03.456Z`
 pub fn now_iso() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 // ---- CLI
 
 #[derive(Parser)]
-#[command(name = "sim triton", about = "Simulated Triton APIs (PAPI, VMAPI, CNAPI, IMGAPI, mahi)")]
+#[command(
+    name = "sim triton",
+    about = "Simulated Triton APIs (PAPI, VMAPI, CNAPI, IMGAPI, mahi)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -380,7 +435,15 @@ enum Cmd {
 }
 
 fn read_keys(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
-    files.iter().map(|f| Ok(std::fs::read_to_string(f).with_context(|| f.display().to_string())?.trim().to_string())).collect()
+    files
+        .iter()
+        .map(|f| {
+            Ok(std::fs::read_to_string(f)
+                .with_context(|| f.display().to_string())?
+                .trim()
+                .to_string())
+        })
+        .collect()
 }
 
 /// `sim triton ...` (args exclude "triton").
@@ -395,19 +458,38 @@ pub fn main(args: &[String]) -> anyhow::Result<i32> {
         }
     };
     match cli.cmd {
-        Cmd::Serve { data, cns, ports, no_brand_filter, builder_min_platform, log_stderr, admin_uuid } => {
+        Cmd::Serve {
+            data,
+            cns,
+            ports,
+            no_brand_filter,
+            builder_min_platform,
+            log_stderr,
+            admin_uuid,
+        } => {
             let mut cfg = Config::new(&data, &cns);
             cfg.admin_uuid = admin_uuid;
             for p in ports {
-                let (k, v) = p.split_once('=').with_context(|| format!("--ports: {p}: want NAME=PORT"))?;
-                anyhow::ensure!(SERVICES.contains(&k), "--ports: unknown service {k} (one of {})", SERVICES.join(", "));
-                cfg.ports.insert(k.to_string(), v.parse().with_context(|| format!("--ports: {p}"))?);
+                let (k, v) = p
+                    .split_once('=')
+                    .with_context(|| format!("--ports: {p}: want NAME=PORT"))?;
+                anyhow::ensure!(
+                    SERVICES.contains(&k),
+                    "--ports: unknown service {k} (one of {})",
+                    SERVICES.join(", ")
+                );
+                cfg.ports.insert(
+                    k.to_string(),
+                    v.parse().with_context(|| format!("--ports: {p}"))?,
+                );
             }
             cfg.filter_brands = !no_brand_filter;
             if !builder_min_platform.is_empty() {
                 let mut m = BTreeMap::new();
                 for p in builder_min_platform {
-                    let (k, v) = p.split_once('=').with_context(|| format!("--builder-min-platform: {p}"))?;
+                    let (k, v) = p
+                        .split_once('=')
+                        .with_context(|| format!("--builder-min-platform: {p}"))?;
                     m.insert(k.to_string(), v.to_string());
                 }
                 cfg.builder_min_platform = Some(m);
@@ -418,21 +500,51 @@ pub fn main(args: &[String]) -> anyhow::Result<i32> {
             }
             serve_blocking(cfg)?;
         }
-        Cmd::AccountAdd { data, login, uuid, operator, mut groups, keys, approved } => {
+        Cmd::AccountAdd {
+            data,
+            login,
+            uuid,
+            operator,
+            mut groups,
+            keys,
+            approved,
+        } => {
             if operator && !groups.iter().any(|g| g == "operators") {
                 groups.insert(0, "operators".into());
             }
             let store = Store::open(&data)?;
-            let acct = mahi::add_account(&store, &login, uuid.as_deref(), &groups, &read_keys(&keys)?, approved)?;
+            let acct = mahi::add_account(
+                &store,
+                &login,
+                uuid.as_deref(),
+                &groups,
+                &read_keys(&keys)?,
+                approved,
+            )?;
             println!("{}", serde_json::to_string_pretty(&acct)?);
         }
-        Cmd::UserAdd { data, account, login, uuid, keys } => {
+        Cmd::UserAdd {
+            data,
+            account,
+            login,
+            uuid,
+            keys,
+        } => {
             let store = Store::open(&data)?;
-            let user = mahi::add_user(&store, &account, &login, uuid.as_deref(), &read_keys(&keys)?)?;
+            let user = mahi::add_user(
+                &store,
+                &account,
+                &login,
+                uuid.as_deref(),
+                &read_keys(&keys)?,
+            )?;
             println!("{}", serde_json::to_string_pretty(&user)?);
         }
         Cmd::Endpoints { data } => {
-            println!("{}", serde_json::to_string_pretty(&Endpoints::load(&data)?.to_json())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&Endpoints::load(&data)?.to_json())?
+            );
         }
     }
     Ok(0)

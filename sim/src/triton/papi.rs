@@ -41,7 +41,12 @@ pub struct Field {
 }
 
 const fn f(name: &'static str, ty: Ty, required: bool, immutable: bool) -> Field {
-    Field { name, ty, required, immutable }
+    Field {
+        name,
+        ty,
+        required,
+        immutable,
+    }
 }
 
 /// The package schema, sorted by name (validation walks it in this order).
@@ -152,7 +157,8 @@ pub fn validate(pkg: &Map<String, Value>) -> Option<Vec<Value>> {
             Ty::Date => (!val.as_str().is_some_and(is_date)).then_some("must be ISO8601 date"),
             Ty::UuidList => match val.as_array() {
                 None => Some("must be an array"),
-                Some(a) => (!a.iter().all(|i| i.as_str().is_some_and(is_uuid))).then_some("must only contain UUIDs"),
+                Some(a) => (!a.iter().all(|i| i.as_str().is_some_and(is_uuid)))
+                    .then_some("must only contain UUIDs"),
             },
             Ty::ObjectList => match val.as_array() {
                 None => Some("must be an array"),
@@ -171,34 +177,67 @@ pub fn validate(pkg: &Map<String, Value>) -> Option<Vec<Value>> {
     // hard-coded checks
     if let Some(s) = pkg.get("alloc_server_spread") {
         if !s.as_str().is_some_and(|s| SPREADS.contains(&s)) {
-            errs.push(err("alloc_server_spread", "Invalid", &format!("must be one of: {}", SPREADS.join(", "))));
+            errs.push(err(
+                "alloc_server_spread",
+                "Invalid",
+                &format!("must be one of: {}", SPREADS.join(", ")),
+            ));
         }
     }
     if let Some(b) = pkg.get("brand") {
         if !b.as_str().is_some_and(|b| VALID_BRANDS.contains(&b)) {
-            errs.push(err("brand", "Invalid", &format!("must be one of: {}", VALID_BRANDS.join(", "))));
+            errs.push(err(
+                "brand",
+                "Invalid",
+                &format!("must be one of: {}", VALID_BRANDS.join(", ")),
+            ));
         }
     }
     if let Some(n) = pkg.get("name").and_then(Value::as_str) {
         let re = regex::Regex::new(NAME_RE).expect("regex");
-        let repeated = ["--", "__", "..", "-_", "_-", "-.", ".-", "_.", "._"].iter().any(|r| n.contains(r));
+        let repeated = ["--", "__", "..", "-_", "_-", "-.", ".-", "_.", "._"]
+            .iter()
+            .any(|r| n.contains(r));
         if !re.is_match(n) || repeated {
-            errs.push(err("name", "Invalid", "must match /^[a-zA-Z0-9]([a-zA-Z0-9_\\-.]+)?[a-zA-Z0-9]$/ and not repeat -_."));
+            errs.push(err(
+                "name",
+                "Invalid",
+                "must match /^[a-zA-Z0-9]([a-zA-Z0-9_\\-.]+)?[a-zA-Z0-9]$/ and not repeat -_.",
+            ));
         }
     }
     if !valid_number(pkg.get("max_physical_memory"), MIN_RAM, None) {
-        errs.push(err("max_physical_memory", "Invalid", &format!("must be greater or equal to {MIN_RAM}")));
+        errs.push(err(
+            "max_physical_memory",
+            "Invalid",
+            &format!("must be greater or equal to {MIN_RAM}"),
+        ));
     }
     if !valid_number(pkg.get("max_swap"), MIN_SWAP, None) {
-        errs.push(err("max_swap", "Invalid", &format!("must be greater or equal to {MIN_SWAP}")));
+        errs.push(err(
+            "max_swap",
+            "Invalid",
+            &format!("must be greater or equal to {MIN_SWAP}"),
+        ));
     }
-    if let (Some(s), Some(r)) = (pkg.get("max_swap").and_then(number), pkg.get("max_physical_memory").and_then(number)) {
+    if let (Some(s), Some(r)) = (
+        pkg.get("max_swap").and_then(number),
+        pkg.get("max_physical_memory").and_then(number),
+    ) {
         if s.trunc() < r.trunc() {
-            errs.push(err("max_swap", "Invalid", "cannot be less than max_physical_memory"));
+            errs.push(err(
+                "max_swap",
+                "Invalid",
+                "cannot be less than max_physical_memory",
+            ));
         }
     }
     if !valid_number(pkg.get("quota"), MIN_DISK, None) {
-        errs.push(err("quota", "Invalid", &format!("must be greater or equal to {MIN_DISK}")));
+        errs.push(err(
+            "quota",
+            "Invalid",
+            &format!("must be greater or equal to {MIN_DISK}"),
+        ));
     }
     if let Some(q) = pkg.get("quota").and_then(number) {
         if q != 0.0 && q % 1024.0 != 0.0 {
@@ -206,28 +245,53 @@ pub fn validate(pkg: &Map<String, Value>) -> Option<Vec<Value>> {
         }
     }
     if !valid_number(pkg.get("cpu_cap"), MIN_CPUCAP, None) {
-        errs.push(err("cpu_cap", "Invalid", &format!("must be greater or equal to {MIN_CPUCAP}")));
+        errs.push(err(
+            "cpu_cap",
+            "Invalid",
+            &format!("must be greater or equal to {MIN_CPUCAP}"),
+        ));
     }
     if !valid_number(pkg.get("max_lwps"), MIN_LWPS, None) {
-        errs.push(err("max_lwps", "Invalid", &format!("must be greater or equal to {MIN_LWPS}")));
+        errs.push(err(
+            "max_lwps",
+            "Invalid",
+            &format!("must be greater or equal to {MIN_LWPS}"),
+        ));
     }
     if !valid_number(pkg.get("zfs_io_priority"), 0.0, Some(MAX_ZFSIO)) {
-        errs.push(err("zfs_io_priority", "Invalid", &format!("must be greater or equal to 0, and less than {MAX_ZFSIO}")));
+        errs.push(err(
+            "zfs_io_priority",
+            "Invalid",
+            &format!("must be greater or equal to 0, and less than {MAX_ZFSIO}"),
+        ));
     }
     if !valid_number(pkg.get("vcpus"), MIN_VCPUS, Some(MAX_VCPUS)) {
-        errs.push(err("vcpus", "Invalid", &format!("must be greater or equal to {MIN_VCPUS}, and less or equal to {MAX_VCPUS}")));
+        errs.push(err(
+            "vcpus",
+            "Invalid",
+            &format!("must be greater or equal to {MIN_VCPUS}, and less or equal to {MAX_VCPUS}"),
+        ));
     }
     if let Some(disks) = pkg.get("disks").and_then(Value::as_array) {
         if pkg.get("flexible_disk") != Some(&Value::Bool(true)) {
-            errs.push(err("disks", "Invalid", "can only be specified when flexible_disk is true"));
+            errs.push(err(
+                "disks",
+                "Invalid",
+                "can only be specified when flexible_disk is true",
+            ));
         }
         for d in disks {
             let ok = d.as_object().is_some_and(|o| {
                 o.keys().all(|k| k == "size")
-                    && o.get("size").is_none_or(|s| s.as_u64().is_some() || s.as_str() == Some("remaining"))
+                    && o.get("size")
+                        .is_none_or(|s| s.as_u64().is_some() || s.as_str() == Some("remaining"))
             });
             if !ok {
-                errs.push(err("disks", "Invalid", "disk objects may only have \"size\": an integer or \"remaining\""));
+                errs.push(err(
+                    "disks",
+                    "Invalid",
+                    "disk objects may only have \"size\": an integer or \"remaining\"",
+                ));
                 break;
             }
         }
@@ -287,9 +351,17 @@ fn out(pkg: &Value) -> Value {
 
 pub fn router(ctx: Arc<Ctx>) -> Router {
     Router::new()
-        .route("/ping", get(|| async { json_response(200, &json!({"pid": std::process::id(), "backend": "up"})) }))
+        .route(
+            "/ping",
+            get(|| async {
+                json_response(200, &json!({"pid": std::process::id(), "backend": "up"}))
+            }),
+        )
         .route("/packages", get(list).head(list).post(create))
-        .route("/packages/{uuid}", get(get_one).head(get_one).put(update).delete(delete))
+        .route(
+            "/packages/{uuid}",
+            get(get_one).head(get_one).put(update).delete(delete),
+        )
         .with_state(ctx)
 }
 
@@ -306,7 +378,11 @@ pub fn create_package(ctx: &Ctx, params: Map<String, Value>) -> Result<Value, Ap
     }
     let uuid = pkg["uuid"].as_str().unwrap_or_default().to_string();
     if ctx.store.read(PACKAGES)?.contains_key(&uuid) {
-        return Err(ApiError::new(409, "Conflict", "A package with the given UUID already exists"));
+        return Err(ApiError::new(
+            409,
+            "Conflict",
+            "A package with the given UUID already exists",
+        ));
     }
     unrecognised(&params)?;
     if !truthy(params.get("skip_validation")) {
@@ -317,7 +393,11 @@ pub fn create_package(ctx: &Ctx, params: Map<String, Value>) -> Result<Value, Ap
     let pv = Value::Object(pkg);
     let stored = ctx.store.update(PACKAGES, |c| {
         if c.contains_key(&uuid) {
-            return Err(ApiError::new(409, "Conflict", "A package with the given UUID already exists"));
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                "A package with the given UUID already exists",
+            ));
         }
         c.insert(uuid.clone(), pv.clone());
         Ok(pv.clone())
@@ -329,7 +409,10 @@ async fn create(State(ctx): State<Arc<Ctx>>, uri: Uri, body: Bytes) -> ApiResult
     let p = params(&uri, &body)?;
     let pkg = create_package(&ctx, p)?;
     let mut r = json_response(201, &pkg);
-    if let Ok(v) = HeaderValue::from_str(&format!("/packages/{}", pkg["uuid"].as_str().unwrap_or_default())) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "/packages/{}",
+        pkg["uuid"].as_str().unwrap_or_default()
+    )) {
         r.headers_mut().insert("location", v);
     }
     Ok(r)
@@ -337,14 +420,19 @@ async fn create(State(ctx): State<Arc<Ctx>>, uri: Uri, body: Bytes) -> ApiResult
 
 /// One search term: `*` is a wildcard, `{\2a}` a literal star.
 fn term_matches(pattern: &str, value: &str) -> bool {
-    let parts: Vec<String> = pattern.split('*').map(|p| p.replace("{\\2a}", "*")).collect();
+    let parts: Vec<String> = pattern
+        .split('*')
+        .map(|p| p.replace("{\\2a}", "*"))
+        .collect();
     if parts.len() == 1 {
         return parts[0] == value;
     }
     let mut rest = value;
     for (i, p) in parts.iter().enumerate() {
         if i == 0 {
-            let Some(r) = rest.strip_prefix(p.as_str()) else { return false };
+            let Some(r) = rest.strip_prefix(p.as_str()) else {
+                return false;
+            };
             rest = r;
         } else if i == parts.len() - 1 {
             return rest.ends_with(p.as_str());
@@ -374,7 +462,9 @@ fn attr_matches(val: Option<&Value>, wanted: &[String]) -> bool {
         Some(Value::Array(a)) => a.iter().filter_map(scalar_string).collect(),
         Some(v) => scalar_string(v).into_iter().collect(),
     };
-    wanted.iter().any(|w| vals.iter().any(|v| term_matches(w, v)))
+    wanted
+        .iter()
+        .any(|w| vals.iter().any(|v| term_matches(w, v)))
 }
 
 /// A query value: a JSON array means "any of".
@@ -473,7 +563,9 @@ fn eval(f: &Filter, p: &Value) -> bool {
         }
         Filter::Ge(k, v) | Filter::Le(k, v) => {
             let ge = matches!(f, Filter::Ge(..));
-            let Some(x) = p.get(k.as_str()) else { return false };
+            let Some(x) = p.get(k.as_str()) else {
+                return false;
+            };
             match (number(x), v.parse::<f64>().ok()) {
                 (Some(a), Some(b)) => (ge && a >= b) || (!ge && a <= b),
                 _ => {
@@ -490,13 +582,21 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
     let all: Vec<Value> = ctx.store.read(PACKAGES)?.values().cloned().collect();
     let mut found = match q.get("filter") {
         Some(fs) => {
-            let f = parse_filter(fs).ok_or_else(|| ApiError::new(409, "InvalidArgument", "Provided search filter is not valid"))?;
+            let f = parse_filter(fs).ok_or_else(|| {
+                ApiError::new(
+                    409,
+                    "InvalidArgument",
+                    "Provided search filter is not valid",
+                )
+            })?;
             all.iter().filter(|p| eval(&f, p)).cloned().collect()
         }
         None => search(&all, &q),
     };
     if let Some(sort) = q.get("sort") {
-        let desc = q.get("order").is_some_and(|o| o.eq_ignore_ascii_case("desc"));
+        let desc = q
+            .get("order")
+            .is_some_and(|o| o.eq_ignore_ascii_case("desc"));
         found.sort_by(|a, b| {
             let (x, y) = (&a[sort], &b[sort]);
             let o = match (x.as_f64(), y.as_f64()) {
@@ -511,11 +611,24 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
         });
     }
     let total = found.len();
-    let offset = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0usize);
-    let limit = q.get("limit").and_then(|o| o.parse().ok()).filter(|l: &usize| *l > 0).unwrap_or(usize::MAX);
-    let page: Vec<Value> = found.into_iter().skip(offset).take(limit).map(|p| out(&p)).collect();
+    let offset = q
+        .get("offset")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0usize);
+    let limit = q
+        .get("limit")
+        .and_then(|o| o.parse().ok())
+        .filter(|l: &usize| *l > 0)
+        .unwrap_or(usize::MAX);
+    let page: Vec<Value> = found
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| out(&p))
+        .collect();
     let mut r = json_response(200, &Value::Array(page));
-    r.headers_mut().insert("x-resource-count", HeaderValue::from(total));
+    r.headers_mut()
+        .insert("x-resource-count", HeaderValue::from(total));
     Ok(r)
 }
 
@@ -523,9 +636,15 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
 pub fn get_package(ctx: &Ctx, uuid: &str, owner_uuids: Option<&str>) -> Result<Value, ApiError> {
     let pkgs = ctx.store.read(PACKAGES)?;
     let pkg = pkgs.get(uuid).ok_or_else(|| not_found(uuid))?;
-    if let (Some(req), Some(owners)) = (owner_uuids, pkg.get("owner_uuids").and_then(Value::as_array)) {
+    if let (Some(req), Some(owners)) = (
+        owner_uuids,
+        pkg.get("owner_uuids").and_then(Value::as_array),
+    ) {
         let w = wanted(req);
-        if !owners.iter().any(|o| o.as_str().is_some_and(|o| w.iter().any(|x| x == o))) {
+        if !owners
+            .iter()
+            .any(|o| o.as_str().is_some_and(|o| w.iter().any(|x| x == o)))
+        {
             return Err(not_found(uuid));
         }
     }
@@ -534,10 +653,18 @@ pub fn get_package(ctx: &Ctx, uuid: &str, owner_uuids: Option<&str>) -> Result<V
 
 async fn get_one(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::from_uri(&uri);
-    Ok(json_response(200, &get_package(&ctx, &uuid, q.get("owner_uuids"))?))
+    Ok(json_response(
+        200,
+        &get_package(&ctx, &uuid, q.get("owner_uuids"))?,
+    ))
 }
 
-async fn update(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
+async fn update(
+    State(ctx): State<Arc<Ctx>>,
+    Path(uuid): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult {
     let params = params(&uri, &body)?;
     let res = ctx.store.update(PACKAGES, |c| {
         let Some(old) = c.get(&uuid).and_then(Value::as_object).cloned() else {
@@ -548,7 +675,11 @@ async fn update(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri,
             let errs: Vec<Value> = SCHEMA
                 .iter()
                 .filter(|f| f.immutable)
-                .filter(|f| params.get(f.name).is_some_and(|v| old.get(f.name) != Some(v)))
+                .filter(|f| {
+                    params
+                        .get(f.name)
+                        .is_some_and(|v| old.get(f.name) != Some(v))
+                })
                 .map(|f| err(f.name, "Invalid", "is immutable"))
                 .collect();
             if !errs.is_empty() {
@@ -582,14 +713,23 @@ async fn update(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri,
     Ok(json_response(200, &out(&res)))
 }
 
-async fn delete(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
+async fn delete(
+    State(ctx): State<Arc<Ctx>>,
+    Path(uuid): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult {
     let params = params(&uri, &body)?;
     ctx.store.update(PACKAGES, |c| {
         if !c.contains_key(&uuid) {
             return Err(not_found(&uuid));
         }
         if !truthy(params.get("force")) {
-            return Err(ApiError::new(405, "BadMethod", "Packages cannot be deleted"));
+            return Err(ApiError::new(
+                405,
+                "BadMethod",
+                "Packages cannot be deleted",
+            ));
         }
         c.remove(&uuid);
         Ok(())
@@ -619,7 +759,9 @@ mod tests {
         p.insert("brand".into(), json!("WcDonalds"));
         assert_eq!(
             validate(&p).unwrap(),
-            vec![json!({"field":"brand","code":"Invalid","message":"must be one of: bhyve, builder, joyent, joyent-minimal, kvm, lx"})]
+            vec![
+                json!({"field":"brand","code":"Invalid","message":"must be one of: bhyve, builder, joyent, joyent-minimal, kvm, lx"})
+            ]
         );
     }
 
@@ -630,15 +772,24 @@ mod tests {
         p.insert("os".into(), json!(5));
         p.insert("quota".into(), json!(1000));
         p.insert("alloc_server_spread".into(), json!("fastest"));
-        let fields: Vec<String> = validate(&p).unwrap().iter().map(|e| e["field"].as_str().unwrap().to_string()).collect();
-        assert_eq!(fields, ["os", "uuid", "alloc_server_spread", "quota", "quota"]);
+        let fields: Vec<String> = validate(&p)
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            fields,
+            ["os", "uuid", "alloc_server_spread", "quota", "quota"]
+        );
     }
 
     #[test]
     fn missing_required_fields() {
         let p = Map::new();
         let errs = validate(&p).unwrap();
-        assert!(errs.iter().all(|e| e["code"] == "Missing" && e["message"] == "is missing"));
+        assert!(errs
+            .iter()
+            .all(|e| e["code"] == "Missing" && e["message"] == "is missing"));
         assert_eq!(errs.len(), SCHEMA.iter().filter(|f| f.required).count());
     }
 
@@ -651,7 +802,10 @@ mod tests {
             json!({"name": "theirs", "owner_uuids": ["22222222-2222-2222-2222-222222222222"]}),
         ];
         let q = Query(vec![("owner_uuids".into(), a.into())]);
-        let names: Vec<_> = search(&pkgs, &q).iter().map(|p| p["name"].clone()).collect();
+        let names: Vec<_> = search(&pkgs, &q)
+            .iter()
+            .map(|p| p["name"].clone())
+            .collect();
         assert_eq!(names, [json!("pub"), json!("mine")]);
         let q = Query(vec![("name".into(), "t*".into())]);
         assert_eq!(search(&pkgs, &q).len(), 1);

@@ -35,10 +35,21 @@ impl Store {
     /// Open (creating) the data directory.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
         fs::create_dir_all(dir)?;
-        for sub in ["papi", "vmapi", "cnapi", "mahi", "imgapi/manifests", "imgapi/files", "log"] {
+        for sub in [
+            "papi",
+            "vmapi",
+            "cnapi",
+            "mahi",
+            "imgapi/manifests",
+            "imgapi/files",
+            "log",
+        ] {
             fs::create_dir_all(dir.join(sub))?;
         }
-        Ok(Store { dir: dir.to_path_buf(), inproc: Arc::new(Mutex::new(())) })
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            inproc: Arc::new(Mutex::new(())),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -52,7 +63,11 @@ impl Store {
     /// Run `f` holding the store lock.
     pub fn locked<T>(&self, f: impl FnOnce(&Store) -> T) -> anyhow::Result<T> {
         let _g = self.inproc.lock().unwrap_or_else(|p| p.into_inner());
-        let lockf = OpenOptions::new().create(true).truncate(false).write(true).open(self.dir.join(".lock"))?;
+        let lockf = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(".lock"))?;
         let mut lock = fd_lock::RwLock::new(lockf);
         let _fl = lock.write()?;
         Ok(f(self))
@@ -64,7 +79,9 @@ impl Store {
 
     /// Read a collection (callers hold the lock, or accept a snapshot).
     pub fn load(&self, name: &str) -> Coll {
-        read_json(&self.coll_path(name)).and_then(|v| v.as_object().cloned()).unwrap_or_default()
+        read_json(&self.coll_path(name))
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
     }
 
     pub fn save(&self, name: &str, c: &Coll) -> anyhow::Result<()> {
@@ -87,7 +104,9 @@ impl Store {
 
     /// Image manifests are one file each: `imgapi/manifests/<uuid>.json`.
     pub fn manifest_path(&self, uuid: &str) -> PathBuf {
-        self.dir.join("imgapi/manifests").join(format!("{uuid}.json"))
+        self.dir
+            .join("imgapi/manifests")
+            .join(format!("{uuid}.json"))
     }
 
     pub fn image_file_path(&self, uuid: &str) -> PathBuf {
@@ -117,7 +136,12 @@ impl Store {
             .filter_map(|e| read_json(&e.path()))
             .collect();
         v.sort_by(|a, b| {
-            let k = |m: &Value| (m["published_at"].as_str().unwrap_or("").to_string(), m["uuid"].as_str().unwrap_or("").to_string());
+            let k = |m: &Value| {
+                (
+                    m["published_at"].as_str().unwrap_or("").to_string(),
+                    m["uuid"].as_str().unwrap_or("").to_string(),
+                )
+            };
             k(a).cmp(&k(b))
         });
         v
@@ -139,8 +163,15 @@ pub fn write_json(p: &Path, v: &Value) -> anyhow::Result<()> {
 pub fn write_atomic(p: &Path, data: &[u8]) -> anyhow::Result<()> {
     let dir = p.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let name = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}.{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+    let name = p
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tmp.{}.{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
@@ -164,11 +195,16 @@ mod tests {
     fn update_persists_and_survives_reopen() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::open(t.path()).unwrap();
-        s.update(PACKAGES, |c| c.insert("a".into(), Value::from(1))).unwrap();
+        s.update(PACKAGES, |c| c.insert("a".into(), Value::from(1)))
+            .unwrap();
         let s2 = Store::open(t.path()).unwrap();
         assert_eq!(s2.read(PACKAGES).unwrap()["a"], 1);
         // no temp files left behind
-        let left: Vec<_> = fs::read_dir(t.path().join("papi")).unwrap().flatten().map(|e| e.file_name()).collect();
+        let left: Vec<_> = fs::read_dir(t.path().join("papi"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(left.len(), 1, "{left:?}");
     }
 }

@@ -154,7 +154,11 @@ fn metadata_errors(field: &str, v: &Value) -> Vec<Value> {
             return vec![e(&format!("{field}.{k}"), "Invalid", "Forbidden Data Type")];
         }
         if field == "customer_metadata" && k.ends_with("_pw") && k.len() > 3 {
-            return vec![e(&format!("{field}.{k}"), "Invalid", "Forbidden Metadata Key")];
+            return vec![e(
+                &format!("{field}.{k}"),
+                "Invalid",
+                "Forbidden Metadata Key",
+            )];
         }
     }
     vec![]
@@ -188,10 +192,18 @@ pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
                 }
                 let s = s.unwrap_or_default();
                 if s.chars().count() > MAX_ALIAS {
-                    errs.push(e("alias", "Invalid", &format!("String is longer than maximum of {MAX_ALIAS} characters")));
+                    errs.push(e(
+                        "alias",
+                        "Invalid",
+                        &format!("String is longer than maximum of {MAX_ALIAS} characters"),
+                    ));
                 }
                 if !alias_re.is_match(s) {
-                    errs.push(e("alias", "Invalid", &format!("String does not match regexp: {ALIAS_RE_JS}")));
+                    errs.push(e(
+                        "alias",
+                        "Invalid",
+                        &format!("String does not match regexp: {ALIAS_RE_JS}"),
+                    ));
                 }
             }
             "brand" if !v.as_str().is_some_and(|b| VALID_BRANDS.contains(&b)) => {
@@ -206,7 +218,11 @@ pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
         }
         if let Some((_, min)) = NUMBERS.iter().find(|(n, _)| *n == f) {
             if !parse_int(v).is_some_and(|n| n >= *min) {
-                errs.push(e(f, "Invalid", &format!("Not a valid number: number must be >= {min}")));
+                errs.push(e(
+                    f,
+                    "Invalid",
+                    &format!("Not a valid number: number must be >= {min}"),
+                ));
             }
         }
         if BOOLEANS.contains(&f) && as_bool(v).is_none() {
@@ -223,19 +239,39 @@ pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
         }
     }
     let brand = p.get("brand").and_then(Value::as_str).unwrap_or_default();
-    let set = |k: &str| p.get(k).is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("") && v.as_f64() != Some(0.0));
+    let set = |k: &str| {
+        p.get(k).is_some_and(|v| {
+            !matches!(v, Value::Null | Value::Bool(false))
+                && v.as_str() != Some("")
+                && v.as_f64() != Some(0.0)
+        })
+    };
     if !set("billing_id") {
         if HVM_BRANDS.contains(&brand) && !set("ram") {
-            errs.push(e("ram", "MissingParameter", &format!("Is required for {brand}")));
+            errs.push(e(
+                "ram",
+                "MissingParameter",
+                &format!("Is required for {brand}"),
+            ));
         } else if !set("max_physical_memory") && !set("ram") {
             errs.push(missing("ram"));
         }
     }
-    if p.get("max_swap").and_then(parse_int).is_some_and(|s| s < MIN_SWAP) {
-        errs.push(e("max_swap", "Invalid", &format!("Cannot be less than {MIN_SWAP}")));
+    if p.get("max_swap")
+        .and_then(parse_int)
+        .is_some_and(|s| s < MIN_SWAP)
+    {
+        errs.push(e(
+            "max_swap",
+            "Invalid",
+            &format!("Cannot be less than {MIN_SWAP}"),
+        ));
     }
     // validateBrandParams: container brands need an image
-    if VALID_BRANDS.contains(&brand) && !HVM_BRANDS.contains(&brand) && p.get("image_uuid").is_none_or(Value::is_null) {
+    if VALID_BRANDS.contains(&brand)
+        && !HVM_BRANDS.contains(&brand)
+        && p.get("image_uuid").is_none_or(Value::is_null)
+    {
         errs.push(missing("image_uuid"));
     }
     errs
@@ -258,32 +294,56 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
         // upstream asserts here (`assert.string(params.brand)`) and answers 500
         return Err(ApiError::internal("params.brand (string) is required"));
     }
-    let brand = p.get("brand").and_then(Value::as_str).unwrap_or_default().to_string();
+    let brand = p
+        .get("brand")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let vms = ctx.store.read(VMS)?;
     if let Some(u) = p.get("uuid").and_then(Value::as_str) {
         if vms.contains_key(u) {
             errs.push(e("uuid", "Duplicate", "Already exists"));
         }
     }
-    if let (Some(alias), Some(owner)) = (p.get("alias").and_then(Value::as_str), p.get("owner_uuid").and_then(Value::as_str)) {
+    if let (Some(alias), Some(owner)) = (
+        p.get("alias").and_then(Value::as_str),
+        p.get("owner_uuid").and_then(Value::as_str),
+    ) {
         let dup = vms.values().any(|v| {
-            v["alias"] == alias && v["owner_uuid"] == owner && !matches!(v["state"].as_str(), Some("destroyed") | Some("failed"))
+            v["alias"] == alias
+                && v["owner_uuid"] == owner
+                && !matches!(v["state"].as_str(), Some("destroyed") | Some("failed"))
         });
         if dup {
-            errs.push(e("alias", "Duplicate", "Already exists for this owner_uuid"));
+            errs.push(e(
+                "alias",
+                "Duplicate",
+                "Already exists for this owner_uuid",
+            ));
         }
     }
     let mut server = None;
-    if let Some(su) = p.get("server_uuid").and_then(Value::as_str).filter(|s| is_uuid(s)) {
+    if let Some(su) = p
+        .get("server_uuid")
+        .and_then(Value::as_str)
+        .filter(|s| is_uuid(s))
+    {
         match cnapi::find_server(ctx, su)? {
-            None => errs.push(e("server_uuid", "Invalid", &format!("Server {su} not found"))),
+            None => errs.push(e(
+                "server_uuid",
+                "Invalid",
+                &format!("Server {su} not found"),
+            )),
             Some(s) => {
                 let have = s.brands();
                 if !brand.is_empty() && !have.is_empty() && !have.contains(&brand) {
                     errs.push(e(
                         "server_uuid",
                         "Invalid",
-                        &format!("Server {su} (platform {}) does not support brand \"{brand}\"", s.platform()),
+                        &format!(
+                            "Server {su} (platform {}) does not support brand \"{brand}\"",
+                            s.platform()
+                        ),
                     ));
                 }
                 server = Some(s);
@@ -291,9 +351,23 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
         }
     }
     let mut package = None;
-    if let Some(bid) = p.get("billing_id").and_then(Value::as_str).filter(|s| is_uuid(s)) {
-        match ctx.store.read(PACKAGES)?.get(bid).and_then(Value::as_object).cloned() {
-            None => errs.push(e("billing_id", "Invalid", &format!("Package {bid} does not exist"))),
+    if let Some(bid) = p
+        .get("billing_id")
+        .and_then(Value::as_str)
+        .filter(|s| is_uuid(s))
+    {
+        match ctx
+            .store
+            .read(PACKAGES)?
+            .get(bid)
+            .and_then(Value::as_object)
+            .cloned()
+        {
+            None => errs.push(e(
+                "billing_id",
+                "Invalid",
+                &format!("Package {bid} does not exist"),
+            )),
             Some(pkg) => {
                 let pbrand = pkg.get("brand").and_then(Value::as_str).unwrap_or_default();
                 if !pbrand.is_empty() && pbrand != brand {
@@ -309,17 +383,31 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
         }
     }
     let mut image = None;
-    if let Some(iu) = p.get("image_uuid").and_then(Value::as_str).filter(|s| is_uuid(s)) {
+    if let Some(iu) = p
+        .get("image_uuid")
+        .and_then(Value::as_str)
+        .filter(|s| is_uuid(s))
+    {
         match ctx.store.load_manifest(iu) {
             None => errs.push(e("image_uuid", "Invalid", &format!("image {iu} not found"))),
             Some(m) => {
                 if m["state"] != "active" || m["disabled"] == true {
-                    errs.push(e("image_uuid", "Invalid", "Image must be active and not disabled"));
+                    errs.push(e(
+                        "image_uuid",
+                        "Invalid",
+                        "Image must be active and not disabled",
+                    ));
                 }
                 if brand == "lx" {
                     let t = m["type"].as_str().unwrap_or_default();
                     if t != "lx-dataset" && t != "docker" {
-                        errs.push(e("image_uuid", "Invalid", &format!("Image type is \"{t}\" must be one of: [\"lx-dataset\",\"docker\"]")));
+                        errs.push(e(
+                            "image_uuid",
+                            "Invalid",
+                            &format!(
+                                "Image type is \"{t}\" must be one of: [\"lx-dataset\",\"docker\"]"
+                            ),
+                        ));
                     }
                 }
                 image = m.as_object().cloned();
@@ -327,24 +415,46 @@ pub fn validate_create(ctx: &Ctx, mut p: Map<String, Value>) -> Result<Validated
         }
     }
     if brand == "lx" && image.is_some() && p.get("kernel_version").is_none_or(Value::is_null) {
-        match image.as_ref().and_then(|i| i.get("tags")).and_then(|t| t.get("kernel_version")).cloned() {
+        match image
+            .as_ref()
+            .and_then(|i| i.get("tags"))
+            .and_then(|t| t.get("kernel_version"))
+            .cloned()
+        {
             Some(k) => {
                 p.insert("kernel_version".into(), k);
             }
-            None => errs.push(e("kernel_version", "MissingParameter", "Required for LX zones")),
+            None => errs.push(e(
+                "kernel_version",
+                "MissingParameter",
+                "Required for LX zones",
+            )),
         }
     }
     if !errs.is_empty() {
         return Err(validation_failed("Invalid VM parameters", errs));
     }
-    Ok(Validated { params: p, package, image, server })
+    Ok(Validated {
+        params: p,
+        package,
+        image,
+        server,
+    })
 }
 
 /// validatePackageValues: package fields fill what the caller left unset
 /// (quota in GiB; kvm gets 10), and cpu_shares comes from `fss` or RAM/128.
 fn fill_from_package(p: &mut Map<String, Value>, pkg: &Map<String, Value>, brand: &str) {
     let unset = |p: &Map<String, Value>, k: &str| p.get(k).is_none_or(Value::is_null);
-    for k in ["cpu_cap", "max_lwps", "max_physical_memory", "max_swap", "quota", "vcpus", "zfs_io_priority"] {
+    for k in [
+        "cpu_cap",
+        "max_lwps",
+        "max_physical_memory",
+        "max_swap",
+        "quota",
+        "vcpus",
+        "zfs_io_priority",
+    ] {
         if let Some(v) = pkg.get(k).filter(|v| !v.is_null()) {
             if unset(p, k) {
                 let n = num(v).unwrap_or(0.0);
@@ -370,7 +480,11 @@ fn fill_from_package(p: &mut Map<String, Value>, pkg: &Map<String, Value>, brand
         let shares = match pkg.get("fss").and_then(num) {
             Some(f) => f.floor(),
             None => {
-                let ram = p.get("max_physical_memory").or_else(|| p.get("ram")).and_then(num).unwrap_or(0.0);
+                let ram = p
+                    .get("max_physical_memory")
+                    .or_else(|| p.get("ram"))
+                    .and_then(num)
+                    .unwrap_or(0.0);
                 if ram > 128.0 {
                     (ram / 128.0).floor()
                 } else {
@@ -385,7 +499,10 @@ fn fill_from_package(p: &mut Map<String, Value>, pkg: &Map<String, Value>, brand
 /// The vmadm payload for a VMAPI VM.
 pub fn vmadm_payload(vm: &Map<String, Value>) -> Value {
     let mut o = Map::new();
-    let hvm = vm.get("brand").and_then(Value::as_str).is_some_and(|b| HVM_BRANDS.contains(&b));
+    let hvm = vm
+        .get("brand")
+        .and_then(Value::as_str)
+        .is_some_and(|b| HVM_BRANDS.contains(&b));
     for k in [
         "uuid",
         "brand",
@@ -425,7 +542,11 @@ pub fn vmadm_payload(vm: &Map<String, Value>) -> Value {
         }
         o.remove("quota");
         o.remove("image_uuid");
-    } else if let Some(r) = vm.get("max_physical_memory").or_else(|| vm.get("ram")).filter(|v| !v.is_null()) {
+    } else if let Some(r) = vm
+        .get("max_physical_memory")
+        .or_else(|| vm.get("ram"))
+        .filter(|v| !v.is_null())
+    {
         o.insert("max_physical_memory".into(), r.clone());
     }
     Value::Object(o)
@@ -439,13 +560,31 @@ pub struct ToolOut {
     pub stderr: String,
 }
 
-pub fn run_tool(root: &std::path::Path, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> ToolOut {
+pub fn run_tool(
+    root: &std::path::Path,
+    tool: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> ToolOut {
     let mut cmd = crate::node::tool_command(root, tool);
-    cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = cmd.spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(err) => return ToolOut { ok: false, stdout: String::new(), stderr: format!("{tool}: {err}") },
+        Err(err) => {
+            return ToolOut {
+                ok: false,
+                stdout: String::new(),
+                stderr: format!("{tool}: {err}"),
+            }
+        }
     };
     if let (Some(data), Some(mut si)) = (stdin, child.stdin.take()) {
         let _ = si.write_all(data);
@@ -456,7 +595,11 @@ pub fn run_tool(root: &std::path::Path, tool: &str, args: &[&str], stdin: Option
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
         },
-        Err(err) => ToolOut { ok: false, stdout: String::new(), stderr: format!("{tool}: {err}") },
+        Err(err) => ToolOut {
+            ok: false,
+            stdout: String::new(),
+            stderr: format!("{tool}: {err}"),
+        },
     }
 }
 
@@ -466,7 +609,10 @@ fn ensure_image(ctx: &Ctx, root: &std::path::Path, image_uuid: &str) -> Result<(
     if run_tool(root, "imgadm", &["get", image_uuid], None).ok {
         return Ok(());
     }
-    let m = ctx.store.load_manifest(image_uuid).ok_or_else(|| format!("image {image_uuid} not in IMGAPI"))?;
+    let m = ctx
+        .store
+        .load_manifest(image_uuid)
+        .ok_or_else(|| format!("image {image_uuid} not in IMGAPI"))?;
     let file = ctx.store.image_file_path(image_uuid);
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mp = tmp.path().join("manifest.json");
@@ -474,8 +620,20 @@ fn ensure_image(ctx: &Ctx, root: &std::path::Path, image_uuid: &str) -> Result<(
     if let Some(o) = mm.as_object_mut() {
         o.remove("activated");
     }
-    std::fs::write(&mp, serde_json::to_vec_pretty(&mm).unwrap_or_default()).map_err(|e| e.to_string())?;
-    let out = run_tool(root, "imgadm", &["install", "-m", &mp.to_string_lossy(), "-f", &file.to_string_lossy()], None);
+    std::fs::write(&mp, serde_json::to_vec_pretty(&mm).unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    let out = run_tool(
+        root,
+        "imgadm",
+        &[
+            "install",
+            "-m",
+            &mp.to_string_lossy(),
+            "-f",
+            &file.to_string_lossy(),
+        ],
+        None,
+    );
     if out.ok {
         Ok(())
     } else {
@@ -517,7 +675,10 @@ fn finish_job(j: &mut Map<String, Value>, steps: Vec<(String, Result<String, Str
         }
     }
     j.insert("chain_results".into(), json!(results));
-    j.insert("execution".into(), json!(if failed { "failed" } else { "succeeded" }));
+    j.insert(
+        "execution".into(),
+        json!(if failed { "failed" } else { "succeeded" }),
+    );
     j.insert("elapsed".into(), json!(0));
 }
 
@@ -557,14 +718,20 @@ fn vmadm_get(root: &std::path::Path, uuid: &str) -> Option<Map<String, Value>> {
     if !out.ok {
         return None;
     }
-    serde_json::from_str::<Value>(&out.stdout).ok().and_then(|v| v.as_object().cloned())
+    serde_json::from_str::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
 }
 
 /// CreateVm after validation: record the VM and its job, place it, create it
 /// on the node. Returns `(vm_uuid, job_uuid)`.
 pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
     let mut p = v.params;
-    let vm_uuid = p.get("uuid").and_then(Value::as_str).map(str::to_string).unwrap_or_else(new_uuid);
+    let vm_uuid = p
+        .get("uuid")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(new_uuid);
     p.insert("uuid".into(), json!(vm_uuid));
     let now = now_iso();
     let mut vm = p.clone();
@@ -572,7 +739,13 @@ pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
     vm.insert("zone_state".into(), json!("configured"));
     vm.insert("create_timestamp".into(), json!(now));
     vm.insert("last_modified".into(), json!(now));
-    vm.insert("autoboot".into(), p.get("autoboot").and_then(as_bool).map(Value::Bool).unwrap_or(json!(true)));
+    vm.insert(
+        "autoboot".into(),
+        p.get("autoboot")
+            .and_then(as_bool)
+            .map(Value::Bool)
+            .unwrap_or(json!(true)),
+    );
     vm.entry("nics").or_insert(json!([]));
     vm.entry("customer_metadata").or_insert(json!({}));
     vm.entry("internal_metadata").or_insert(json!({}));
@@ -583,23 +756,42 @@ pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
     save_vm(ctx, &vm)?;
     save_job(ctx, &j)?;
 
-    let mut steps: Vec<(String, Result<String, String>)> = vec![("common.validate_params".into(), Ok("All parameters OK!".into()))];
+    let mut steps: Vec<(String, Result<String, String>)> = vec![(
+        "common.validate_params".into(),
+        Ok("All parameters OK!".into()),
+    )];
     // placement
     let server = match v.server {
         Some(s) => {
-            steps.push(("cnapi.check_server".into(), Ok(format!("server_uuid {} given, DAPI skipped", s.uuid))));
+            steps.push((
+                "cnapi.check_server".into(),
+                Ok(format!("server_uuid {} given, DAPI skipped", s.uuid)),
+            ));
             Some(s)
         }
         None => {
-            let w = Wanted { vm: p.clone(), package: v.package.clone(), image: v.image.clone() };
+            let w = Wanted {
+                vm: p.clone(),
+                package: v.package.clone(),
+                image: v.image.clone(),
+            };
             let placement = cnapi::allocate(ctx, cnapi::servers(ctx)?, &w)?;
             match placement.server {
                 Some(s) => {
-                    steps.push(("dapi.get_allocation".into(), Ok(format!("Server allocated: {}", s.uuid))));
+                    steps.push((
+                        "dapi.get_allocation".into(),
+                        Ok(format!("Server allocated: {}", s.uuid)),
+                    ));
                     Some(s)
                 }
                 None => {
-                    steps.push(("dapi.get_allocation".into(), Err(format!("No compute resources available: {}", placement.reason))));
+                    steps.push((
+                        "dapi.get_allocation".into(),
+                        Err(format!(
+                            "No compute resources available: {}",
+                            placement.reason
+                        )),
+                    ));
                     None
                 }
             }
@@ -610,9 +802,16 @@ pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
         save_vm(ctx, &vm)?;
         let mut ok = true;
         if let Some(iu) = p.get("image_uuid").and_then(Value::as_str) {
-            if !vm.get("brand").and_then(Value::as_str).is_some_and(|b| HVM_BRANDS.contains(&b)) {
+            if !vm
+                .get("brand")
+                .and_then(Value::as_str)
+                .is_some_and(|b| HVM_BRANDS.contains(&b))
+            {
                 match ensure_image(ctx, &s.root, iu) {
-                    Ok(()) => steps.push(("cnapi.ensure_image".into(), Ok(format!("image {iu} installed")))),
+                    Ok(()) => steps.push((
+                        "cnapi.ensure_image".into(),
+                        Ok(format!("image {iu} installed")),
+                    )),
                     Err(err) => {
                         steps.push(("cnapi.ensure_image".into(), Err(err)));
                         ok = false;
@@ -622,17 +821,38 @@ pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
         }
         if ok {
             let payload = vmadm_payload(&p);
-            let out = run_tool(&s.root, "vmadm", &["create"], Some(payload.to_string().as_bytes()));
+            let out = run_tool(
+                &s.root,
+                "vmadm",
+                &["create"],
+                Some(payload.to_string().as_bytes()),
+            );
             if out.ok {
-                steps.push(("cnapi.provision_vm".into(), Ok(out.stderr.lines().chain(out.stdout.lines()).last().unwrap_or("").to_string())));
+                steps.push((
+                    "cnapi.provision_vm".into(),
+                    Ok(out
+                        .stderr
+                        .lines()
+                        .chain(out.stdout.lines())
+                        .last()
+                        .unwrap_or("")
+                        .to_string()),
+                ));
                 if let Some(nvm) = vmadm_get(&s.root, &vm_uuid) {
                     merge_node_vm(&mut vm, &nvm);
                 } else {
                     vm.insert("state".into(), json!("running"));
                 }
             } else {
-                let msg = if out.stderr.is_empty() { out.stdout.trim().to_string() } else { out.stderr.clone() };
-                steps.push(("cnapi.provision_vm".into(), Err(format!("vmadm create failed: {msg}"))));
+                let msg = if out.stderr.is_empty() {
+                    out.stdout.trim().to_string()
+                } else {
+                    out.stderr.clone()
+                };
+                steps.push((
+                    "cnapi.provision_vm".into(),
+                    Err(format!("vmadm create failed: {msg}")),
+                ));
             }
         }
     }
@@ -658,11 +878,15 @@ pub fn sync_server(ctx: &Ctx, s: &Server) -> anyhow::Result<()> {
     if !out.ok {
         return Ok(());
     }
-    let Ok(Value::Array(list)) = serde_json::from_str::<Value>(&out.stdout) else { return Ok(()) };
+    let Ok(Value::Array(list)) = serde_json::from_str::<Value>(&out.stdout) else {
+        return Ok(());
+    };
     ctx.store.update(VMS, |c| {
         let mut seen = std::collections::HashSet::new();
         for nvm in list.iter().filter_map(Value::as_object) {
-            let Some(u) = nvm.get("uuid").and_then(Value::as_str) else { continue };
+            let Some(u) = nvm.get("uuid").and_then(Value::as_str) else {
+                continue;
+            };
             seen.insert(u.to_string());
             let rec = c.entry(u.to_string()).or_insert_with(|| json!({"uuid": u}));
             if let Some(o) = rec.as_object_mut() {
@@ -765,7 +989,10 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
     let q = Query::from_uri(&uri);
     let mut errs = Vec::new();
     for k in q.keys() {
-        if !LIST_PARAMS.contains(&k) && !k.starts_with("tag.") && !k.starts_with("internal_metadata.") {
+        if !LIST_PARAMS.contains(&k)
+            && !k.starts_with("tag.")
+            && !k.starts_with("internal_metadata.")
+        {
             errs.push(e(k, "Invalid", "Invalid parameter"));
         }
     }
@@ -774,7 +1001,13 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
             errs.push(e("brand", "Invalid", &brand_message()));
         }
     }
-    for k in ["owner_uuid", "server_uuid", "billing_id", "image_uuid", "uuid"] {
+    for k in [
+        "owner_uuid",
+        "server_uuid",
+        "billing_id",
+        "image_uuid",
+        "uuid",
+    ] {
         if q.get(k).is_some_and(|v| !is_uuid(v)) {
             errs.push(e(k, "Invalid", "Invalid UUID"));
         }
@@ -788,13 +1021,26 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
         return Err(validation_failed("Invalid Parameters", errs));
     }
     let c = ctx.clone();
-    tokio::task::spawn_blocking(move || sync_all(&c)).await.map_err(blocking_err)??;
+    tokio::task::spawn_blocking(move || sync_all(&c))
+        .await
+        .map_err(blocking_err)??;
     let vms = ctx.store.read(VMS)?;
     let uuids: Option<Vec<&str>> = q.get("uuids").map(|u| u.split(',').collect());
     let mut found: Vec<&Value> = vms
         .values()
         .filter(|v| {
-            for k in ["owner_uuid", "brand", "server_uuid", "alias", "billing_id", "image_uuid", "uuid", "package_name", "package_version", "ram"] {
+            for k in [
+                "owner_uuid",
+                "brand",
+                "server_uuid",
+                "alias",
+                "billing_id",
+                "image_uuid",
+                "uuid",
+                "package_name",
+                "package_version",
+                "ram",
+            ] {
                 if let Some(want) = q.get(k) {
                     if scalar(&v[k]) != want {
                         return false;
@@ -803,7 +1049,11 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
             }
             if let Some(st) = q.get("state") {
                 let s = v["state"].as_str().unwrap_or_default();
-                let ok = if st == "active" { !matches!(s, "destroyed" | "failed" | "incomplete") } else { s == st };
+                let ok = if st == "active" {
+                    !matches!(s, "destroyed" | "failed" | "incomplete")
+                } else {
+                    s == st
+                };
                 if !ok {
                     return false;
                 }
@@ -843,20 +1093,40 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
         }
     });
     let total = found.len();
-    let offset = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0usize);
-    let limit = q.get("limit").and_then(|o| o.parse().ok()).filter(|l: &usize| *l > 0).unwrap_or(1000);
-    let fields: Option<Vec<&str>> = q.get("fields").filter(|f| *f != "*").map(|f| f.split(',').collect());
+    let offset = q
+        .get("offset")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0usize);
+    let limit = q
+        .get("limit")
+        .and_then(|o| o.parse().ok())
+        .filter(|l: &usize| *l > 0)
+        .unwrap_or(1000);
+    let fields: Option<Vec<&str>> = q
+        .get("fields")
+        .filter(|f| *f != "*")
+        .map(|f| f.split(',').collect());
     let page: Vec<Value> = found
         .into_iter()
         .skip(offset)
         .take(limit)
         .map(|v| match &fields {
             None => v.clone(),
-            Some(fs) => Value::Object(v.as_object().map(|o| o.iter().filter(|(k, _)| fs.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()),
+            Some(fs) => Value::Object(
+                v.as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|(k, _)| fs.contains(&k.as_str()))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
         })
         .collect();
     let mut r = json_response(200, &Value::Array(page));
-    r.headers_mut().insert("x-joyent-resource-count", HeaderValue::from(total));
+    r.headers_mut()
+        .insert("x-joyent-resource-count", HeaderValue::from(total));
     Ok(r)
 }
 
@@ -866,7 +1136,11 @@ fn vm_not_found() -> ApiError {
 
 fn load_vm(ctx: &Ctx, uuid: &str, owner: Option<&str>) -> Result<Map<String, Value>, ApiError> {
     let vms = ctx.store.read(VMS)?;
-    let vm = vms.get(uuid).and_then(Value::as_object).cloned().ok_or_else(vm_not_found)?;
+    let vm = vms
+        .get(uuid)
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(vm_not_found)?;
     if owner.is_some_and(|o| vm.get("owner_uuid").and_then(Value::as_str) != Some(o)) {
         return Err(vm_not_found());
     }
@@ -876,11 +1150,17 @@ fn load_vm(ctx: &Ctx, uuid: &str, owner: Option<&str>) -> Result<Map<String, Val
 async fn get_one(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri) -> ApiResult {
     let q = Query::from_uri(&uri);
     if !is_uuid(&uuid) {
-        return Err(validation_failed("Invalid Parameters", vec![e("uuid", "Invalid", "Invalid UUID")]));
+        return Err(validation_failed(
+            "Invalid Parameters",
+            vec![e("uuid", "Invalid", "Invalid UUID")],
+        ));
     }
     let vm = load_vm(&ctx, &uuid, q.get("owner_uuid"))?;
     let c = ctx.clone();
-    let server = vm.get("server_uuid").and_then(Value::as_str).map(str::to_string);
+    let server = vm
+        .get("server_uuid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     if let Some(su) = server {
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             if let Some(s) = node_of(&c, &su)? {
@@ -896,10 +1176,22 @@ async fn get_one(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri
 }
 
 /// start / stop / update (others: 409 with the action named).
-fn run_action(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Result<(String, String), ApiError> {
+fn run_action(
+    ctx: &Ctx,
+    uuid: &str,
+    q: &Query,
+    body: Map<String, Value>,
+) -> Result<(String, String), ApiError> {
     let act = q.get("action").unwrap_or_default().to_string();
     if !matches!(act.as_str(), "start" | "stop" | "reboot" | "update") {
-        return Err(validation_failed("Invalid Parameters", vec![e("action", "Invalid", &format!("Unsupported action \"{act}\""))]));
+        return Err(validation_failed(
+            "Invalid Parameters",
+            vec![e(
+                "action",
+                "Invalid",
+                &format!("Unsupported action \"{act}\""),
+            )],
+        ));
     }
     let mut vm = load_vm(ctx, uuid, q.get("owner_uuid"))?;
     let mut update_payload = Map::new();
@@ -911,8 +1203,18 @@ fn run_action(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
             }
         }
         if let Some(bid) = body.get("billing_id").and_then(Value::as_str) {
-            match ctx.store.read(PACKAGES)?.get(bid).and_then(Value::as_object).cloned() {
-                None => errs.push(e("billing_id", "Invalid", &format!("Package {bid} does not exist"))),
+            match ctx
+                .store
+                .read(PACKAGES)?
+                .get(bid)
+                .and_then(Value::as_object)
+                .cloned()
+            {
+                None => errs.push(e(
+                    "billing_id",
+                    "Invalid",
+                    &format!("Package {bid} does not exist"),
+                )),
                 Some(pkg) => {
                     let pbrand = pkg.get("brand").and_then(Value::as_str).unwrap_or_default();
                     let vbrand = vm.get("brand").and_then(Value::as_str).unwrap_or_default();
@@ -920,54 +1222,132 @@ fn run_action(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
                         errs.push(e("brand", "Invalid", &format!("Package requires brand \"{pbrand}\", but brand \"{vbrand}\" was specified")));
                     } else {
                         update_payload.insert("billing_id".into(), json!(bid));
-                        for (k, pk) in [("max_physical_memory", "max_physical_memory"), ("cpu_cap", "cpu_cap"), ("max_lwps", "max_lwps"), ("max_swap", "max_swap"), ("zfs_io_priority", "zfs_io_priority")] {
+                        for (k, pk) in [
+                            ("max_physical_memory", "max_physical_memory"),
+                            ("cpu_cap", "cpu_cap"),
+                            ("max_lwps", "max_lwps"),
+                            ("max_swap", "max_swap"),
+                            ("zfs_io_priority", "zfs_io_priority"),
+                        ] {
                             if let Some(v) = pkg.get(pk) {
                                 update_payload.insert(k.into(), v.clone());
                             }
                         }
                         if let Some(qv) = pkg.get("quota").and_then(num) {
-                            update_payload.insert("quota".into(), json!((qv / 1024.0).floor() as u64));
+                            update_payload
+                                .insert("quota".into(), json!((qv / 1024.0).floor() as u64));
                         }
                     }
                 }
             }
         }
-        for k in ["alias", "ram", "max_physical_memory", "quota", "cpu_cap", "max_swap", "max_lwps", "zfs_io_priority", "customer_metadata", "tags", "autoboot", "limit_priv", "fs_allowed", "firewall_enabled", "resolvers"] {
+        for k in [
+            "alias",
+            "ram",
+            "max_physical_memory",
+            "quota",
+            "cpu_cap",
+            "max_swap",
+            "max_lwps",
+            "zfs_io_priority",
+            "customer_metadata",
+            "tags",
+            "autoboot",
+            "limit_priv",
+            "fs_allowed",
+            "firewall_enabled",
+            "resolvers",
+        ] {
             if let Some(v) = body.get(k) {
-                update_payload.insert(if k == "ram" { "max_physical_memory".into() } else { k.to_string() }, v.clone());
+                update_payload.insert(
+                    if k == "ram" {
+                        "max_physical_memory".into()
+                    } else {
+                        k.to_string()
+                    },
+                    v.clone(),
+                );
             }
         }
-        let sub: Map<String, Value> = update_payload.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let sub: Map<String, Value> = update_payload
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut check = sub.clone();
-        check.insert("brand".into(), vm.get("brand").cloned().unwrap_or(Value::Null));
-        check.insert("owner_uuid".into(), vm.get("owner_uuid").cloned().unwrap_or(Value::Null));
+        check.insert(
+            "brand".into(),
+            vm.get("brand").cloned().unwrap_or(Value::Null),
+        );
+        check.insert(
+            "owner_uuid".into(),
+            vm.get("owner_uuid").cloned().unwrap_or(Value::Null),
+        );
         check.insert("networks".into(), json!([]));
-        check.insert("billing_id".into(), json!(vm.get("billing_id").and_then(Value::as_str).unwrap_or("00000000-0000-0000-0000-000000000000")));
-        errs.extend(validate_sync(&check).into_iter().filter(|x| sub.contains_key(x["field"].as_str().unwrap_or_default())));
+        check.insert(
+            "billing_id".into(),
+            json!(vm
+                .get("billing_id")
+                .and_then(Value::as_str)
+                .unwrap_or("00000000-0000-0000-0000-000000000000")),
+        );
+        errs.extend(
+            validate_sync(&check)
+                .into_iter()
+                .filter(|x| sub.contains_key(x["field"].as_str().unwrap_or_default())),
+        );
         if !errs.is_empty() {
             return Err(validation_failed("Invalid VM update parameters", errs));
         }
     }
-    let mut j = job(&format!("{act}-7.0.0"), uuid, json!({"action": act, "payload": Value::Object(update_payload.clone())}));
+    let mut j = job(
+        &format!("{act}-7.0.0"),
+        uuid,
+        json!({"action": act, "payload": Value::Object(update_payload.clone())}),
+    );
     let job_uuid = j["uuid"].as_str().unwrap_or_default().to_string();
     save_job(ctx, &j)?;
-    let server = vm.get("server_uuid").and_then(Value::as_str).map(str::to_string);
+    let server = vm
+        .get("server_uuid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let node = match server {
         Some(s) => node_of(ctx, &s)?,
         None => None,
     };
     let steps = match &node {
-        None => vec![(format!("cnapi.{act}_vm"), Err("VM has no server".to_string()))],
+        None => vec![(
+            format!("cnapi.{act}_vm"),
+            Err("VM has no server".to_string()),
+        )],
         Some(s) => {
             let out = match act.as_str() {
-                "update" => run_tool(&s.root, "vmadm", &["update", uuid], Some(Value::Object(update_payload.clone()).to_string().as_bytes())),
+                "update" => run_tool(
+                    &s.root,
+                    "vmadm",
+                    &["update", uuid],
+                    Some(Value::Object(update_payload.clone()).to_string().as_bytes()),
+                ),
                 other => run_tool(&s.root, "vmadm", &[other, uuid], None),
             };
             let idempotent = q.flag("idempotent");
             if out.ok || idempotent {
-                vec![(format!("cnapi.{act}_vm"), Ok(if out.stdout.trim().is_empty() { out.stderr } else { out.stdout.trim().to_string() }))]
+                vec![(
+                    format!("cnapi.{act}_vm"),
+                    Ok(if out.stdout.trim().is_empty() {
+                        out.stderr
+                    } else {
+                        out.stdout.trim().to_string()
+                    }),
+                )]
             } else {
-                vec![(format!("cnapi.{act}_vm"), Err(if out.stderr.is_empty() { out.stdout } else { out.stderr }))]
+                vec![(
+                    format!("cnapi.{act}_vm"),
+                    Err(if out.stderr.is_empty() {
+                        out.stdout
+                    } else {
+                        out.stderr
+                    }),
+                )]
             }
         }
     };
@@ -997,11 +1377,18 @@ fn run_action(ctx: &Ctx, uuid: &str, q: &Query, body: Map<String, Value>) -> Res
     Ok((uuid.to_string(), job_uuid))
 }
 
-async fn action(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
+async fn action(
+    State(ctx): State<Arc<Ctx>>,
+    Path(uuid): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult {
     let q = Query::from_uri(&uri);
     let b = json_body(&body)?;
     let c = ctx.clone();
-    let (vm, job) = tokio::task::spawn_blocking(move || run_action(&c, &uuid, &q, b)).await.map_err(blocking_err)??;
+    let (vm, job) = tokio::task::spawn_blocking(move || run_action(&c, &uuid, &q, b))
+        .await
+        .map_err(blocking_err)??;
     Ok(job_response(&vm, &job))
 }
 
@@ -1034,7 +1421,10 @@ async fn destroy(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri
             save_vm(&c, &vm)?;
         }
         save_job(&c, &j)?;
-        Ok((uuid.clone(), j["uuid"].as_str().unwrap_or_default().to_string()))
+        Ok((
+            uuid.clone(),
+            j["uuid"].as_str().unwrap_or_default().to_string(),
+        ))
     })
     .await
     .map_err(blocking_err)??;
@@ -1043,7 +1433,9 @@ async fn destroy(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri
 
 async fn get_job(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>) -> ApiResult {
     let jobs = ctx.store.read(JOBS)?;
-    let j = jobs.get(&uuid).ok_or_else(|| ApiError::not_found("Job not found"))?;
+    let j = jobs
+        .get(&uuid)
+        .ok_or_else(|| ApiError::not_found("Job not found"))?;
     Ok(json_response(200, j))
 }
 
@@ -1063,7 +1455,11 @@ async fn list_jobs(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
 
 async fn vm_jobs(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>) -> ApiResult {
     let jobs = ctx.store.read(JOBS)?;
-    let mut out: Vec<Value> = jobs.values().filter(|j| j["vm_uuid"] == uuid.as_str()).cloned().collect();
+    let mut out: Vec<Value> = jobs
+        .values()
+        .filter(|j| j["vm_uuid"] == uuid.as_str())
+        .cloned()
+        .collect();
     out.reverse();
     Ok(json_response(200, &Value::Array(out)))
 }
@@ -1099,25 +1495,42 @@ mod tests {
         b.insert("brand".into(), json!("foobar"));
         assert_eq!(
             validate_sync(&b),
-            vec![json!({"field": "brand", "code": "Invalid", "message": "Must be one of: bhyve, builder, joyent, joyent-minimal, kvm, lx"})]
+            vec![
+                json!({"field": "brand", "code": "Invalid", "message": "Must be one of: bhyve, builder, joyent, joyent-minimal, kvm, lx"})
+            ]
         );
         let mut h = m(base);
         h.insert("brand".into(), json!("bhyve"));
         h.remove("ram");
         h.remove("image_uuid");
-        assert_eq!(validate_sync(&h), vec![json!({"field": "ram", "code": "MissingParameter", "message": "Is required for bhyve"})]);
+        assert_eq!(
+            validate_sync(&h),
+            vec![
+                json!({"field": "ram", "code": "MissingParameter", "message": "Is required for bhyve"})
+            ]
+        );
     }
 
     #[test]
     fn upstream_messages_for_bad_values() {
-        let p = m(json!({"brand": "joyent", "owner_uuid": "nope", "networks": "x", "alias": "-a", "ram": 0,
-                          "max_swap": 100, "autoboot": "yes", "customer_metadata": {"root_pw": "x"}}));
+        let p = m(
+            json!({"brand": "joyent", "owner_uuid": "nope", "networks": "x", "alias": "-a", "ram": 0,
+                          "max_swap": 100, "autoboot": "yes", "customer_metadata": {"root_pw": "x"}}),
+        );
         let errs: Vec<(String, String)> = validate_sync(&p)
             .iter()
-            .map(|e| (e["field"].as_str().unwrap().to_string(), e["message"].as_str().unwrap_or("").to_string()))
+            .map(|e| {
+                (
+                    e["field"].as_str().unwrap().to_string(),
+                    e["message"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect();
         let want = [
-            ("alias", "String does not match regexp: /^[a-zA-Z0-9][a-zA-Z0-9\\_\\.\\-]*$/"),
+            (
+                "alias",
+                "String does not match regexp: /^[a-zA-Z0-9][a-zA-Z0-9\\_\\.\\-]*$/",
+            ),
             ("autoboot", "Invalid parameter"),
             ("customer_metadata.root_pw", "Forbidden Metadata Key"),
             ("networks", "Invalid networks"),
@@ -1133,7 +1546,9 @@ mod tests {
 
     #[test]
     fn package_fills_unset_fields() {
-        let pkg = m(json!({"max_physical_memory": 2048, "quota": 20480, "cpu_cap": 200, "max_swap": 4096, "vcpus": 2}));
+        let pkg = m(
+            json!({"max_physical_memory": 2048, "quota": 20480, "cpu_cap": 200, "max_swap": 4096, "vcpus": 2}),
+        );
         let mut p = m(json!({"cpu_cap": 100}));
         fill_from_package(&mut p, &pkg, "builder");
         assert_eq!(p["cpu_cap"], 100);
@@ -1148,11 +1563,15 @@ mod tests {
 
     #[test]
     fn payload_for_zones_uses_max_physical_memory() {
-        let p = vmadm_payload(&m(json!({"uuid": "u", "brand": "builder", "ram": 2048, "quota": 10, "networks": []})));
+        let p = vmadm_payload(&m(
+            json!({"uuid": "u", "brand": "builder", "ram": 2048, "quota": 10, "networks": []}),
+        ));
         assert_eq!(p["max_physical_memory"], 2048);
         assert!(p.get("ram").is_none());
         assert!(p.get("networks").is_none());
-        let h = vmadm_payload(&m(json!({"uuid": "u", "brand": "bhyve", "ram": 2048, "quota": 10})));
+        let h = vmadm_payload(&m(
+            json!({"uuid": "u", "brand": "bhyve", "ram": 2048, "quota": 10}),
+        ));
         assert_eq!(h["ram"], 2048);
         assert!(h.get("quota").is_none());
     }

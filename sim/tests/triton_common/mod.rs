@@ -40,13 +40,24 @@ pub fn run(cmd: &mut Command) -> String {
 pub fn platform(stamp: &str, brands: &str) -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"));
-    let out = dir.path().join(format!("platform-{stamp}-{}.tgz", brands.replace(',', "_")));
+    let out = dir
+        .path()
+        .join(format!("platform-{stamp}-{}.tgz", brands.replace(',', "_")));
     let lock = dir.path().join(".lock");
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lock).expect("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .expect("lock");
     let mut l = fd_lock::RwLock::new(f);
     let _g = l.write().expect("lock");
     if !out.exists() {
-        run(Command::new(sim_bin()).args(["platform", "build", "--stamp", stamp, "--brands", brands, "--out"]).arg(&out));
+        run(Command::new(sim_bin())
+            .args([
+                "platform", "build", "--stamp", stamp, "--brands", brands, "--out",
+            ])
+            .arg(&out));
     }
     out
 }
@@ -55,7 +66,12 @@ pub fn platform(stamp: &str, brands: &str) -> PathBuf {
 pub fn node(parent: &Path, name: &str, stamp: &str, brands: &str) -> PathBuf {
     let dir = parent.join(name);
     let pi = platform(stamp, brands);
-    run(Command::new(sim_bin()).args(["node", "init"]).arg(&dir).arg("--platform").arg(&pi).args(["--hostname", name]));
+    run(Command::new(sim_bin())
+        .args(["node", "init"])
+        .arg(&dir)
+        .arg("--platform")
+        .arg(&pi)
+        .args(["--hostname", name]));
     dir
 }
 
@@ -109,7 +125,10 @@ pub fn builder_image(uuid: &str) -> (Value, Vec<u8>) {
 
 pub fn sha1_hex(data: &[u8]) -> String {
     use sha1::{Digest, Sha1};
-    Sha1::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha1::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Import, add file, activate; returns the stored image.
@@ -117,21 +136,36 @@ pub fn ship_image(imgapi: &str, m: &Value, data: &[u8]) -> Value {
     let uuid = m["uuid"].as_str().unwrap();
     let r = post(&format!("{imgapi}/images/{uuid}?action=import"), m);
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = client::put_bytes(&format!("{imgapi}/images/{uuid}/file?compression=gzip&sha1={}", sha1_hex(data)), data).unwrap();
+    let r = client::put_bytes(
+        &format!(
+            "{imgapi}/images/{uuid}/file?compression=gzip&sha1={}",
+            sha1_hex(data)
+        ),
+        data,
+    )
+    .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = post(&format!("{imgapi}/images/{uuid}?action=activate"), &json!({}));
+    let r = post(
+        &format!("{imgapi}/images/{uuid}?action=activate"),
+        &json!({}),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
 }
 
 /// `vmadm list -p -o uuid,brand,state` on a node, as (uuid, brand, state).
 pub fn vmadm_list(node: &Path) -> Vec<(String, String, String)> {
-    let out = run(sim::node::tool_command(node, "vmadm").args(["list", "-p", "-o", "uuid,brand,state"]));
+    let out =
+        run(sim::node::tool_command(node, "vmadm").args(["list", "-p", "-o", "uuid,brand,state"]));
     out.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            (f[0].to_string(), f.get(1).unwrap_or(&"").to_string(), f.get(2).unwrap_or(&"").to_string())
+            (
+                f[0].to_string(),
+                f.get(1).unwrap_or(&"").to_string(),
+                f.get(2).unwrap_or(&"").to_string(),
+            )
         })
         .collect()
 }

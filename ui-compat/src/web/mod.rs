@@ -91,6 +91,7 @@ pub fn router(config: Config) -> Router {
             get(pages::provision_form).post(pages::provision),
         )
         .route("/static/ui.css", get(pages::css))
+        .route("/favicon.ico", get(pages::favicon))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -31,6 +31,16 @@ pub async fn css() -> Response {
         .into_response()
 }
 
+/// Browsers ask for it on every page; there is none (and no redirect to
+/// the login page for it).
+pub async fn favicon() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::CACHE_CONTROL, "max-age=86400")],
+    )
+        .into_response()
+}
+
 pub async fn not_found(State(state): State<AppState>, cur: Option<Cur>) -> Response {
     error_page(
         &state,
@@ -121,12 +131,17 @@ async fn vminfod_up(state: &AppState) -> bool {
     v.ping().await.is_ok()
 }
 
-pub async fn login_form(State(state): State<AppState>, cur: Option<Cur>) -> Response {
+pub async fn login_form(
+    State(state): State<AppState>,
+    cur: Option<Cur>,
+    headers: HeaderMap,
+) -> Response {
     if cur.is_some() {
         return Redirect::to("/dashboard").into_response();
     }
     let up = vminfod_up(&state).await;
-    login_page(&state, StatusCode::OK, &session::token(), "root", None, up)
+    let token = session::login_token(&headers);
+    login_page(&state, StatusCode::OK, &token, "root", None, up)
 }
 
 #[derive(Deserialize)]
@@ -177,7 +192,7 @@ pub async fn login(
         }
         Err(e) => {
             tracing::warn!(user = %f.user, reason = %e, "login refused");
-            let token = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_else(session::token);
+            let token = session::login_token(&headers);
             let up = vminfod_up(&state).await;
             login_page(
                 &state,

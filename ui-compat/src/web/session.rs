@@ -48,6 +48,16 @@ pub fn token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The login form's CSRF token: the one in the browser's login cookie when
+/// it is one of ours, so that another `GET /login` (a second tab, a reload,
+/// a browser's `/favicon.ico` request redirected there) does not void a form
+/// already on screen; else a new one.
+pub fn login_token(headers: &HeaderMap) -> String {
+    cookie(headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(token)
+}
+
 /// Compare without an early exit.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -142,7 +152,7 @@ pub fn set_cookie(
 }
 
 fn is_public(path: &str) -> bool {
-    path == "/login" || path.starts_with("/static/")
+    path == "/login" || path == "/favicon.ico" || path.starts_with("/static/")
 }
 
 fn forbidden(state: &AppState, why: &str) -> Response {

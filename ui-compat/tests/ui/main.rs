@@ -1,10 +1,13 @@
 //! Integration tests: fixtures through the library, every page and action
 //! through the router in-process, the binary over loopback (HTTP and TLS),
-//! and the man page through mandoc.
+//! and the man page through mandoc; `browser` drives the binary with headless
+//! Chromium against a `sim` node.
 //!
-//! The node is a temp dir: stand-in shell scripts for vmadm, imgadm,
+//! The node here is a temp dir: stand-in shell scripts for vmadm, imgadm,
 //! sysinfo and nictagadm, a root with usr/lib/brand/*/platform.xml, a shadow
 //! file, and a tiny vminfod on 127.0.0.1 that serves vms/*.json.
+
+mod browser;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
@@ -573,6 +576,17 @@ async fn login_checks_password_user_and_csrf() {
     let page = send(&app, Method::GET, "/login", None, None).await;
     let token = csrf_in(&page.body);
     let lc = format!("ui_login_csrf={token}");
+    // Another GET /login from the same browser keeps the token, so a form
+    // already on screen still works; a cookie that is not ours is replaced.
+    let again = send(&app, Method::GET, "/login", Some(&lc), None).await;
+    assert_eq!(csrf_in(&again.body), token);
+    assert_eq!(cookie_value(&again.cookies(), "ui_login_csrf"), Some(token.clone()));
+    let odd = send(&app, Method::GET, "/login", Some("ui_login_csrf=x\"y"), None).await;
+    assert_ne!(csrf_in(&odd.body), "x\"y");
+    assert_eq!(csrf_in(&odd.body).len(), 64);
+    // The favicon request browsers make is answered, not sent to /login.
+    let f = send(&app, Method::GET, "/favicon.ico", None, None).await;
+    assert_eq!(f.status, StatusCode::NO_CONTENT);
     let try_login =
         |user: &'static str, pw: &'static str, csrf: Option<String>, cookie: Option<String>| {
             let app = app.clone();

@@ -410,6 +410,13 @@ pub fn main(node: &Node, args: &[String]) -> i32 {
             }
         }
         "list" | "lookup" => list_or_lookup(node, cmd, rest),
+        "update" => {
+            let u = match need(cmd) {
+                Ok(u) => u,
+                Err(c) => return c,
+            };
+            update(node, &u, rest)
+        }
         "help" | "-h" | "-?" => {
             eprintln!("{USAGE}");
             0
@@ -419,6 +426,153 @@ pub fn main(node: &Node, args: &[String]) -> i32 {
             2
         }
     }
+}
+
+/// `vmadm update <uuid>`: the payload is validated for `update` (bad
+/// properties are warned about and dropped, bad values refuse the update),
+/// then applied through zonecfg text, the zone's config files and its zfs
+/// properties. Properties the sim cannot apply are refused, nothing changed.
+fn update(node: &Node, uuid: &str, args: &[String]) -> i32 {
+    let file_args: Vec<String> = args.iter().filter(|a| a.as_str() != uuid).cloned().collect();
+    let mut payload = match read_payload(&file_args) {
+        Ok(p) => p,
+        Err(e) => return fail_plain(&e),
+    };
+    let _lock = match node.lock() {
+        Ok(l) => l,
+        Err(e) => return fail("vmadm", e),
+    };
+    let st = match node.state() {
+        Ok(s) => s,
+        Err(e) => return fail("vmadm", e),
+    };
+    let e = match known(node, uuid) {
+        Ok(e) => e,
+        Err(m) => return fail_plain(&m),
+    };
+    let z = match zones::zone_config(node, &e.name) {
+        Ok(z) => z,
+        Err(m) => return fail_plain(&m),
+    };
+    let brand = z.brand().to_string();
+    let host = SimHost { node, pool: st.zpool.clone() };
+    if let Err(v) = vmadm_ext::validate::validate(Table::get(), Some(&brand), "update", &payload, &host) {
+        if let vmadm_ext::validate::Invalid::Lists { bad_values, bad_properties, .. } = &v {
+            if !bad_values.is_empty() {
+                return fail_plain(&format!("Invalid value(s) for: {}", bad_values.join(",")));
+            }
+            for p in bad_properties {
+                eprintln!("Warning, invalid update property: [{p}] removing from payload.");
+                payload.remove(p);
+            }
+        } else {
+            return fail_plain(&v.render());
+        }
+    }
+    match apply_update(node, &e, z, &payload) {
+        Ok(()) => {
+            eprintln!("Successfully updated VM {uuid}");
+            0
+        }
+        Err(m) => fail_plain(&m),
+    }
+}
+
+fn apply_update(node: &Node, e: &IndexEntry, mut z: brand::ZoneConfig, p: &Map<String, Value>) -> Result<(), String> {
+    use base64::Engine as _;
+    use vmadm_ext::jsval;
+    let s = |v: &Value| jsval::to_string(v);
+    let attr = |name: &str, value: &str| {
+        format!("remove attr name={name}\nadd attr; set name=\"{name}\"; set type=string; set value=\"{value}\"; end\n")
+    };
+    let mut text = String::new();
+    let (mut zfs, mut meta, mut tags) = (Map::new(), Map::new(), None::<Map<String, Value>>);
+    let mib = |k: &str| z.rctl(k).and_then(|b| b.parse::<u64>().ok()).map(|b| b >> 20);
+    for (k, v) in p {
+        match k.as_str() {
+            "alias" => text.push_str(&attr("alias", &base64::engine::general_purpose::STANDARD.encode(s(v)))),
+            "hostname" | "dns_domain" | "billing_id" | "owner_uuid" | "package_name" | "package_version" => {
+                text.push_str(&attr(&k.replace('_', "-"), &s(v)))
+            }
+            "resolvers" => {
+                let list: Vec<String> = match v {
+                    Value::Array(a) => a.iter().map(s).collect(),
+                    other => s(other).split(',').filter(|x| !x.is_empty()).map(str::to_string).collect(),
+                };
+                text.push_str(&attr("resolvers", &list.join(",")));
+            }
+            "firewall_enabled" => {
+                if jsval::truthy(v) {
+                    text.push_str(&attr("firewall-enabled", "true"));
+                } else {
+                    text.push_str("remove attr name=firewall-enabled\n");
+                }
+            }
+            "autoboot" => text.push_str(&format!("set autoboot={}\n", jsval::truthy(v))),
+            "limit_priv" => text.push_str(&format!("set limitpriv=\"{}\"\n", s(v))),
+            "fs_allowed" => text.push_str(&format!("set fs-allowed=\"{}\"\n", s(v))),
+            "max_lwps" => text.push_str(&format!("set max-lwps={}\n", s(v))),
+            "zfs_io_priority" => text.push_str(&format!("set zfs-io-priority={}\n", s(v))),
+            "cpu_shares" => text.push_str(&format!("set cpu-shares={}\n", s(v))),
+            "cpu_cap" => text.push_str(&format!("add capped-cpu; set ncpus={}; end\n", jsval::number(v) / 100.0)),
+            "max_physical_memory" => {
+                let m = jsval::number(v) as u64;
+                // as vmadm does: locked never above physical, swap never below
+                let locked = mib("zone.max-locked-memory").unwrap_or(m).min(m);
+                let swap = mib("zone.max-swap").unwrap_or(m).max(m);
+                text.push_str(&format!("add capped-memory; set physical={m}m; set locked={locked}m; set swap={swap}m; end\n"));
+            }
+            "max_swap" => text.push_str(&format!("add capped-memory; set swap={}m; end\n", jsval::number(v) as u64)),
+            "max_locked_memory" => {
+                text.push_str(&format!("add capped-memory; set locked={}m; end\n", jsval::number(v) as u64))
+            }
+            "quota" | "zfs_root_recsize" | "zfs_root_compression" | "zfs_data_compression" => {
+                zfs.insert(k.clone(), v.clone());
+            }
+            "set_customer_metadata" | "set_internal_metadata" => {
+                let key = k.trim_start_matches("set_").to_string();
+                let Value::Object(m) = v else { return Err(format!("Invalid value for {k}: must be an object")) };
+                let slot = meta.entry(key).or_insert_with(|| json!({}));
+                for (mk, mv) in m {
+                    slot[mk] = mv.clone();
+                }
+            }
+            "set_tags" => {
+                let Value::Object(m) = v else { return Err("Invalid value for set_tags: must be an object".into()) };
+                tags.get_or_insert_with(Map::new).extend(m.clone());
+            }
+            other => return Err(format!("update of {other} is not supported on the simulated node; nothing was changed")),
+        }
+    }
+    if !text.is_empty() {
+        z = zonecfg::apply(Some(z), &e.name, &text).map_err(|e| e.to_string())?.0;
+        write_atomic(&node.path(&format!("etc/zones/{}.xml", e.name)), z.to_xml().as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    let cfg = node.path(&e.zonepath).join("config");
+    let merge = |file: &std::path::Path, f: &dyn Fn(&mut Map<String, Value>)| -> Result<(), String> {
+        let mut cur: Map<String, Value> =
+            fs::read_to_string(file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        f(&mut cur);
+        write_atomic(file, format!("{:#}\n", Value::Object(cur)).as_bytes()).map_err(|e| e.to_string())
+    };
+    if !zfs.is_empty() {
+        merge(&zfs_props_path(node, &e.zonepath), &|m| m.extend(zfs.clone()))?;
+    }
+    if !meta.is_empty() {
+        merge(&cfg.join("metadata.json"), &|m| {
+            for (k, v) in &meta {
+                let slot = m.entry(k.clone()).or_insert_with(|| json!({}));
+                if let (Value::Object(dst), Value::Object(src)) = (slot, v) {
+                    dst.extend(src.clone());
+                }
+            }
+        })?;
+    }
+    if let Some(t) = tags {
+        merge(&cfg.join("tags.json"), &|m| m.extend(t.clone()))?;
+    }
+    Ok(())
 }
 
 fn list_or_lookup(node: &Node, cmd: &str, args: &[String]) -> i32 {

@@ -491,3 +491,37 @@ fn man_page_passes_mandoc_lint_and_names_every_command() {
         assert!(text.contains(&format!(".Cm {t}")), "man page lacks tool {t}");
     }
 }
+
+#[test]
+fn vmadm_update_changes_the_zone_and_refuses_what_it_cannot_apply() {
+    let n = Node::new();
+    install_image(&n);
+    let o = vmadm_stdin(&n, &["create"], &format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","alias":"a1","max_physical_memory":512}}"#));
+    let uuid = created_uuid(&o);
+    let o = vmadm_stdin(
+        &n,
+        &["update", &uuid],
+        r#"{"alias":"renamed","max_physical_memory":1024,"quota":20,"set_customer_metadata":{"user-script":"true"},"set_tags":{"role":"build"}}"#,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim(), format!("Successfully updated VM {uuid}"));
+    let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
+    assert_eq!(vm["alias"], "renamed");
+    assert_eq!(vm["max_physical_memory"], 1024);
+    assert_eq!(vm["max_swap"], 1024, "swap is raised with physical memory");
+    assert_eq!(vm["quota"], 20);
+    assert_eq!(vm["customer_metadata"]["user-script"], "true");
+    assert_eq!(vm["tags"]["role"], "build");
+    // a bad value refuses the whole update
+    let xml = fs::read(n.root.join(format!("etc/zones/{uuid}.xml"))).unwrap();
+    let o = vmadm_stdin(&n, &["update", &uuid], r#"{"alias":"x","max_physical_memory":"lots"}"#);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim(), "Invalid value(s) for: max_physical_memory");
+    assert_eq!(fs::read(n.root.join(format!("etc/zones/{uuid}.xml"))).unwrap(), xml, "nothing changed");
+    // a create-only property is warned about and dropped
+    let o = vmadm_stdin(&n, &["update", &uuid], r#"{"brand":"builder","alias":"y"}"#);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Warning, invalid update property: [brand] removing from payload."));
+    let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
+    assert_eq!((vm["brand"].as_str(), vm["alias"].as_str()), (Some("joyent"), Some("y")));
+}

@@ -1321,12 +1321,24 @@ fn run_action(
         )],
         Some(s) => {
             let out = match act.as_str() {
-                "update" => run_tool(
-                    &s.root,
-                    "vmadm",
-                    &["update", uuid],
-                    Some(Value::Object(update_payload.clone()).to_string().as_bytes()),
-                ),
+                "update" => {
+                    // vm-agent speaks vmadm's update language: metadata and
+                    // tags are merged with set_* keys.
+                    let for_vmadm: Map<String, Value> = update_payload
+                        .iter()
+                        .map(|(k, v)| match k.as_str() {
+                            "customer_metadata" => ("set_customer_metadata".to_string(), v.clone()),
+                            "tags" => ("set_tags".to_string(), v.clone()),
+                            _ => (k.clone(), v.clone()),
+                        })
+                        .collect();
+                    run_tool(
+                        &s.root,
+                        "vmadm",
+                        &["update", uuid],
+                        Some(Value::Object(for_vmadm).to_string().as_bytes()),
+                    )
+                }
                 other => run_tool(&s.root, "vmadm", &[other, uuid], None),
             };
             let idempotent = q.flag("idempotent");

@@ -180,8 +180,11 @@ impl SimNode {
         );
         let out = run(
             n.cmd("vmadm").arg("create"),
-            Some(&json!({"brand": "joyent", "alias": "web01", "image_uuid": IMAGE,
-                         "ram": 512, "quota": 10}).to_string()),
+            Some(
+                &json!({"brand": "joyent", "alias": "web01", "image_uuid": IMAGE,
+                         "ram": 512, "quota": 10})
+                .to_string(),
+            ),
         );
         assert!(out.contains("Successfully created VM"), "{out}");
         n.add_future_zone();
@@ -220,8 +223,14 @@ impl SimNode {
         );
         run(self.cmd("piadm").arg("install").arg(&pi), None);
         run(self.cmd("piadm").args(["activate", STAMP]), None);
-        run(self.sim().arg("reboot").arg("--root").arg(self.root()), None);
-        assert!(self.root().join("usr/lib/brand/builder/platform.xml").is_file());
+        run(
+            self.sim().arg("reboot").arg("--root").arg(self.root()),
+            None,
+        );
+        assert!(self
+            .root()
+            .join("usr/lib/brand/builder/platform.xml")
+            .is_file());
     }
 }
 
@@ -239,7 +248,11 @@ impl Services {
         for (name, log) in &self.logs {
             let l = log.lock().unwrap();
             let tail = &l[l.len().saturating_sub(30)..];
-            s.push_str(&format!("--- {name} (last {} lines)\n{}\n", tail.len(), tail.join("\n")));
+            s.push_str(&format!(
+                "--- {name} (last {} lines)\n{}\n",
+                tail.len(),
+                tail.join("\n")
+            ));
         }
         s
     }
@@ -306,7 +319,10 @@ async fn start_services(node: &SimNode, work: &Path) -> Services {
         v["url"].as_str().map(str::to_string)
     }))
     .await;
-    assert!(url.starts_with("http://127.0.0.1:"), "ui-compat did not start: {url:?}");
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "ui-compat did not start: {url:?}"
+    );
     children.push(ui);
 
     // chromedriver on a free loopback port ("... started successfully on port N.").
@@ -362,7 +378,9 @@ async fn connect(webdriver: &str, profile: &Path) -> Client {
     let http = hyper_util::client::legacy::connect::HttpConnector::new();
     tokio::time::timeout(
         STEP,
-        ClientBuilder::new(http).capabilities(caps).connect(webdriver),
+        ClientBuilder::new(http)
+            .capabilities(caps)
+            .connect(webdriver),
     )
     .await
     .expect("a WebDriver session within the step timeout")
@@ -370,7 +388,10 @@ async fn connect(webdriver: &str, profile: &Path) -> Client {
 }
 
 fn screenshot_dir() -> PathBuf {
-    let d = profile_dir().parent().unwrap().join("ui-compat-screenshots");
+    let d = profile_dir()
+        .parent()
+        .unwrap()
+        .join("ui-compat-screenshots");
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -460,18 +481,34 @@ async fn scenario(c: Client, node: Arc<SimNode>, base: String) {
     // Log in through the form: the hidden CSRF token is the page's own.
     c.goto(&format!("{base}/login")).await.unwrap();
     let token = css(&c, "form input[name=csrf]").await;
-    assert!(token.attr("value").await.unwrap().is_some_and(|v| v.len() >= 16));
+    assert!(token
+        .attr("value")
+        .await
+        .unwrap()
+        .is_some_and(|v| v.len() >= 16));
     let user = css(&c, "input[name=user]").await;
     user.clear().await.unwrap();
     user.send_keys("root").await.unwrap();
     let pw = css(&c, "input[name=password]").await;
     pw.send_keys("not the password").await.unwrap();
-    css(&c, "form button[type=submit]").await.click().await.unwrap();
+    css(&c, "form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     let alert = css(&c, ".flash.error").await.text().await.unwrap();
     assert_eq!(alert, "Wrong user or password.");
     at(&c, "/login").await;
-    css(&c, "input[name=password]").await.send_keys(PASSWORD).await.unwrap();
-    css(&c, "form button[type=submit]").await.click().await.unwrap();
+    css(&c, "input[name=password]")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    css(&c, "form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     at(&c, "/dashboard").await;
     screenshot(&c, "1-dashboard.png").await;
     lap(&mut t, "log in (one refusal, then the dashboard)");
@@ -485,8 +522,15 @@ async fn scenario(c: Client, node: Arc<SimNode>, base: String) {
         .find(|(u, _, _)| u == FUTURE)
         .unwrap_or_else(|| panic!("no futurebrand row: {r:?}"));
     assert_eq!(fut.1, "futurebrand");
-    assert!(fut.2.contains("futurezone") && fut.2.contains("unknown brand"), "{fut:?}");
-    assert!(r.iter().any(|(_, b, t)| b == "joyent" && t.contains("web01")), "{r:?}");
+    assert!(
+        fut.2.contains("futurezone") && fut.2.contains("unknown brand"),
+        "{fut:?}"
+    );
+    assert!(
+        r.iter()
+            .any(|(_, b, t)| b == "joyent" && t.contains("web01")),
+        "{r:?}"
+    );
     screenshot(&c, "2-instances-before.png").await;
     lap(&mut t, "instances list (joyent + futurebrand)");
 
@@ -502,7 +546,10 @@ async fn scenario(c: Client, node: Arc<SimNode>, base: String) {
     tokio::task::spawn_blocking(move || n.boot_builder_platform())
         .await
         .unwrap();
-    lap(&mut t, "sim platform build, piadm install/activate, sim reboot");
+    lap(
+        &mut t,
+        "sim platform build, piadm install/activate, sim reboot",
+    );
     let after = brand_choices(&c, &base).await;
     let names: Vec<&str> = after.iter().map(|(b, _)| b.as_str()).collect();
     assert_eq!(names, ["joyent", "joyent-minimal", "builder"], "{after:?}");
@@ -534,7 +581,10 @@ async fn scenario(c: Client, node: Arc<SimNode>, base: String) {
         .unwrap();
     at(&c, "/instances").await;
     let flash = css(&c, ".flash").await.text().await.unwrap();
-    assert!(flash.starts_with("Provisioned builder build01 ("), "{flash}");
+    assert!(
+        flash.starts_with("Provisioned builder build01 ("),
+        "{flash}"
+    );
     let r = rows(&c).await;
     assert_eq!(r.len(), 3, "{r:?}");
     let b = r
@@ -544,7 +594,10 @@ async fn scenario(c: Client, node: Arc<SimNode>, base: String) {
         .clone();
     assert!(b.2.contains("build01"), "{b:?}");
     assert!(flash.contains(&b.0), "{flash} / {b:?}");
-    assert!(r.iter().any(|(u, b, _)| u == FUTURE && b == "futurebrand"), "{r:?}");
+    assert!(
+        r.iter().any(|(u, b, _)| u == FUTURE && b == "futurebrand"),
+        "{r:?}"
+    );
     screenshot(&c, "5-instances-after.png").await;
     lap(&mut t, "provision a builder zone through the form");
 
@@ -580,7 +633,10 @@ async fn browser_login_list_and_provision_builder_on_a_sim_node() {
     on_path("chromedriver");
     let t0 = Instant::now();
     let sim = tokio::task::spawn_blocking(sim_binary).await.unwrap();
-    println!("browser: cargo build -p sim: {} ms", t0.elapsed().as_millis());
+    println!(
+        "browser: cargo build -p sim: {} ms",
+        t0.elapsed().as_millis()
+    );
 
     let t1 = Instant::now();
     let work = tempfile::tempdir().unwrap();
@@ -624,7 +680,10 @@ async fn browser_login_list_and_provision_builder_on_a_sim_node() {
                 Err(e) => panic!("browser scenario: {e}"),
             }
         }
-        Err(_) => panic!("browser scenario took over {WHOLE:?}\n{}", services.report()),
+        Err(_) => panic!(
+            "browser scenario took over {WHOLE:?}\n{}",
+            services.report()
+        ),
     }
     println!(
         "browser: whole test (after the sim build): {} ms; screenshots in {}",

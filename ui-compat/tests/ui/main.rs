@@ -580,8 +580,18 @@ async fn login_checks_password_user_and_csrf() {
     // already on screen still works; a cookie that is not ours is replaced.
     let again = send(&app, Method::GET, "/login", Some(&lc), None).await;
     assert_eq!(csrf_in(&again.body), token);
-    assert_eq!(cookie_value(&again.cookies(), "ui_login_csrf"), Some(token.clone()));
-    let odd = send(&app, Method::GET, "/login", Some("ui_login_csrf=x\"y"), None).await;
+    assert_eq!(
+        cookie_value(&again.cookies(), "ui_login_csrf"),
+        Some(token.clone())
+    );
+    let odd = send(
+        &app,
+        Method::GET,
+        "/login",
+        Some("ui_login_csrf=x\"y"),
+        None,
+    )
+    .await;
     assert_ne!(csrf_in(&odd.body), "x\"y");
     assert_eq!(csrf_in(&odd.body).len(), 64);
     // The favicon request browsers make is answered, not sent to /login.

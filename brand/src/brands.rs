@@ -105,10 +105,16 @@ fn joyent_privileges() -> Vec<Privilege> {
         ("sys_ip_config", Some("exclusive")),
         ("sys_mount", None),
     ];
-    let mut v: Vec<Privilege> =
-        DEFAULT.iter().map(|(n, ip)| Privilege::new(PrivSet::Default, n, *ip)).collect();
+    let mut v: Vec<Privilege> = DEFAULT
+        .iter()
+        .map(|(n, ip)| Privilege::new(PrivSet::Default, n, *ip))
+        .collect();
     v.extend(prohibited());
-    v.extend(REQUIRED.iter().map(|(n, ip)| Privilege::new(PrivSet::Required, n, *ip)));
+    v.extend(
+        REQUIRED
+            .iter()
+            .map(|(n, ip)| Privilege::new(PrivSet::Required, n, *ip)),
+    );
     v
 }
 
@@ -128,11 +134,16 @@ fn prohibited() -> Vec<Privilege> {
         ("virt_manage", None),
         ("sys_ppp_config", Some("shared")),
     ];
-    PROHIBITED.iter().map(|(n, ip)| Privilege::new(PrivSet::Prohibited, n, *ip)).collect()
+    PROHIBITED
+        .iter()
+        .map(|(n, ip)| Privilege::new(PrivSet::Prohibited, n, *ip))
+        .collect()
 }
 
 fn hooks(list: &[(&str, String)]) -> Vec<(String, String)> {
-    list.iter().map(|(h, c)| (h.to_string(), c.clone())).collect()
+    list.iter()
+        .map(|(h, c)| (h.to_string(), c.clone()))
+        .collect()
 }
 
 /// config.xml of joyent and joyent-minimal: `hook_dir` is where the hook
@@ -193,20 +204,98 @@ fn comment(c: &str) -> Entry {
 
 /// Native devices of the joyent family (both ip-types).
 const JOYENT_DEVICES: &[&str] = &[
-    "arp", "bpf", "conslog", "cpu/self/cpuid", "crypto", "cryptoadm", "dsk", "dtrace/*",
-    "dtrace/provider/*", "eventfd", "fd", "full", "inotify", "ipnet", "kstat", "lo0", "lofictl",
-    "lofi", "log", "logindmux", "nsmb", "net/*", "null", "openprom", "poll", "pool", "ptmx",
-    "pts/*", "random", "rdsk", "rlofi", "rmt", "sad/user", "smbsrv", "smbsrv1", "signalfd",
-    "svvslo0", "svvslo1", "svvslo2", "svvslo3", "swap", "sysevent", "tap", "tcp", "tcp6", "term",
-    "ticlts", "ticots", "ticotsord", "timerfd", "tty", "tun", "udp", "udp6", "urandom", "vnd/*",
-    "zero", "zfs", "zvol/dsk/%P/%z/*", "zvol/rdsk/%P/%z/*",
+    "arp",
+    "bpf",
+    "conslog",
+    "cpu/self/cpuid",
+    "crypto",
+    "cryptoadm",
+    "dsk",
+    "dtrace/*",
+    "dtrace/provider/*",
+    "eventfd",
+    "fd",
+    "full",
+    "inotify",
+    "ipnet",
+    "kstat",
+    "lo0",
+    "lofictl",
+    "lofi",
+    "log",
+    "logindmux",
+    "nsmb",
+    "net/*",
+    "null",
+    "openprom",
+    "poll",
+    "pool",
+    "ptmx",
+    "pts/*",
+    "random",
+    "rdsk",
+    "rlofi",
+    "rmt",
+    "sad/user",
+    "smbsrv",
+    "smbsrv1",
+    "signalfd",
+    "svvslo0",
+    "svvslo1",
+    "svvslo2",
+    "svvslo3",
+    "swap",
+    "sysevent",
+    "tap",
+    "tcp",
+    "tcp6",
+    "term",
+    "ticlts",
+    "ticots",
+    "ticotsord",
+    "timerfd",
+    "tty",
+    "tun",
+    "udp",
+    "udp6",
+    "urandom",
+    "vnd/*",
+    "zero",
+    "zfs",
+    "zvol/dsk/%P/%z/*",
+    "zvol/rdsk/%P/%z/*",
 ];
 
 /// Devices created only in exclusive-IP zones.
 const EXCLUSIVE_DEVICES: &[&str] = &[
-    "dld", "icmp", "icmp6", "ip", "ip6", "ipauth", "ipd", "ipf", "ipl", "iplookup", "ipmpstub",
-    "ipnat", "ipscan", "ipsecah", "ipsecesp", "ipstate", "ipsync", "keysock", "rawip", "rawip6",
-    "rts", "sad/admin", "sctp", "sctp6", "spdsock", "sppp", "sppptun", "vni",
+    "dld",
+    "icmp",
+    "icmp6",
+    "ip",
+    "ip6",
+    "ipauth",
+    "ipd",
+    "ipf",
+    "ipl",
+    "iplookup",
+    "ipmpstub",
+    "ipnat",
+    "ipscan",
+    "ipsecah",
+    "ipsecesp",
+    "ipstate",
+    "ipsync",
+    "keysock",
+    "rawip",
+    "rawip6",
+    "rts",
+    "sad/admin",
+    "sctp",
+    "sctp6",
+    "spdsock",
+    "sppp",
+    "sppptun",
+    "vni",
 ];
 
 const JOYENT_SYMLINKS: &[(&str, &str)] = &[
@@ -228,9 +317,19 @@ fn joyent_family_platform(name: &str, minimal: bool) -> Platform {
         comment("Global filesystems to mount when booting the zone"),
         gmount("/dev", "/dev", "dev", "attrdir=%R/root/dev"),
         Entry::Blank,
-        gmount("/var/zonecontrol/%z", "/.zonecontrol", "lofs", "ro,nodevices,nosetuid,noexec"),
+        gmount(
+            "/var/zonecontrol/%z",
+            "/.zonecontrol",
+            "lofs",
+            "ro,nodevices,nosetuid,noexec",
+        ),
         gmount("/lib", "/lib", "lofs", "ro,nodevices"),
-        gmount("%P/manifests/joyent", "/lib/svc/manifest", "lofs", "ro,nodevices"),
+        gmount(
+            "%P/manifests/joyent",
+            "/lib/svc/manifest",
+            "lofs",
+            "ro,nodevices",
+        ),
         gmount("%R/site", "/lib/svc/manifest/site", "lofs", "nodevices"),
         gmount("/sbin", "/sbin", "lofs", "ro,nodevices"),
         gmount("/usr", "/usr", "lofs", "ro,nodevices"),
@@ -258,7 +357,10 @@ fn joyent_family_platform(name: &str, minimal: bool) -> Platform {
     for d in JOYENT_DEVICES {
         if minimal && *d == "zfs" {
             e.extend((0..3).map(|i| {
-                Entry::Device(Device::renamed(&format!("zfd/%z/slave/{i}"), &format!("zfd/{i}")))
+                Entry::Device(Device::renamed(
+                    &format!("zfd/%z/slave/{i}"),
+                    &format!("zfd/{i}"),
+                ))
             }));
         }
         e.push(Entry::Device(if *d == "openprom" {
@@ -267,8 +369,15 @@ fn joyent_family_platform(name: &str, minimal: bool) -> Platform {
             Device::new(d)
         }));
     }
-    e.extend([Entry::Blank, comment("Devices to create in exclusive IP zone only")]);
-    e.extend(EXCLUSIVE_DEVICES.iter().map(|d| Entry::Device(Device::exclusive(d))));
+    e.extend([
+        Entry::Blank,
+        comment("Devices to create in exclusive IP zone only"),
+    ]);
+    e.extend(
+        EXCLUSIVE_DEVICES
+            .iter()
+            .map(|d| Entry::Device(Device::exclusive(d))),
+    );
     e.extend([
         Entry::Blank,
         comment("Renamed devices to create under /dev"),
@@ -276,12 +385,16 @@ fn joyent_family_platform(name: &str, minimal: bool) -> Platform {
         Entry::Blank,
         comment("Symlinks to create under /dev"),
     ]);
-    e.extend(
-        JOYENT_SYMLINKS
-            .iter()
-            .map(|(s, t)| Entry::Symlink { source: s.to_string(), target: t.to_string() }),
-    );
-    Platform { name: name.into(), allow_exclusive_ip: true, entries: e, header: Some(header(name)) }
+    e.extend(JOYENT_SYMLINKS.iter().map(|(s, t)| Entry::Symlink {
+        source: s.to_string(),
+        target: t.to_string(),
+    }));
+    Platform {
+        name: name.into(),
+        allow_exclusive_ip: true,
+        entries: e,
+        header: Some(header(name)),
+    }
 }
 
 /// Why the bhyve device nodes are granted with the `vmm*` glob.
@@ -328,7 +441,10 @@ pub fn joyent() -> BrandFiles {
         config: joyent_family_config("joyent", "/usr/lib/brand/joyent"),
         platform: joyent_family_platform("joyent", false),
         templates: vec![
-            ("Joyent.xml".into(), template("joyent", JOYENT_TEMPLATE_ID, &[])),
+            (
+                "Joyent.xml".into(),
+                template("joyent", JOYENT_TEMPLATE_ID, &[]),
+            ),
             (
                 "SUNWdefault.xml".into(),
                 template("joyent", crate::zone::ZONECFG_PUBLIC_ID, &[]),
@@ -362,11 +478,19 @@ pub fn builder() -> BrandFiles {
         |e| matches!(e, Entry::Device(d) if d.ip_type.is_none() && d.name.is_none() && d.matches.starts_with("zvol/")),
         bhyve_device_entries(),
     );
-    let (_, joyent_template) =
-        j.templates.into_iter().find(|(n, _)| n == "Joyent.xml").expect("joyent has Joyent.xml");
+    let (_, joyent_template) = j
+        .templates
+        .into_iter()
+        .find(|(n, _)| n == "Joyent.xml")
+        .expect("joyent has Joyent.xml");
     let mut t = joyent_template;
     t.set("brand", "builder");
-    BrandFiles { name: "builder".into(), config, platform, templates: vec![("Builder.xml".into(), t)] }
+    BrandFiles {
+        name: "builder".into(),
+        config,
+        platform,
+        templates: vec![("Builder.xml".into(), t)],
+    }
 }
 
 pub fn bhyve() -> BrandFiles {
@@ -437,14 +561,31 @@ pub fn bhyve() -> BrandFiles {
         comment("Symlinks to create under /dev"),
     ]);
     e.extend(
-        [("console", "zconsole"), ("stderr", "./fd/2"), ("stdin", "./fd/0"), ("stdout", "./fd/1")]
-            .iter()
-            .map(|(s, t)| Entry::Symlink { source: s.to_string(), target: t.to_string() }),
+        [
+            ("console", "zconsole"),
+            ("stderr", "./fd/2"),
+            ("stdin", "./fd/0"),
+            ("stdout", "./fd/1"),
+        ]
+        .iter()
+        .map(|(s, t)| Entry::Symlink {
+            source: s.to_string(),
+            target: t.to_string(),
+        }),
     );
-    let platform =
-        Platform { name: "bhyve".into(), allow_exclusive_ip: true, entries: e, header: Some(header("bhyve")) };
+    let platform = Platform {
+        name: "bhyve".into(),
+        allow_exclusive_ip: true,
+        entries: e,
+        header: Some(header("bhyve")),
+    };
     let mut sys = ZoneConfig::new("SYSbhyve", "", "bhyve");
     sys.set_attr("bootrom", "/usr/share/bhyve/uefi-csm-rom.bin");
     sys.set_attr("com1", "/dev/zconsole");
-    BrandFiles { name: "bhyve".into(), config, platform, templates: vec![("SYSbhyve.xml".into(), sys)] }
+    BrandFiles {
+        name: "bhyve".into(),
+        config,
+        platform,
+        templates: vec![("SYSbhyve.xml".into(), sys)],
+    }
 }

@@ -16,7 +16,12 @@ pub struct Finding {
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", if self.ok { "ok:  " } else { "FAIL:" }, self.what)
+        write!(
+            f,
+            "{} {}",
+            if self.ok { "ok:  " } else { "FAIL:" },
+            self.what
+        )
     }
 }
 
@@ -37,29 +42,49 @@ pub fn check(root: &Path, name: &str) -> Vec<Finding> {
         push(false, format!("{rel}: brand directory missing"));
         return out;
     }
-    match read(&dir.join("config.xml")).and_then(|t| BrandConfig::parse(&t).map_err(|e| e.to_string())) {
+    match read(&dir.join("config.xml"))
+        .and_then(|t| BrandConfig::parse(&t).map_err(|e| e.to_string()))
+    {
         Err(e) => push(false, format!("{rel}/config.xml: {e}")),
         Ok(c) => {
-            push(c.name == name, format!("{rel}/config.xml: brand name {:?}", c.name));
+            push(
+                c.name == name,
+                format!("{rel}/config.xml: brand name {:?}", c.name),
+            );
             for (hook, cmd) in &c.hooks {
-                let Some(prog) = cmd.split_whitespace().next().filter(|p| p.starts_with('/')) else {
+                let Some(prog) = cmd.split_whitespace().next().filter(|p| p.starts_with('/'))
+                else {
                     continue;
                 };
                 let p = root.join(prog.trim_start_matches('/'));
-                let exec = p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+                let exec = p
+                    .metadata()
+                    .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
                 match exec {
                     Ok(true) => push(true, format!("{rel}/config.xml: {hook} hook {prog}")),
-                    Ok(false) => push(false, format!("{rel}/config.xml: {hook} hook {prog} is not an executable file")),
-                    Err(_) => push(false, format!("{rel}/config.xml: {hook} hook {prog} does not exist")),
+                    Ok(false) => push(
+                        false,
+                        format!("{rel}/config.xml: {hook} hook {prog} is not an executable file"),
+                    ),
+                    Err(_) => push(
+                        false,
+                        format!("{rel}/config.xml: {hook} hook {prog} does not exist"),
+                    ),
                 }
             }
         }
     }
-    match read(&dir.join("platform.xml")).and_then(|t| Platform::parse(&t).map_err(|e| e.to_string())) {
+    match read(&dir.join("platform.xml"))
+        .and_then(|t| Platform::parse(&t).map_err(|e| e.to_string()))
+    {
         Err(e) => push(false, format!("{rel}/platform.xml: {e}")),
         Ok(p) => push(
             p.name == name,
-            format!("{rel}/platform.xml: platform name {:?}, {} devices", p.name, p.devices().count()),
+            format!(
+                "{rel}/platform.xml: platform name {:?}, {} devices",
+                p.name,
+                p.devices().count()
+            ),
         ),
     }
     let mut templates: Vec<_> = std::fs::read_dir(&dir)
@@ -73,7 +98,10 @@ pub fn check(root: &Path, name: &str) -> Vec<Finding> {
     for t in templates {
         match read(&dir.join(&t)).and_then(|x| ZoneConfig::parse(&x).map_err(|e| e.to_string())) {
             Err(e) => push(false, format!("{rel}/{t}: {e}")),
-            Ok(z) => push(z.brand() == name, format!("{rel}/{t}: template brand {:?}", z.brand())),
+            Ok(z) => push(
+                z.brand() == name,
+                format!("{rel}/{t}: template brand {:?}", z.brand()),
+            ),
         }
     }
     out

@@ -74,7 +74,11 @@ pub struct Privilege {
 
 impl Privilege {
     pub fn new(set: PrivSet, name: &str, ip_type: Option<&str>) -> Self {
-        Privilege { set, name: name.to_string(), ip_type: ip_type.map(str::to_string) }
+        Privilege {
+            set,
+            name: name.to_string(),
+            ip_type: ip_type.map(str::to_string),
+        }
     }
 }
 
@@ -131,7 +135,10 @@ impl BrandConfig {
             ) || HOOKS.contains(&e.name.as_str())
                 || RESTART.contains(&e.name.as_str());
             if !known {
-                return Err(XmlError::Invalid(format!("unknown brand config element <{}>", e.name)));
+                return Err(XmlError::Invalid(format!(
+                    "unknown brand config element <{}>",
+                    e.name
+                )));
             }
         }
         let header = doc.prolog.iter().find_map(|m| match m {
@@ -140,11 +147,19 @@ impl BrandConfig {
         });
         let restart: Vec<(String, String)> = RESTART
             .iter()
-            .filter_map(|r| root.elements_named(r).next().map(|e| (r.to_string(), e.text())))
+            .filter_map(|r| {
+                root.elements_named(r)
+                    .next()
+                    .map(|e| (r.to_string(), e.text()))
+            })
             .collect();
         let hooks: Vec<(String, String)> = HOOKS
             .iter()
-            .filter_map(|h| root.elements_named(h).next().map(|e| (h.to_string(), e.text())))
+            .filter_map(|h| {
+                root.elements_named(h)
+                    .next()
+                    .map(|e| (h.to_string(), e.text()))
+            })
             .collect();
         let config = BrandConfig {
             name,
@@ -163,7 +178,11 @@ impl BrandConfig {
 
     /// A hook's command, if the hook is present and set.
     pub fn hook(&self, name: &str) -> Option<&str> {
-        self.hooks.iter().find(|(h, _)| h == name).map(|(_, c)| c.as_str()).filter(|c| !c.is_empty())
+        self.hooks
+            .iter()
+            .find(|(h, _)| h == name)
+            .map(|(_, c)| c.as_str())
+            .filter(|c| !c.is_empty())
     }
 
     /// The privileges of one set.
@@ -192,7 +211,10 @@ impl BrandConfig {
             push(Node::Element(text_el(r, v)));
         }
         push(Node::Element(text_el("login_cmd", &self.login_cmd)));
-        push(Node::Element(text_el("forcedlogin_cmd", &self.forcedlogin_cmd)));
+        push(Node::Element(text_el(
+            "forcedlogin_cmd",
+            &self.forcedlogin_cmd,
+        )));
         push(Node::Element(text_el("user_cmd", &self.user_cmd)));
         push(Node::Blank);
         // Hooks go out in DTD order whatever order they were given in.
@@ -224,7 +246,11 @@ impl BrandConfig {
             "brand PUBLIC \"{BRAND_PUBLIC_ID}\"\n    \"{BRAND_SYSTEM_ID}\""
         )));
         prolog.push(Misc::Blank);
-        Document { prolog, root, epilog: vec![] }
+        Document {
+            prolog,
+            root,
+            epilog: vec![],
+        }
     }
 
     pub fn to_xml(&self) -> String {

@@ -32,7 +32,10 @@ pub enum DeviceError {
     #[error("invalid device pattern {pattern:?}: {msg}")]
     Pattern { pattern: String, msg: String },
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The facts about a zone that device selection depends on.
@@ -127,22 +130,39 @@ pub enum Rule {
 }
 
 /// The profile zoneadmd would build for this zone.
-pub fn profile(platform: &Platform, zone: &ZoneFacts, zone_devices: &[DeviceResource]) -> Vec<Rule> {
+pub fn profile(
+    platform: &Platform,
+    zone: &ZoneFacts,
+    zone_devices: &[DeviceResource],
+) -> Vec<Rule> {
     let pool = format!("/{}", zone.pool);
     // libbrand passes only the zone name (and the pool from the environment)
     // when it expands device matches.
-    let tokens = Tokens { zone: Some(&zone.name), pool: Some(&pool), ..Tokens::default() };
+    let tokens = Tokens {
+        zone: Some(&zone.name),
+        pool: Some(&pool),
+        ..Tokens::default()
+    };
     let mut rules = Vec::new();
     for d in platform.devices() {
-        if d.arch.as_deref().is_some_and(|a| a != "all" && a != zone.arch) {
+        if d.arch
+            .as_deref()
+            .is_some_and(|a| a != "all" && a != zone.arch)
+        {
             continue;
         }
-        if d.ip_type.as_deref().is_some_and(|i| i != "all" && i != zone.ip_type) {
+        if d.ip_type
+            .as_deref()
+            .is_some_and(|i| i != "all" && i != zone.ip_type)
+        {
             continue;
         }
         let m = substitute(&d.matches, &tokens);
         rules.push(match &d.name {
-            Some(to) => Rule::Map { from: m, to: to.clone() },
+            Some(to) => Rule::Map {
+                from: m,
+                to: to.clone(),
+            },
             None => Rule::Include(m),
         });
     }
@@ -150,7 +170,10 @@ pub fn profile(platform: &Platform, zone: &ZoneFacts, zone_devices: &[DeviceReso
         rules.push(Rule::Include(d.matches.clone()));
     }
     for (s, t) in platform.symlinks() {
-        rules.push(Rule::Symlink { source: s.to_string(), target: t.to_string() });
+        rules.push(Rule::Symlink {
+            source: s.to_string(),
+            target: t.to_string(),
+        });
     }
     rules
 }
@@ -166,8 +189,10 @@ pub fn rule_components(rule: &str) -> Vec<&str> {
 }
 
 fn compile(p: &str) -> Result<glob::Pattern, DeviceError> {
-    glob::Pattern::new(p)
-        .map_err(|e| DeviceError::Pattern { pattern: p.to_string(), msg: e.msg.to_string() })
+    glob::Pattern::new(p).map_err(|e| DeviceError::Pattern {
+        pattern: p.to_string(),
+        msg: e.msg.to_string(),
+    })
 }
 
 const GMATCH: glob::MatchOptions = glob::MatchOptions {
@@ -182,25 +207,55 @@ pub fn gmatch(pattern: &str, name: &str) -> Result<bool, DeviceError> {
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> DeviceError {
-    DeviceError::Io { path: path.to_path_buf(), source }
+    DeviceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Record `rel` (and, for a directory, everything below it) as visible.
-fn show_tree(global: &Path, rel: &str, out: &mut BTreeMap<String, Visible>) -> Result<(), DeviceError> {
+fn show_tree(
+    global: &Path,
+    rel: &str,
+    out: &mut BTreeMap<String, Visible>,
+) -> Result<(), DeviceError> {
     let path = global.join(rel);
-    let is_dir = path.symlink_metadata().map_err(|e| io_err(&path, e))?.is_dir();
-    out.insert(format!("/dev/{rel}"), Visible::Node { global: path.clone(), is_dir });
+    let is_dir = path
+        .symlink_metadata()
+        .map_err(|e| io_err(&path, e))?
+        .is_dir();
+    out.insert(
+        format!("/dev/{rel}"),
+        Visible::Node {
+            global: path.clone(),
+            is_dir,
+        },
+    );
     if is_dir {
-        for entry in walkdir::WalkDir::new(&path).min_depth(1).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(&path)
+            .min_depth(1)
+            .sort_by_file_name()
+        {
             let entry = entry.map_err(|e| {
-                let p = e.path().map(Path::to_path_buf).unwrap_or_else(|| path.clone());
-                let src = e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed"));
+                let p = e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| path.clone());
+                let src = e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed"));
                 io_err(&p, src)
             })?;
-            let sub = entry.path().strip_prefix(global).expect("walk stays below its root");
+            let sub = entry
+                .path()
+                .strip_prefix(global)
+                .expect("walk stays below its root");
             out.insert(
                 format!("/dev/{}", sub.to_string_lossy()),
-                Visible::Node { global: entry.path().to_path_buf(), is_dir: entry.file_type().is_dir() },
+                Visible::Node {
+                    global: entry.path().to_path_buf(),
+                    is_dir: entry.file_type().is_dir(),
+                },
             );
         }
     }
@@ -214,7 +269,9 @@ fn include(
     comps: &[&str],
     out: &mut BTreeMap<String, Visible>,
 ) -> Result<(), DeviceError> {
-    let Some((first, rest)) = comps.split_first() else { return Ok(()) };
+    let Some((first, rest)) = comps.split_first() else {
+        return Ok(());
+    };
     let dir = global.join(prefix);
     let mut names = Vec::new();
     if first.contains(['*', '?', '[']) {
@@ -237,7 +294,11 @@ fn include(
         names.push(first.to_string());
     }
     for n in names {
-        let rel = if prefix.is_empty() { n } else { format!("{prefix}/{n}") };
+        let rel = if prefix.is_empty() {
+            n
+        } else {
+            format!("{prefix}/{n}")
+        };
         if rest.is_empty() {
             show_tree(global, &rel, out)?;
         } else if global.join(&rel).is_dir() {
@@ -246,8 +307,10 @@ fn include(
             if out.len() > before || !first.contains(['*', '?', '[']) {
                 // Literal directories of a rule are made in the zone; one
                 // matched by a glob only when something below it matched.
-                out.entry(format!("/dev/{rel}"))
-                    .or_insert(Visible::Node { global: global.join(&rel), is_dir: true });
+                out.entry(format!("/dev/{rel}")).or_insert(Visible::Node {
+                    global: global.join(&rel),
+                    is_dir: true,
+                });
             }
         }
     }
@@ -268,7 +331,12 @@ pub fn apply(rules: &[Rule], global_dev: &Path) -> Result<BTreeMap<String, Visib
                 }
             }
             Rule::Symlink { source, target } => {
-                out.insert(format!("/dev/{source}"), Visible::Symlink { target: target.clone() });
+                out.insert(
+                    format!("/dev/{source}"),
+                    Visible::Symlink {
+                        target: target.clone(),
+                    },
+                );
             }
         }
     }
@@ -303,8 +371,14 @@ mod tests {
             current_zone: Some("global"),
         };
         assert_eq!(substitute("zvol/dsk/%P/%z/*", &t), "zvol/dsk/zones/z1/*");
-        assert_eq!(substitute("attrdir=%R/root/dev", &t), "attrdir=/zones/z1/root/dev");
-        assert_eq!(substitute("login -z %Z %u 100%%", &t), "login -z global root 100%");
+        assert_eq!(
+            substitute("attrdir=%R/root/dev", &t),
+            "attrdir=/zones/z1/root/dev"
+        );
+        assert_eq!(
+            substitute("login -z %Z %u 100%%", &t),
+            "login -z global root 100%"
+        );
         assert_eq!(substitute("a%qb", &t), "ab");
         assert_eq!(substitute("%R/x", &Tokens::default()), "/x");
         assert_eq!(substitute("trailing%", &t), "trailing");
@@ -324,7 +398,10 @@ mod tests {
     fn rules_are_read_relative_to_dev() {
         assert_eq!(rule_components("/dev/vmm*"), ["vmm*"]);
         assert_eq!(rule_components("vmm*"), ["vmm*"]);
-        assert_eq!(rule_components("zvol/dsk//zones/z/*"), ["zvol", "dsk", "zones", "z", "*"]);
+        assert_eq!(
+            rule_components("zvol/dsk//zones/z/*"),
+            ["zvol", "dsk", "zones", "z", "*"]
+        );
         assert_eq!(rule_components("/dev/"), ["dev"]);
     }
 
@@ -334,7 +411,10 @@ mod tests {
         let z = ZoneFacts::new("z1", "exclusive", "zones");
         let rules = profile(&p, &z, &[]);
         assert!(rules.contains(&Rule::Include("zvol/dsk//zones/z1/*".into())));
-        assert!(rules.contains(&Rule::Map { from: "zcons/z1/zoneconsole".into(), to: "zconsole".into() }));
+        assert!(rules.contains(&Rule::Map {
+            from: "zcons/z1/zoneconsole".into(),
+            to: "zconsole".into()
+        }));
         // sparc-only and (for a shared-IP zone) exclusive-only devices are left out
         assert!(!rules.contains(&Rule::Include("openprom".into())));
         let shared = profile(&p, &ZoneFacts::new("z1", "shared", "zones"), &[]);

@@ -87,7 +87,10 @@ enum Cmd {
 
 fn known(name: &str) -> Result<brands::BrandFiles> {
     brands::by_name(name).with_context(|| {
-        format!("unknown brand {name:?} (known: {})", brands::KNOWN.join(", "))
+        format!(
+            "unknown brand {name:?} (known: {})",
+            brands::KNOWN.join(", ")
+        )
     })
 }
 
@@ -157,15 +160,27 @@ fn devices(
     let ip_type = match ip {
         Some(IpType::Exclusive) => "exclusive".to_string(),
         Some(IpType::Shared) => "shared".to_string(),
-        None => cfg.as_ref().map_or("exclusive".into(), |c| c.ip_type().to_string()),
+        None => cfg
+            .as_ref()
+            .map_or("exclusive".into(), |c| c.ip_type().to_string()),
     };
-    let ppath = root.join(brand::BRAND_DIR).join(&brand_name).join("platform.xml");
+    let ppath = root
+        .join(brand::BRAND_DIR)
+        .join(&brand_name)
+        .join("platform.xml");
     let text = std::fs::read_to_string(&ppath).with_context(|| {
-        format!("brand {brand_name} is not installed under {} ({})", root.display(), ppath.display())
+        format!(
+            "brand {brand_name} is not installed under {} ({})",
+            root.display(),
+            ppath.display()
+        )
     })?;
     let platform = Platform::parse(&text).with_context(|| format!("{}", ppath.display()))?;
     let mut zdevs: Vec<DeviceResource> = cfg.as_ref().map(ZoneConfig::devices).unwrap_or_default();
-    zdevs.extend(extra.iter().map(|m| DeviceResource { matches: m.clone(), net_attrs: vec![] }));
+    zdevs.extend(extra.iter().map(|m| DeviceResource {
+        matches: m.clone(),
+        net_attrs: vec![],
+    }));
     let mut facts = ZoneFacts::new(zone, &ip_type, pool);
     if let Some(c) = &cfg {
         facts.zonepath = c.zonepath().to_string();
@@ -186,13 +201,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::Show { name, part } => show(name, *part).map(|_| true),
-        Cmd::Stage { dest, manifest, brands } => {
-            do_stage(dest, manifest.as_deref(), brands).map(|_| true)
-        }
+        Cmd::Stage {
+            dest,
+            manifest,
+            brands,
+        } => do_stage(dest, manifest.as_deref(), brands).map(|_| true),
         Cmd::Check { root, brand } => do_check(root, brand),
-        Cmd::Devices { root, zone, brand, ip_type, pool, devices: extra } => {
-            devices(root, zone, brand.as_deref(), *ip_type, pool, extra).map(|_| true)
-        }
+        Cmd::Devices {
+            root,
+            zone,
+            brand,
+            ip_type,
+            pool,
+            devices: extra,
+        } => devices(root, zone, brand.as_deref(), *ip_type, pool, extra).map(|_| true),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

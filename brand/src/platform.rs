@@ -31,16 +31,30 @@ pub struct Device {
 
 impl Device {
     pub fn new(matches: &str) -> Self {
-        Device { matches: matches.into(), name: None, arch: None, ip_type: None }
+        Device {
+            matches: matches.into(),
+            name: None,
+            arch: None,
+            ip_type: None,
+        }
     }
     pub fn exclusive(matches: &str) -> Self {
-        Device { ip_type: Some("exclusive".into()), ..Device::new(matches) }
+        Device {
+            ip_type: Some("exclusive".into()),
+            ..Device::new(matches)
+        }
     }
     pub fn renamed(matches: &str, name: &str) -> Self {
-        Device { name: Some(name.into()), ..Device::new(matches) }
+        Device {
+            name: Some(name.into()),
+            ..Device::new(matches)
+        }
     }
     pub fn arch(matches: &str, arch: &str) -> Self {
-        Device { arch: Some(arch.into()), ..Device::new(matches) }
+        Device {
+            arch: Some(arch.into()),
+            ..Device::new(matches)
+        }
     }
 }
 
@@ -50,7 +64,10 @@ pub enum Entry {
     GlobalMount(Mount),
     Mount(Mount),
     Device(Device),
-    Symlink { source: String, target: String },
+    Symlink {
+        source: String,
+        target: String,
+    },
     /// A comment kept for readers of the file (layout only).
     Comment(String),
     /// An empty line (layout only).
@@ -68,7 +85,8 @@ pub struct Platform {
 }
 
 fn req<'a>(e: &'a Element, k: &str) -> Result<&'a str, XmlError> {
-    e.attr(k).ok_or_else(|| XmlError::Invalid(format!("<{}> has no {k} attribute", e.name)))
+    e.attr(k)
+        .ok_or_else(|| XmlError::Invalid(format!("<{}> has no {k} attribute", e.name)))
 }
 
 fn mount(e: &Element) -> Result<Mount, XmlError> {
@@ -122,7 +140,9 @@ impl Platform {
                         target: req(e, "target")?.into(),
                     },
                     other => {
-                        return Err(XmlError::Invalid(format!("unknown platform element <{other}>")))
+                        return Err(XmlError::Invalid(format!(
+                            "unknown platform element <{other}>"
+                        )))
                     }
                 },
                 Node::Comment(c) => Entry::Comment(c.clone()),
@@ -144,7 +164,12 @@ impl Platform {
             Misc::Comment(c) => Some(c.clone()),
             _ => None,
         });
-        Ok(Platform { name, allow_exclusive_ip, entries, header })
+        Ok(Platform {
+            name,
+            allow_exclusive_ip,
+            entries,
+            header,
+        })
     }
 
     pub fn devices(&self) -> impl Iterator<Item = &Device> {
@@ -171,14 +196,25 @@ impl Platform {
     /// Insert entries right after the last entry for which `after` holds
     /// (at the end when none does).
     pub fn insert_after(&mut self, after: impl Fn(&Entry) -> bool, new: Vec<Entry>) {
-        let at = self.entries.iter().rposition(after).map_or(self.entries.len(), |i| i + 1);
+        let at = self
+            .entries
+            .iter()
+            .rposition(after)
+            .map_or(self.entries.len(), |i| i + 1);
         self.entries.splice(at..at, new);
     }
 
     pub fn to_document(&self) -> Document {
         let mut root = Element::new("platform")
             .with_attr("name", &self.name)
-            .with_attr("allow-exclusive-ip", if self.allow_exclusive_ip { "true" } else { "false" });
+            .with_attr(
+                "allow-exclusive-ip",
+                if self.allow_exclusive_ip {
+                    "true"
+                } else {
+                    "false"
+                },
+            );
         root.children.push(Node::Blank);
         for e in &self.entries {
             root.children.push(match e {
@@ -198,7 +234,9 @@ impl Platform {
                     Node::Element(el)
                 }
                 Entry::Symlink { source, target } => Node::Element(
-                    Element::new("symlink").with_attr("source", source).with_attr("target", target),
+                    Element::new("symlink")
+                        .with_attr("source", source)
+                        .with_attr("target", target),
                 ),
                 Entry::Comment(c) => Node::Comment(c.clone()),
                 Entry::Blank => Node::Blank,
@@ -214,7 +252,11 @@ impl Platform {
             "platform PUBLIC \"{PLATFORM_PUBLIC_ID}\"\n    \"{PLATFORM_SYSTEM_ID}\""
         )));
         prolog.push(Misc::Blank);
-        Document { prolog, root, epilog: vec![] }
+        Document {
+            prolog,
+            root,
+            epilog: vec![],
+        }
     }
 
     pub fn to_xml(&self) -> String {

@@ -23,7 +23,10 @@ pub struct StageError {
 }
 
 fn err(path: &Path) -> impl FnOnce(std::io::Error) -> StageError + '_ {
-    move |source| StageError { path: path.to_path_buf(), source }
+    move |source| StageError {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Write `text` to `path` with `mode`: temp file in the same directory,
@@ -37,7 +40,10 @@ pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> Result<(), StageErro
     tmp.write_all(text).map_err(err(path))?;
     tmp.as_file().sync_all().map_err(err(path))?;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(err(path))?;
-    tmp.persist(path).map_err(|e| StageError { path: path.to_path_buf(), source: e.error })?;
+    tmp.persist(path).map_err(|e| StageError {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }

@@ -83,14 +83,23 @@ pub struct Style {
 
 impl Style {
     /// libxml2's formatted output, as zonecfg writes `/etc/zones/*.xml`.
-    pub const ZONECFG: Style = Style { indent: "  ", empty_close: "" };
+    pub const ZONECFG: Style = Style {
+        indent: "  ",
+        empty_close: "",
+    };
     /// The hand-written style of the illumos brand files.
-    pub const BRAND: Style = Style { indent: "\t", empty_close: " " };
+    pub const BRAND: Style = Style {
+        indent: "\t",
+        empty_close: " ",
+    };
 }
 
 impl Element {
     pub fn new(name: impl Into<String>) -> Self {
-        Element { name: name.into(), ..Default::default() }
+        Element {
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     /// Builder: add an attribute.
@@ -112,7 +121,10 @@ impl Element {
     }
 
     pub fn attr(&self, k: &str) -> Option<&str> {
-        self.attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Set an attribute, keeping its position when it already exists and
@@ -177,7 +189,11 @@ impl Element {
 
 fn syntax<E: std::fmt::Display>(reader_pos: u64, text: &str, e: E) -> XmlError {
     let upto = (reader_pos as usize).min(text.len());
-    let line = text.as_bytes()[..upto].iter().filter(|b| **b == b'\n').count() + 1;
+    let line = text.as_bytes()[..upto]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1;
     XmlError::Syntax(format!("line {line}: {e}"))
 }
 
@@ -212,7 +228,11 @@ impl Document {
         loop {
             let pos = reader.buffer_position();
             let ev = reader.read_event().map_err(|e| syntax(pos, text, e))?;
-            let misc_target = if root.is_some() { &mut epilog } else { &mut prolog };
+            let misc_target = if root.is_some() {
+                &mut epilog
+            } else {
+                &mut prolog
+            };
             match ev {
                 Event::Eof => break,
                 Event::Decl(d) => {
@@ -278,7 +298,9 @@ impl Document {
                     }
                 }
                 Event::End(_) => {
-                    let el = stack.pop().ok_or_else(|| syntax(pos, text, "unmatched end tag"))?;
+                    let el = stack
+                        .pop()
+                        .ok_or_else(|| syntax(pos, text, "unmatched end tag"))?;
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(Node::Element(el)),
                         None => root = Some(el),
@@ -287,7 +309,10 @@ impl Document {
             }
         }
         if let Some(open) = stack.last() {
-            return Err(XmlError::Syntax(format!("unexpected end of document inside <{}>", open.name)));
+            return Err(XmlError::Syntax(format!(
+                "unexpected end of document inside <{}>",
+                open.name
+            )));
         }
         let root = root.ok_or_else(|| XmlError::Syntax("no root element".into()))?;
         // Blank lines right before the root or at the end carry no meaning.
@@ -297,14 +322,21 @@ impl Document {
         while epilog.last() == Some(&Misc::Blank) {
             epilog.pop();
         }
-        Ok(Document { prolog, root, epilog })
+        Ok(Document {
+            prolog,
+            root,
+            epilog,
+        })
     }
 
     /// Parse and insist on the root element's name.
     pub fn parse_expecting(text: &str, root: &str) -> Result<Document, XmlError> {
         let doc = Document::parse(text)?;
         if doc.root.name != root {
-            return Err(XmlError::WrongRoot { expected: root.into(), found: doc.root.name });
+            return Err(XmlError::WrongRoot {
+                expected: root.into(),
+                found: doc.root.name,
+            });
         }
         Ok(doc)
     }
@@ -431,12 +463,27 @@ mod tests {
 
     #[test]
     fn garbage_is_a_syntax_error() {
-        assert!(matches!(Document::parse("GARBAGE\n"), Err(XmlError::Syntax(_))));
-        assert!(matches!(Document::parse("<zone>"), Err(XmlError::Syntax(_))));
-        assert!(matches!(Document::parse("<a></b>"), Err(XmlError::Syntax(_))));
-        assert!(matches!(Document::parse("<a/><b/>"), Err(XmlError::Syntax(_))));
+        assert!(matches!(
+            Document::parse("GARBAGE\n"),
+            Err(XmlError::Syntax(_))
+        ));
+        assert!(matches!(
+            Document::parse("<zone>"),
+            Err(XmlError::Syntax(_))
+        ));
+        assert!(matches!(
+            Document::parse("<a></b>"),
+            Err(XmlError::Syntax(_))
+        ));
+        assert!(matches!(
+            Document::parse("<a/><b/>"),
+            Err(XmlError::Syntax(_))
+        ));
         assert!(matches!(Document::parse(""), Err(XmlError::Syntax(_))));
-        assert!(matches!(Document::parse("<a x=\"1\" x=\"2\"/>"), Err(XmlError::Syntax(_))));
+        assert!(matches!(
+            Document::parse("<a x=\"1\" x=\"2\"/>"),
+            Err(XmlError::Syntax(_))
+        ));
     }
 
     #[test]

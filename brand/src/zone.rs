@@ -47,10 +47,16 @@ pub struct Network {
 
 impl Network {
     pub fn attr(&self, k: &str) -> Option<&str> {
-        self.attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
     }
     pub fn net_attr(&self, k: &str) -> Option<&str> {
-        self.net_attrs.iter().find(|a| a.name == k).map(|a| a.value.as_str())
+        self.net_attrs
+            .iter()
+            .find(|a| a.name == k)
+            .map(|a| a.value.as_str())
     }
 }
 
@@ -93,7 +99,9 @@ impl ZoneConfig {
     pub fn parse(text: &str) -> Result<ZoneConfig, XmlError> {
         let doc = Document::parse_expecting(text, "zone")?;
         if doc.root.attr("name").is_none() {
-            return Err(XmlError::Invalid("zone element has no name attribute".into()));
+            return Err(XmlError::Invalid(
+                "zone element has no name attribute".into(),
+            ));
         }
         Ok(ZoneConfig { doc })
     }
@@ -148,11 +156,15 @@ impl ZoneConfig {
     }
     /// The brand; zonecfg's default when unset is `native`.
     pub fn brand(&self) -> &str {
-        self.get("brand").filter(|b| !b.is_empty()).unwrap_or("native")
+        self.get("brand")
+            .filter(|b| !b.is_empty())
+            .unwrap_or("native")
     }
     /// `shared` or `exclusive` (zonecfg's default is `shared`).
     pub fn ip_type(&self) -> &str {
-        self.get("ip-type").filter(|b| !b.is_empty()).unwrap_or("shared")
+        self.get("ip-type")
+            .filter(|b| !b.is_empty())
+            .unwrap_or("shared")
     }
     pub fn limitpriv(&self) -> Option<&str> {
         self.get("limitpriv")
@@ -171,7 +183,10 @@ impl ZoneConfig {
     }
 
     pub fn attr(&self, name: &str) -> Option<String> {
-        self.attrs().into_iter().find(|a| a.name == name).map(|a| a.value)
+        self.attrs()
+            .into_iter()
+            .find(|a| a.name == name)
+            .map(|a| a.value)
     }
 
     /// Set (or add, at the end) a string `attr` resource.
@@ -218,10 +233,9 @@ impl ZoneConfig {
         if self.devices().iter().any(|d| d.matches == matches) {
             return false;
         }
-        self.doc
-            .root
-            .children
-            .push(Node::Element(Element::new("device").with_attr("match", matches)));
+        self.doc.root.children.push(Node::Element(
+            Element::new("device").with_attr("match", matches),
+        ));
         true
     }
 
@@ -238,7 +252,10 @@ impl ZoneConfig {
         self.doc
             .root
             .elements_named("network")
-            .map(|n| Network { attrs: n.attrs.clone(), net_attrs: net_attrs(n) })
+            .map(|n| Network {
+                attrs: n.attrs.clone(),
+                net_attrs: net_attrs(n),
+            })
             .collect()
     }
 
@@ -264,7 +281,12 @@ impl ZoneConfig {
 
     /// The first limit of the named rctl.
     pub fn rctl(&self, name: &str) -> Option<String> {
-        self.rctls().into_iter().find(|r| r.name == name)?.values.first().map(|v| v.1.clone())
+        self.rctls()
+            .into_iter()
+            .find(|r| r.name == name)?
+            .values
+            .first()
+            .map(|v| v.1.clone())
     }
 
     pub fn datasets(&self) -> Vec<String> {
@@ -306,7 +328,10 @@ mod tests {
         assert_eq!(z.ip_type(), "exclusive");
         assert_eq!(z.attr("hostname").as_deref(), Some("maximum"));
         assert_eq!(z.rctl("zone.cpu-cap").as_deref(), Some("800"));
-        assert_eq!(z.datasets(), ["zones/e9f6d7c2-49c5-4b54-9414-ca1405663e4f/data"]);
+        assert_eq!(
+            z.datasets(),
+            ["zones/e9f6d7c2-49c5-4b54-9414-ca1405663e4f/data"]
+        );
         let nets = z.networks();
         assert_eq!(nets.len(), 2);
         assert_eq!(nets[1].attr("vlan-id"), Some("1337"));
@@ -328,7 +353,13 @@ mod tests {
 
     #[test]
     fn non_zone_documents_are_refused() {
-        assert!(matches!(ZoneConfig::parse("<brand name=\"x\"/>"), Err(XmlError::WrongRoot { .. })));
-        assert!(matches!(ZoneConfig::parse("<zone/>"), Err(XmlError::Invalid(_))));
+        assert!(matches!(
+            ZoneConfig::parse("<brand name=\"x\"/>"),
+            Err(XmlError::WrongRoot { .. })
+        ));
+        assert!(matches!(
+            ZoneConfig::parse("<zone/>"),
+            Err(XmlError::Invalid(_))
+        ));
     }
 }

@@ -65,8 +65,13 @@ fn xmllint(dtd: &str, file: &Path) -> (bool, String) {
         .arg(oracle().join("illumos").join(dtd))
         .arg(file)
         .output()
-        .expect("xmllint must be installed (apt-get install libxml2-utils); the DTD checks do not skip");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        .expect(
+            "xmllint must be installed (apt-get install libxml2-utils); the DTD checks do not skip",
+        );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn dtd_for(file: &str) -> &'static str {
@@ -97,7 +102,9 @@ fn xmllint_check_can_fail() {
     let mut c = brands::builder().config;
     let dir = tempfile::tempdir().unwrap();
     let mut doc = c.to_document();
-    doc.root.children.retain(|n| !matches!(n, Node::Element(e) if e.name == "user_cmd"));
+    doc.root
+        .children
+        .retain(|n| !matches!(n, Node::Element(e) if e.name == "user_cmd"));
     let p = dir.path().join("config.xml");
     fs::write(&p, doc.write(brand::xml::Style::BRAND)).unwrap();
     let (ok, err) = xmllint("brand.dtd.1", &p);
@@ -106,7 +113,10 @@ fn xmllint_check_can_fail() {
     // and a platform with an unknown ip-type
     c.name = "x".into();
     let mut p2 = brands::builder().platform;
-    p2.entries.push(Entry::Device(Device { ip_type: Some("bogus".into()), ..Device::new("x") }));
+    p2.entries.push(Entry::Device(Device {
+        ip_type: Some("bogus".into()),
+        ..Device::new("x")
+    }));
     let pp = dir.path().join("platform.xml");
     fs::write(&pp, p2.to_xml()).unwrap();
     assert!(!xmllint("zone_platform.dtd.1", &pp).0);
@@ -121,23 +131,34 @@ fn generated_brands_equal_the_oracle_files() {
     let files = j.files();
     let get = |fs: &[(String, String)], n: &str| fs.iter().find(|(f, _)| f == n).unwrap().1.clone();
     same_doc(&get(&files, "Joyent.xml"), &ill.join("joyent/Joyent.xml"));
-    same_doc(&get(&files, "SUNWdefault.xml"), &ill.join("joyent/SUNWdefault.xml"));
+    same_doc(
+        &get(&files, "SUNWdefault.xml"),
+        &ill.join("joyent/SUNWdefault.xml"),
+    );
 
     let m = brands::joyent_minimal();
     same_doc(&m.config.to_xml(), &ill.join("joyent-minimal/config.xml"));
-    same_doc(&m.platform.to_xml(), &ill.join("joyent-minimal/platform.xml"));
+    same_doc(
+        &m.platform.to_xml(),
+        &ill.join("joyent-minimal/platform.xml"),
+    );
     assert!(m.templates.is_empty(), "joyent-minimal ships no template");
 
     let b = brands::bhyve();
     same_doc(&b.config.to_xml(), &ill.join("bhyve/config.xml"));
     same_doc(&b.platform.to_xml(), &ill.join("bhyve/platform.xml"));
-    same_doc(&get(&b.files(), "SYSbhyve.xml"), &ill.join("bhyve/SYSbhyve.xml"));
+    same_doc(
+        &get(&b.files(), "SYSbhyve.xml"),
+        &ill.join("bhyve/SYSbhyve.xml"),
+    );
 }
 
 #[test]
 fn oracle_comparison_can_fail() {
     let mut j = brands::joyent();
-    j.platform.entries.retain(|e| !matches!(e, Entry::Device(d) if d.matches == "zfs"));
+    j.platform
+        .entries
+        .retain(|e| !matches!(e, Entry::Device(d) if d.matches == "zfs"));
     let g = Document::parse(&j.platform.to_xml()).unwrap();
     let o = Document::parse(&read(&oracle().join("illumos/joyent/platform.xml"))).unwrap();
     assert_ne!(canonical(&g.root), canonical(&o.root));
@@ -156,9 +177,15 @@ fn oracle_brand_files_parse_into_the_typed_model_and_back() {
     }
     let c = BrandConfig::parse(&read(&ill.join("joyent/config.xml"))).unwrap();
     assert_eq!(c.privileges_in(brand::config::PrivSet::Default).count(), 41);
-    assert_eq!(c.privileges_in(brand::config::PrivSet::Prohibited).count(), 12);
+    assert_eq!(
+        c.privileges_in(brand::config::PrivSet::Prohibited).count(),
+        12
+    );
     assert_eq!(c.privileges_in(brand::config::PrivSet::Required).count(), 4);
-    assert_eq!(c.hook("install"), Some("/usr/lib/brand/joyent/jinstall -z %z -R %R"));
+    assert_eq!(
+        c.hook("install"),
+        Some("/usr/lib/brand/joyent/jinstall -z %z -R %R")
+    );
     assert_eq!(c.hook("boot"), None);
 }
 
@@ -171,7 +198,11 @@ fn builder_differs_from_joyent_exactly_as_designed() {
     c.header = j.config.header.clone();
     assert_eq!(c, j.config);
     assert_eq!(b.config.name, "builder");
-    assert!(b.config.hooks.iter().all(|(_, cmd)| !cmd.contains("/brand/builder")));
+    assert!(b
+        .config
+        .hooks
+        .iter()
+        .all(|(_, cmd)| !cmd.contains("/brand/builder")));
 
     // platform: the name and two added devices, viona and vmm*, for every ip-type
     assert_eq!(b.platform.name, "builder");
@@ -186,7 +217,9 @@ fn builder_differs_from_joyent_exactly_as_designed() {
         p.entries
             .iter()
             .filter(|e| !matches!(e, Entry::Comment(_) | Entry::Blank))
-            .filter(|e| !matches!(e, Entry::Device(d) if d.matches == "viona" || d.matches == "vmm*"))
+            .filter(
+                |e| !matches!(e, Entry::Device(d) if d.matches == "viona" || d.matches == "vmm*"),
+            )
             .cloned()
             .collect()
     };
@@ -194,7 +227,10 @@ fn builder_differs_from_joyent_exactly_as_designed() {
     // the glob keeps its reason
     let xml = b.platform.to_xml();
     let at = xml.find("<device match=\"vmm*\"").unwrap();
-    assert!(xml[..at].rfind("sdev race").is_some_and(|c| at - c < 400), "vmm* comment missing");
+    assert!(
+        xml[..at].rfind("sdev race").is_some_and(|c| at - c < 400),
+        "vmm* comment missing"
+    );
 
     // template: Joyent.xml with brand builder
     let (bn, bt) = &b.templates[0];
@@ -257,7 +293,9 @@ fn round_trip_keeps_every_element_and_attribute_in_order() {
 fn rewriting_after_a_change_keeps_unknown_content() {
     let p = oracle().join("vmadm/vmload-xml/bhyve-disk-sort.xml");
     let mut z = ZoneConfig::parse(&read(&p)).unwrap();
-    z.root_mut().children.push(Node::Element(Element::new("future").with_attr("k", "v")));
+    z.root_mut()
+        .children
+        .push(Node::Element(Element::new("future").with_attr("k", "v")));
     z.set("brand", "joyent");
     let again = ZoneConfig::parse(&z.to_xml()).unwrap();
     assert_eq!(again.brand(), "joyent");
@@ -278,8 +316,20 @@ fn dev_tree(zone: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     for f in [
-        "null", "zero", "zfs", "viona", "vmmctl", "vmm/buildvm0", "vmm/other", "tcp", "ip", "dld",
-        "kvm", "dtrace/helper", "dtrace/provider/fbt", "pts/0",
+        "null",
+        "zero",
+        "zfs",
+        "viona",
+        "vmmctl",
+        "vmm/buildvm0",
+        "vmm/other",
+        "tcp",
+        "ip",
+        "dld",
+        "kvm",
+        "dtrace/helper",
+        "dtrace/provider/fbt",
+        "pts/0",
     ] {
         let p = d.join(f);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -295,15 +345,31 @@ fn dev_tree(zone: &str) -> tempfile::TempDir {
 }
 
 fn seen(brand: &BrandFiles, zone: &str, ip: &str, devs: &[&str], dev: &Path) -> Vec<String> {
-    let zd: Vec<DeviceResource> =
-        devs.iter().map(|m| DeviceResource { matches: m.to_string(), net_attrs: vec![] }).collect();
-    visible_devices(&brand.platform, &ZoneFacts::new(zone, ip, "zones"), &zd, dev)
-        .unwrap()
-        .into_keys()
-        .collect()
+    let zd: Vec<DeviceResource> = devs
+        .iter()
+        .map(|m| DeviceResource {
+            matches: m.to_string(),
+            net_attrs: vec![],
+        })
+        .collect();
+    visible_devices(
+        &brand.platform,
+        &ZoneFacts::new(zone, ip, "zones"),
+        &zd,
+        dev,
+    )
+    .unwrap()
+    .into_keys()
+    .collect()
 }
 
-const BHYVE_NODES: &[&str] = &["/dev/vmmctl", "/dev/vmm", "/dev/vmm/buildvm0", "/dev/vmm/other", "/dev/viona"];
+const BHYVE_NODES: &[&str] = &[
+    "/dev/vmmctl",
+    "/dev/vmm",
+    "/dev/vmm/buildvm0",
+    "/dev/vmm/other",
+    "/dev/viona",
+];
 
 #[test]
 fn builder_zone_sees_the_bhyve_devices_and_joyent_does_not() {
@@ -319,7 +385,14 @@ fn builder_zone_sees_the_bhyve_devices_and_joyent_does_not() {
     }
     // what both see: the ordinary nodes, renamed console, symlinks, own zvols only
     for s in [&b, &j] {
-        for n in ["/dev/null", "/dev/zfs", "/dev/zconsole", "/dev/console", "/dev/stdout", "/dev/dld"] {
+        for n in [
+            "/dev/null",
+            "/dev/zfs",
+            "/dev/zconsole",
+            "/dev/console",
+            "/dev/stdout",
+            "/dev/dld",
+        ] {
             assert!(s.contains(&n.to_string()), "missing {n}");
         }
         assert!(s.contains(&format!("/dev/zvol/dsk/zones/{z}/vol0")));
@@ -336,11 +409,26 @@ fn builder_zone_sees_the_bhyve_devices_and_joyent_does_not() {
 fn joyent_zone_with_the_rescue_device_resources_sees_them() {
     let z = "c1a5e2f4-0000-4000-8000-000000000002";
     let dev = dev_tree(z);
-    let rescued = seen(&brands::joyent(), z, "exclusive", brand::devices::BHYVE_ZONE_DEVICES, dev.path());
+    let rescued = seen(
+        &brands::joyent(),
+        z,
+        "exclusive",
+        brand::devices::BHYVE_ZONE_DEVICES,
+        dev.path(),
+    );
     let builder = seen(&brands::builder(), z, "exclusive", &[], dev.path());
-    assert_eq!(rescued, builder, "a rescued joyent zone must see exactly what a builder zone sees");
+    assert_eq!(
+        rescued, builder,
+        "a rescued joyent zone must see exactly what a builder zone sees"
+    );
     // only one of the two resources: no vmm
-    let half = seen(&brands::joyent(), z, "exclusive", &["/dev/viona"], dev.path());
+    let half = seen(
+        &brands::joyent(),
+        z,
+        "exclusive",
+        &["/dev/viona"],
+        dev.path(),
+    );
     assert!(half.contains(&"/dev/viona".to_string()));
     assert!(!half.contains(&"/dev/vmmctl".to_string()));
 }
@@ -382,11 +470,17 @@ fn staging_writes_read_only_files_and_manifest_lines() {
     let before = fs::read(dir.join("platform.xml")).unwrap();
     brand::stage::stage(&brands::builder(), t.path()).unwrap();
     assert_eq!(fs::read(dir.join("platform.xml")).unwrap(), before);
-    assert_eq!(Platform::parse(&String::from_utf8(before).unwrap()).unwrap(), brands::builder().platform);
+    assert_eq!(
+        Platform::parse(&String::from_utf8(before).unwrap()).unwrap(),
+        brands::builder().platform
+    );
 }
 
 fn cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_brand")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_brand"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &std::process::Output) -> String {
@@ -398,17 +492,34 @@ fn cli_stage_then_ls_shows_modes_and_manifest() {
     let t = tempfile::tempdir().unwrap();
     let dest = t.path().join("proto");
     let man = t.path().join("manifest");
-    let o = cli(&["stage", "--dest", dest.to_str().unwrap(), "--manifest", man.to_str().unwrap()]);
+    let o = cli(&[
+        "stage",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--manifest",
+        man.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(read(&man), stdout(&o));
     assert!(stdout(&o).starts_with("d usr/lib/brand/builder 0755 root bin\n"));
-    let ls = Command::new("ls").arg("-l").arg(dest.join("usr/lib/brand/builder")).output().unwrap();
+    let ls = Command::new("ls")
+        .arg("-l")
+        .arg(dest.join("usr/lib/brand/builder"))
+        .output()
+        .unwrap();
     let ls = stdout(&ls);
     for f in ["Builder.xml", "config.xml", "platform.xml"] {
-        let line = ls.lines().find(|l| l.ends_with(f)).unwrap_or_else(|| panic!("{f} not in {ls}"));
+        let line = ls
+            .lines()
+            .find(|l| l.ends_with(f))
+            .unwrap_or_else(|| panic!("{f} not in {ls}"));
         assert!(line.starts_with("-r--r--r--"), "{line}");
     }
-    let lsd = Command::new("ls").arg("-ld").arg(dest.join("usr/lib/brand/builder")).output().unwrap();
+    let lsd = Command::new("ls")
+        .arg("-ld")
+        .arg(dest.join("usr/lib/brand/builder"))
+        .output()
+        .unwrap();
     assert!(stdout(&lsd).starts_with("drwxr-xr-x"), "{}", stdout(&lsd));
 }
 
@@ -432,7 +543,10 @@ fn cli_errors_and_usage_exit_codes() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("brand: unknown brand \"nosuchbrand\""), "{err}");
+    assert!(
+        err.starts_with("brand: unknown brand \"nosuchbrand\""),
+        "{err}"
+    );
     assert_eq!(cli(&["show"]).status.code(), Some(2));
     assert_eq!(cli(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(cli(&["devices", "--zone"]).status.code(), Some(2));
@@ -441,7 +555,15 @@ fn cli_errors_and_usage_exit_codes() {
 fn install_hooks(root: &Path, brand: &str) {
     let d = root.join("usr/lib/brand").join(brand);
     fs::create_dir_all(&d).unwrap();
-    for h in ["jinstall", "jattach", "jdetach", "juninstall", "prestate", "poststate", "query"] {
+    for h in [
+        "jinstall",
+        "jattach",
+        "jdetach",
+        "juninstall",
+        "prestate",
+        "poststate",
+        "query",
+    ] {
         let p = d.join(h);
         fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
@@ -465,14 +587,20 @@ fn cli_check_finds_missing_hooks_and_broken_files() {
     install_hooks(t.path(), "joyent");
     let o = cli(&["check", "--root", root]);
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("ok:   /usr/lib/brand/builder/platform.xml: platform name \"builder\""));
+    assert!(
+        stdout(&o).contains("ok:   /usr/lib/brand/builder/platform.xml: platform name \"builder\"")
+    );
     // a corrupt platform.xml is reported
     let p = t.path().join("usr/lib/brand/builder/platform.xml");
     fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(&p, "<platform name=\"builder\">").unwrap();
     let o = cli(&["check", "--root", root]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("FAIL: /usr/lib/brand/builder/platform.xml: syntax error"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("FAIL: /usr/lib/brand/builder/platform.xml: syntax error"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -490,7 +618,9 @@ fn cli_devices_reads_the_zone_file_and_platform_under_a_root() {
     assert!(out.lines().any(|l| l == "/dev/vmmctl"));
     assert!(out.lines().any(|l| l == "/dev/vmm/"));
     assert!(out.lines().any(|l| l == "/dev/console -> zconsole"));
-    assert!(out.lines().any(|l| l == format!("/dev/zconsole (/dev/zcons/{z}/zoneconsole)")));
+    assert!(out
+        .lines()
+        .any(|l| l == format!("/dev/zconsole (/dev/zcons/{z}/zoneconsole)")));
     // a joyent zone file without device resources
     fs::create_dir_all(root.path().join("etc/zones")).unwrap();
     let mut zc = ZoneConfig::new(z, &format!("/zones/{z}"), "joyent");
@@ -503,7 +633,10 @@ fn cli_devices_reads_the_zone_file_and_platform_under_a_root() {
     zc.add_device("/dev/vmm*");
     fs::write(root.path().join(format!("etc/zones/{z}.xml")), zc.to_xml()).unwrap();
     let out = stdout(&cli(&["devices", "--root", r, "--zone", z]));
-    assert!(out.lines().any(|l| l == "/dev/vmmctl") && out.lines().any(|l| l == "/dev/viona"), "{out}");
+    assert!(
+        out.lines().any(|l| l == "/dev/vmmctl") && out.lines().any(|l| l == "/dev/viona"),
+        "{out}"
+    );
     // a brand that is not installed is a clear error
     let o = cli(&["devices", "--root", r, "--zone", z, "--brand", "bhyve"]);
     assert_eq!(o.status.code(), Some(1));

@@ -13,16 +13,38 @@ pub const DEFAULT_STAMP: &str = "20250101T000000Z";
 pub const DEFAULT_BRANDS: &[&str] = &["joyent", "joyent-minimal", "lx", "bhyve", "kvm"];
 
 fn mac(seed: &[u8], n: u8) -> String {
-    format!("90:b8:d0:{:02x}:{:02x}:{:02x}", seed[0], seed[1], seed[2].wrapping_add(n))
+    format!(
+        "90:b8:d0:{:02x}:{:02x}:{:02x}",
+        seed[0],
+        seed[1],
+        seed[2].wrapping_add(n)
+    )
 }
 
 /// Create a node at `dir` and boot `platform_tgz` (or the default platform).
-pub fn init(dir: &Path, platform_tgz: Option<&Path>, hostname: Option<&str>) -> Result<BootReport, PiError> {
-    let node = Node { root: dir.to_path_buf() };
+pub fn init(
+    dir: &Path,
+    platform_tgz: Option<&Path>,
+    hostname: Option<&str>,
+) -> Result<BootReport, PiError> {
+    let node = Node {
+        root: dir.to_path_buf(),
+    };
     if node.state_path().exists() {
-        return Err(PiError::Refused(format!("{} is already a sim node", dir.display())));
+        return Err(PiError::Refused(format!(
+            "{} is already a sim node",
+            dir.display()
+        )));
     }
-    for d in ["etc/zones", "zones/boot", "usbkey", "var/imgadm/images", "var/imgadm/files", "var/sim", "usr"] {
+    for d in [
+        "etc/zones",
+        "zones/boot",
+        "usbkey",
+        "var/imgadm/images",
+        "var/imgadm/files",
+        "var/sim",
+        "usr",
+    ] {
         let p = node.path(d);
         fs::create_dir_all(&p).map_err(io(&p))?;
     }
@@ -70,7 +92,10 @@ pub fn init(dir: &Path, platform_tgz: Option<&Path>, hostname: Option<&str>) -> 
     let tgz = match platform_tgz {
         Some(p) => p.to_path_buf(),
         None => {
-            tmp = tempfile::tempdir().map_err(|e| NodeError::Io { path: dir.to_path_buf(), source: e })?;
+            tmp = tempfile::tempdir().map_err(|e| NodeError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
             let out = tmp.path().join(format!("platform-{DEFAULT_STAMP}.tgz"));
             let brands: Vec<String> = DEFAULT_BRANDS.iter().map(|s| s.to_string()).collect();
             platform::build(DEFAULT_STAMP, &brands, None, &out)?;

@@ -18,5 +18,13 @@ pub mod vminfod;
 pub mod zones;
 
 /// The programs the multi-call binary answers to.
-pub const TOOLS: &[&str] =
-    &["vmadm", "zoneadm", "imgadm", "piadm", "sysinfo", "nictagadm", "zlogin", "uname"];
+pub const TOOLS: &[&str] = &[
+    "vmadm",
+    "zoneadm",
+    "imgadm",
+    "piadm",
+    "sysinfo",
+    "nictagadm",
+    "zlogin",
+    "uname",
+];

@@ -42,9 +42,7 @@ enum Cmd {
         listen: String,
     },
     /// Make a directory of links named after the node tools, for PATH.
-    Link {
-        dir: PathBuf,
-    },
+    Link { dir: PathBuf },
     /// Simulated Triton APIs (see `sim triton --help`).
     #[command(disable_help_flag = true)]
     Triton {
@@ -74,7 +72,11 @@ enum PlatformCmd {
         #[arg(long)]
         stamp: String,
         /// Comma-separated brands the platform carries.
-        #[arg(long, value_delimiter = ',', default_value = "joyent,joyent-minimal,lx,bhyve,kvm")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "joyent,joyent-minimal,lx,bhyve,kvm"
+        )]
         brands: Vec<String>,
         /// Directory copied over the platform's root file system.
         #[arg(long)]
@@ -125,12 +127,21 @@ fn link(dir: &Path) -> anyhow::Result<()> {
 
 fn run_sim(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
-        Cmd::Node(NodeCmd::Init { dir, platform, hostname }) => {
+        Cmd::Node(NodeCmd::Init {
+            dir,
+            platform,
+            hostname,
+        }) => {
             let r = init::init(&dir, platform.as_deref(), hostname.as_deref())?;
             println!("created node {}", dir.display());
             print_boot(&r);
         }
-        Cmd::Platform(PlatformCmd::Build { stamp, brands, overlay, out }) => {
+        Cmd::Platform(PlatformCmd::Build {
+            stamp,
+            brands,
+            overlay,
+            out,
+        }) => {
             platform::build(&stamp, &brands, overlay.as_deref(), &out)?;
             println!("{}", out.display());
         }

@@ -40,7 +40,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0} is not a sim node (no var/sim/node.json); create one with `sim node init`")]
     NotANode(PathBuf),
     #[error("{path}: {msg}")]
@@ -48,7 +51,10 @@ pub enum NodeError {
 }
 
 pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
-    move |source| NodeError::Io { path: path.to_path_buf(), source }
+    move |source| NodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A physical NIC of the node.
@@ -98,10 +104,16 @@ pub struct Node {
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NodeError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io(path))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io(path))?;
     tmp.write_all(data).map_err(io(path))?;
     tmp.as_file().sync_all().map_err(io(path))?;
-    tmp.persist(path).map_err(|e| NodeError::Io { path: path.to_path_buf(), source: e.error })?;
+    tmp.persist(path).map_err(|e| NodeError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -116,7 +128,12 @@ impl Lock {
         if let Some(d) = path.parent() {
             fs::create_dir_all(d).map_err(io(d))?;
         }
-        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io(path))?;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
         f.lock().map_err(io(path))?;
         Ok(Lock(f))
     }
@@ -131,7 +148,9 @@ impl Drop for Lock {
 impl Node {
     /// Open an existing node.
     pub fn open(root: &Path) -> Result<Node, NodeError> {
-        let n = Node { root: root.to_path_buf() };
+        let n = Node {
+            root: root.to_path_buf(),
+        };
         if !n.state_path().is_file() {
             return Err(NodeError::NotANode(root.to_path_buf()));
         }
@@ -159,7 +178,10 @@ impl Node {
     pub fn state(&self) -> Result<NodeState, NodeError> {
         let p = self.state_path();
         let t = fs::read_to_string(&p).map_err(io(&p))?;
-        serde_json::from_str(&t).map_err(|e| NodeError::Corrupt { path: p, msg: e.to_string() })
+        serde_json::from_str(&t).map_err(|e| NodeError::Corrupt {
+            path: p,
+            msg: e.to_string(),
+        })
     }
 
     /// Save the state (call with the node lock held).

@@ -50,11 +50,17 @@ pub fn valid_stamp(s: &str) -> bool {
 pub fn stand_in_brand(name: &str) -> BrandFiles {
     let d = format!("/usr/lib/brand/{name}");
     let mut hooks = vec![
-        ("install".to_string(), format!("{d}/{name}_install -z %z -R %R")),
+        (
+            "install".to_string(),
+            format!("{d}/{name}_install -z %z -R %R"),
+        ),
         ("installopts".to_string(), "R:t:U:q:z:".to_string()),
     ];
     hooks.push(("attach".into(), format!("{d}/{name}_attach -z %z -R %R")));
-    hooks.push(("uninstall".into(), format!("{d}/{name}_uninstall -z %z -R %R")));
+    hooks.push((
+        "uninstall".into(),
+        format!("{d}/{name}_uninstall -z %z -R %R"),
+    ));
     let mut privileges = vec![
         Privilege::new(PrivSet::Default, "proc_lock_memory", None),
         Privilege::new(PrivSet::Default, "sys_mount", None),
@@ -63,7 +69,11 @@ pub fn stand_in_brand(name: &str) -> BrandFiles {
     privileges.push(Privilege::new(PrivSet::Required, "proc_exec", None));
     let config = BrandConfig {
         name: name.into(),
-        modname: Some(if name == "lx" { "lx_brand".into() } else { String::new() }),
+        modname: Some(if name == "lx" {
+            "lx_brand".into()
+        } else {
+            String::new()
+        }),
         initname: "/sbin/init".into(),
         restart: vec![],
         login_cmd: "/usr/bin/login -z %Z %u".into(),
@@ -71,17 +81,37 @@ pub fn stand_in_brand(name: &str) -> BrandFiles {
         user_cmd: "/usr/bin/getent passwd %u".into(),
         hooks,
         privileges,
-        header: Some(format!("\n The {name} brand as the simulated platform carries it (a stand-in).\n")),
+        header: Some(format!(
+            "\n The {name} brand as the simulated platform carries it (a stand-in).\n"
+        )),
     };
-    let mut entries: Vec<Entry> =
-        ["null", "zero", "zfs", "random", "urandom", "tty", "pts/*"].iter().map(|d| Entry::Device(Device::new(d))).collect();
+    let mut entries: Vec<Entry> = ["null", "zero", "zfs", "random", "urandom", "tty", "pts/*"]
+        .iter()
+        .map(|d| Entry::Device(Device::new(d)))
+        .collect();
     if name == "kvm" {
         entries.push(Entry::Device(Device::new("kvm")));
     }
-    entries.push(Entry::Device(Device::renamed("zcons/%z/zoneconsole", "zconsole")));
-    entries.push(Entry::Symlink { source: "console".into(), target: "zconsole".into() });
-    let platform = Platform { name: name.into(), allow_exclusive_ip: true, entries, header: None };
-    BrandFiles { name: name.into(), config, platform, templates: vec![] }
+    entries.push(Entry::Device(Device::renamed(
+        "zcons/%z/zoneconsole",
+        "zconsole",
+    )));
+    entries.push(Entry::Symlink {
+        source: "console".into(),
+        target: "zconsole".into(),
+    });
+    let platform = Platform {
+        name: name.into(),
+        allow_exclusive_ip: true,
+        entries,
+        header: None,
+    };
+    BrandFiles {
+        name: name.into(),
+        config,
+        platform,
+        templates: vec![],
+    }
 }
 
 /// The files of a brand a platform can carry.
@@ -143,11 +173,19 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), PiError> {
 }
 
 /// Deterministic tar of a directory tree (sorted, mtime 0, owner 0).
-fn tar_tree(dir: &Path, prefix: &str, builder: &mut tar::Builder<impl Write>) -> Result<(), PiError> {
+fn tar_tree(
+    dir: &Path,
+    prefix: &str,
+    builder: &mut tar::Builder<impl Write>,
+) -> Result<(), PiError> {
     for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
         let e = e.map_err(|e| PiError::Refused(format!("archive: {e}")))?;
         let rel = e.path().strip_prefix(dir).expect("below root");
-        let name = if prefix.is_empty() { rel.to_path_buf() } else { Path::new(prefix).join(rel) };
+        let name = if prefix.is_empty() {
+            rel.to_path_buf()
+        } else {
+            Path::new(prefix).join(rel)
+        };
         let meta = fs::symlink_metadata(e.path()).map_err(ioe(e.path()))?;
         let mut h = tar::Header::new_ustar();
         h.set_mtime(0);
@@ -157,17 +195,23 @@ fn tar_tree(dir: &Path, prefix: &str, builder: &mut tar::Builder<impl Write>) ->
         if meta.is_dir() {
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
-            builder.append_data(&mut h, &name, std::io::empty()).map_err(ioe(e.path()))?;
+            builder
+                .append_data(&mut h, &name, std::io::empty())
+                .map_err(ioe(e.path()))?;
         } else if meta.file_type().is_symlink() {
             let t = fs::read_link(e.path()).map_err(ioe(e.path()))?;
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
-            builder.append_link(&mut h, &name, t).map_err(ioe(e.path()))?;
+            builder
+                .append_link(&mut h, &name, t)
+                .map_err(ioe(e.path()))?;
         } else {
             let data = fs::read(e.path()).map_err(ioe(e.path()))?;
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(data.len() as u64);
-            builder.append_data(&mut h, &name, data.as_slice()).map_err(ioe(e.path()))?;
+            builder
+                .append_data(&mut h, &name, data.as_slice())
+                .map_err(ioe(e.path()))?;
         }
     }
     Ok(())
@@ -179,26 +223,45 @@ pub fn sha1_hex(data: &[u8]) -> String {
 }
 
 fn md5_hex(data: &[u8]) -> String {
-    md5::Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    md5::Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Build a platform image tarball.
-pub fn build(stamp: &str, brands: &[String], overlay: Option<&Path>, out: &Path) -> Result<(), PiError> {
+pub fn build(
+    stamp: &str,
+    brands: &[String],
+    overlay: Option<&Path>,
+    out: &Path,
+) -> Result<(), PiError> {
     if !valid_stamp(stamp) {
-        return Err(PiError::Refused(format!("invalid platform stamp {stamp:?}: want YYYYMMDDTHHMMSSZ")));
+        return Err(PiError::Refused(format!(
+            "invalid platform stamp {stamp:?}: want YYYYMMDDTHHMMSSZ"
+        )));
     }
-    let files: Vec<BrandFiles> = brands.iter().map(|b| brand_files(b)).collect::<Result<_, _>>()?;
+    let files: Vec<BrandFiles> = brands
+        .iter()
+        .map(|b| brand_files(b))
+        .collect::<Result<_, _>>()?;
     let work = tempfile::tempdir().map_err(ioe(Path::new("tmp")))?;
     let rootfs = work.path().join("root");
     fs::create_dir_all(rootfs.join("etc")).map_err(ioe(&rootfs))?;
     for b in &files {
         install_brand(&rootfs, b)?;
     }
-    let release = format!("SmartOS (simulated) joyent_{stamp} x86_64\nBrands: {}\n", brands.join(" "));
+    let release = format!(
+        "SmartOS (simulated) joyent_{stamp} x86_64\nBrands: {}\n",
+        brands.join(" ")
+    );
     fs::write(rootfs.join("etc/release"), release).map_err(ioe(&rootfs))?;
     if let Some(o) = overlay {
         if !o.is_dir() {
-            return Err(PiError::Refused(format!("overlay {} is not a directory", o.display())));
+            return Err(PiError::Refused(format!(
+                "overlay {} is not a directory",
+                o.display()
+            )));
         }
         copy_tree(o, &rootfs)?;
     }
@@ -221,14 +284,29 @@ pub fn build(stamp: &str, brands: &[String], overlay: Option<&Path>, out: &Path)
     fs::create_dir_all(pi.join("i86pc/kernel/amd64")).map_err(ioe(&pi))?;
     fs::create_dir_all(pi.join("etc/version")).map_err(ioe(&pi))?;
     let w = |p: PathBuf, d: &[u8]| fs::write(&p, d).map_err(ioe(&p));
-    w(pi.join("i86pc/kernel/amd64/unix"), format!("SunOS 5.11 joyent_{stamp} i86pc (simulated kernel)\n").as_bytes())?;
+    w(
+        pi.join("i86pc/kernel/amd64/unix"),
+        format!("SunOS 5.11 joyent_{stamp} i86pc (simulated kernel)\n").as_bytes(),
+    )?;
     w(amd64.join("boot_archive"), &archive)?;
-    w(amd64.join("boot_archive.hash"), format!("{}\n", sha1_hex(&archive)).as_bytes())?;
+    w(
+        amd64.join("boot_archive.hash"),
+        format!("{}\n", sha1_hex(&archive)).as_bytes(),
+    )?;
     w(amd64.join("boot_archive.manifest"), manifest.as_bytes())?;
     let git = serde_json::json!([{"repo": "smartos-live", "branch": "sim", "rev": stamp, "brands": brands}]);
-    w(amd64.join("boot_archive.gitstatus"), format!("{git:#}\n").as_bytes())?;
-    w(pi.join("etc/version/platform"), format!("{stamp}\n").as_bytes())?;
-    let mut gz = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    w(
+        amd64.join("boot_archive.gitstatus"),
+        format!("{git:#}\n").as_bytes(),
+    )?;
+    w(
+        pi.join("etc/version/platform"),
+        format!("{stamp}\n").as_bytes(),
+    )?;
+    let mut gz = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
     tar_tree(&pi, &format!("platform-{stamp}"), &mut gz)?;
     let bytes = gz.into_inner().and_then(|g| g.finish()).map_err(ioe(out))?;
     write_atomic(out, &bytes)?;
@@ -242,7 +320,9 @@ fn link_stays_inside(top: &str, link: &Path, target: &Path) -> bool {
         return false;
     }
     let mut stack: Vec<String> = link.parent().map_or(vec![], |p| {
-        p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect()
+        p.components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect()
     });
     for c in target.components() {
         match c {
@@ -266,14 +346,24 @@ pub fn vet_tarball(bytes: &[u8]) -> Result<String, PiError> {
     let bad = |m: String| PiError::Refused(m);
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut top: Option<String> = None;
-    let entries = ar.entries().map_err(|e| bad(format!("not a gzip tar archive: {e}")))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| bad(format!("not a gzip tar archive: {e}")))?;
     for e in entries {
         let e = e.map_err(|e| bad(format!("not a gzip tar archive: {e}")))?;
-        let path = e.path().map_err(|e| bad(format!("bad entry name: {e}")))?.into_owned();
+        let path = e
+            .path()
+            .map_err(|e| bad(format!("bad entry name: {e}")))?
+            .into_owned();
         if path.is_absolute() {
             return Err(bad(format!("refusing absolute path {}", path.display())));
         }
-        if path.components().any(|c| matches!(c, Component::ParentDir | Component::Prefix(_) | Component::RootDir)) {
+        if path.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::Prefix(_) | Component::RootDir
+            )
+        }) {
             return Err(bad(format!("refusing path with '..': {}", path.display())));
         }
         let first = path.components().find_map(|c| match c {
@@ -282,7 +372,10 @@ pub fn vet_tarball(bytes: &[u8]) -> Result<String, PiError> {
         });
         let Some(first) = first else { continue };
         if !first.starts_with("platform-") {
-            return Err(bad(format!("{} is outside a platform-<stamp> directory", path.display())));
+            return Err(bad(format!(
+                "{} is outside a platform-<stamp> directory",
+                path.display()
+            )));
         }
         match &top {
             None => top = Some(first.clone()),
@@ -327,10 +420,14 @@ pub fn verify_platform_dir(dir: &Path) -> Result<String, PiError> {
         .trim()
         .to_string();
     if !valid_stamp(&stamp) {
-        return Err(PiError::Refused(format!("bad platform stamp {stamp:?} in {}", vp.display())));
+        return Err(PiError::Refused(format!(
+            "bad platform stamp {stamp:?} in {}",
+            vp.display()
+        )));
     }
     let ba = dir.join("i86pc/amd64/boot_archive");
-    let data = fs::read(&ba).map_err(|_| PiError::Refused(format!("{} is missing", ba.display())))?;
+    let data =
+        fs::read(&ba).map_err(|_| PiError::Refused(format!("{} is missing", ba.display())))?;
     let want = fs::read_to_string(dir.join("i86pc/amd64/boot_archive.hash"))
         .map_err(|_| PiError::Refused("boot_archive.hash is missing".into()))?;
     let got = sha1_hex(&data);
@@ -348,17 +445,25 @@ pub fn verify_platform_dir(dir: &Path) -> Result<String, PiError> {
 /// is left behind. Returns the stamp.
 pub fn install(bootfs: &Path, tgz: &Path) -> Result<String, PiError> {
     let mut bytes = Vec::new();
-    fs::File::open(tgz).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(ioe(tgz))?;
+    fs::File::open(tgz)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(ioe(tgz))?;
     let top = vet_tarball(&bytes)?;
     fs::create_dir_all(bootfs).map_err(ioe(bootfs))?;
-    let tmp = tempfile::Builder::new().prefix(".piadm-").tempdir_in(bootfs).map_err(ioe(bootfs))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".piadm-")
+        .tempdir_in(bootfs)
+        .map_err(ioe(bootfs))?;
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
     ar.set_preserve_permissions(true);
-    ar.unpack(tmp.path()).map_err(|e| PiError::Refused(format!("cannot unpack {}: {e}", tgz.display())))?;
+    ar.unpack(tmp.path())
+        .map_err(|e| PiError::Refused(format!("cannot unpack {}: {e}", tgz.display())))?;
     let stamp = verify_platform_dir(&tmp.path().join(&top))?;
     let dest = bootfs.join(format!("platform-{stamp}"));
     if dest.exists() {
-        return Err(PiError::Refused(format!("platform-{stamp} is already installed")));
+        return Err(PiError::Refused(format!(
+            "platform-{stamp} is already installed"
+        )));
     }
     fs::rename(tmp.path().join(&top), &dest).map_err(ioe(&dest))?;
     Ok(stamp)
@@ -367,7 +472,10 @@ pub fn install(bootfs: &Path, tgz: &Path) -> Result<String, PiError> {
 /// The stamp the boot pool's `platform` link points at.
 pub fn next_stamp(bootfs: &Path) -> Option<String> {
     let t = fs::read_link(bootfs.join("platform")).ok()?;
-    t.file_name()?.to_string_lossy().strip_prefix("platform-").map(str::to_string)
+    t.file_name()?
+        .to_string_lossy()
+        .strip_prefix("platform-")
+        .map(str::to_string)
 }
 
 /// Installed stamps, sorted.
@@ -377,7 +485,12 @@ pub fn installed(bootfs: &Path) -> Vec<String> {
         .flatten()
         .flatten()
         .filter(|e| e.path().join("etc/version/platform").is_file())
-        .filter_map(|e| e.file_name().to_string_lossy().strip_prefix("platform-").map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("platform-")
+                .map(str::to_string)
+        })
         .collect();
     v.sort();
     v
@@ -387,7 +500,10 @@ pub fn installed(bootfs: &Path) -> Vec<String> {
 pub fn activate(bootfs: &Path, stamp: &str) -> Result<(), PiError> {
     let target = format!("platform-{stamp}");
     if !bootfs.join(&target).join("etc/version/platform").is_file() {
-        return Err(PiError::Refused(format!("platform-{stamp} is not installed in {}", bootfs.display())));
+        return Err(PiError::Refused(format!(
+            "platform-{stamp} is not installed in {}",
+            bootfs.display()
+        )));
     }
     let tmp = bootfs.join(format!(".platform-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
@@ -404,6 +520,8 @@ pub fn unpack_boot_archive(platform_dir: &Path, dest: &Path) -> Result<(), PiErr
     let mut ar = tar::Archive::new(data.as_slice());
     ar.set_preserve_permissions(true);
     fs::create_dir_all(dest).map_err(ioe(dest))?;
-    ar.unpack(dest).map_err(|e| PiError::Refused(format!("boot archive of {}: {e}", platform_dir.display())))?;
+    ar.unpack(dest).map_err(|e| {
+        PiError::Refused(format!("boot archive of {}: {e}", platform_dir.display()))
+    })?;
     Ok(())
 }

@@ -109,7 +109,10 @@ pub fn sysinfo(node: &Node, args: &[String]) -> i32 {
                 Value::Bool(b) => b.to_string(),
                 _ => continue,
             };
-            let key: String = k.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            let key: String = k
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
             println!("{key}='{s}'");
         }
     } else {
@@ -142,7 +145,7 @@ pub fn nictagadm(node: &Node, args: &[String]) -> i32 {
         Err(c) => return c,
     };
     if !parse {
-        println!("{:<19} {:<18} {:<15} {}", "NAME", "MACADDRESS", "LINK", "TYPE");
+        println!("{:<19} {:<18} {:<15} TYPE", "NAME", "MACADDRESS", "LINK");
     }
     for n in &st.nics {
         for t in &n.nic_tags {
@@ -191,8 +194,11 @@ pub fn uname(node: &Node, args: &[String]) -> i32 {
     if want.is_empty() {
         want.push('s');
     }
-    let out: Vec<&str> =
-        fields.iter().filter(|(f, _)| want.contains(f)).map(|(_, v)| v.as_str()).collect();
+    let out: Vec<&str> = fields
+        .iter()
+        .filter(|(f, _)| want.contains(f))
+        .map(|(_, v)| v.as_str())
+        .collect();
     println!("{}", out.join(" "));
     0
 }
@@ -200,13 +206,21 @@ pub fn uname(node: &Node, args: &[String]) -> i32 {
 /// `zoneadm list -p` line for a zone.
 fn zoneadm_line(node: &Node, st: &NodeState, e: &crate::node::IndexEntry) -> String {
     let z = zones::zone_config(node, &e.name).ok();
-    let brand = z.as_ref().map_or("joyent".to_string(), |z| z.brand().to_string());
+    let brand = z
+        .as_ref()
+        .map_or("joyent".to_string(), |z| z.brand().to_string());
     let ip = match z.as_ref().map(|z| z.ip_type()) {
         Some("exclusive") => "excl",
         _ => "shared",
     };
-    let debugid = z.as_ref().and_then(|z| z.get("debugid").map(str::to_string)).unwrap_or_else(|| "0".into());
-    let id = st.running.get(&e.name).map_or("-".to_string(), |r| r.zoneid.to_string());
+    let debugid = z
+        .as_ref()
+        .and_then(|z| z.get("debugid").map(str::to_string))
+        .unwrap_or_else(|| "0".into());
+    let id = st
+        .running
+        .get(&e.name)
+        .map_or("-".to_string(), |r| r.zoneid.to_string());
     // zoneadm escapes ':' and '\\' inside fields
     let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
     format!(
@@ -231,7 +245,9 @@ pub fn zoneadm(node: &Node, args: &[String]) -> i32 {
             _ => rest.push(a),
         }
     }
-    let Some(sub) = rest.first() else { return usage_zoneadm() };
+    let Some(sub) = rest.first() else {
+        return usage_zoneadm();
+    };
     let st = match state_or_fail(node, "zoneadm") {
         Ok(s) => s,
         Err(c) => return c,
@@ -242,11 +258,17 @@ pub fn zoneadm(node: &Node, args: &[String]) -> i32 {
     };
     match sub.as_str() {
         "list" => {
-            let flags: String = rest[1..].iter().filter_map(|a| a.strip_prefix('-')).collect();
+            let flags: String = rest[1..]
+                .iter()
+                .filter_map(|a| a.strip_prefix('-'))
+                .collect();
             if flags.chars().any(|c| !"cpiv".contains(c)) {
                 return usage_zoneadm();
             }
-            let (all, parse) = (flags.contains('c') || flags.contains('i'), flags.contains('p'));
+            let (all, parse) = (
+                flags.contains('c') || flags.contains('i'),
+                flags.contains('p'),
+            );
             if zone.is_none() {
                 if parse {
                     println!("0:global:running:/::liveimg:shared:0");
@@ -275,7 +297,9 @@ pub fn zoneadm(node: &Node, args: &[String]) -> i32 {
             0
         }
         "boot" | "halt" => {
-            let Some(z) = zone else { return fail("zoneadm", "a zone must be given with -z") };
+            let Some(z) = zone else {
+                return fail("zoneadm", "a zone must be given with -z");
+            };
             let _lock = match node.lock() {
                 Ok(l) => l,
                 Err(e) => return fail("zoneadm", e),
@@ -304,7 +328,10 @@ fn usage_zoneadm() -> i32 {
 }
 
 pub fn zlogin(node: &Node, args: &[String]) -> i32 {
-    let args: Vec<&String> = args.iter().filter(|a| !matches!(a.as_str(), "-Q" | "-q")).collect();
+    let args: Vec<&String> = args
+        .iter()
+        .filter(|a| !matches!(a.as_str(), "-Q" | "-q"))
+        .collect();
     let Some(zone) = args.first() else {
         eprintln!("usage: zlogin [-Q] zonename [command [argument ...]]");
         return 2;
@@ -321,10 +348,19 @@ pub fn zlogin(node: &Node, args: &[String]) -> i32 {
         return fail("zlogin", format!("zone '{zone}' unknown"));
     };
     if !st.running.contains_key(&e.name) {
-        return fail("zlogin", format!("login allowed only to running zones ({} is '{}').", e.name, e.state));
+        return fail(
+            "zlogin",
+            format!(
+                "login allowed only to running zones ({} is '{}').",
+                e.name, e.state
+            ),
+        );
     }
     if args.len() < 2 {
-        return fail("zlogin", "interactive login is not available on a simulated node; give a command");
+        return fail(
+            "zlogin",
+            "interactive login is not available on a simulated node; give a command",
+        );
     }
     let cmd: Vec<&str> = args[1..].iter().map(|s| s.as_str()).collect();
     let root = node.path(&e.zonepath).join("root");
@@ -343,7 +379,11 @@ pub fn zlogin(node: &Node, args: &[String]) -> i32 {
 }
 
 pub fn piadm(node: &Node, args: &[String]) -> i32 {
-    let args: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "-v").collect();
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "-v")
+        .collect();
     let bootfs = node.bootfs();
     match args.as_slice() {
         ["list", ..] => {
@@ -352,11 +392,17 @@ pub fn piadm(node: &Node, args: &[String]) -> i32 {
                 Err(c) => return c,
             };
             if bootfs.join("platform").exists() && fs::read_link(bootfs.join("platform")).is_err() {
-                eprintln!("piadm: bootable pool {} is corrupt: platform is not a symlink", st.zpool);
+                eprintln!(
+                    "piadm: bootable pool {} is corrupt: platform is not a symlink",
+                    st.zpool
+                );
                 return 3;
             }
             let next = platform::next_stamp(&bootfs);
-            println!("{:<18} {:<30} {:<12} {:<5} {}", "PI STAMP", "BOOTABLE FILESYSTEM", "BOOT IMAGE", "NOW", "NEXT");
+            println!(
+                "{:<18} {:<30} {:<12} {:<5} NEXT",
+                "PI STAMP", "BOOTABLE FILESYSTEM", "BOOT IMAGE", "NOW"
+            );
             for s in platform::installed(&bootfs) {
                 let is_next = next.as_deref() == Some(s.as_str());
                 println!(
@@ -397,9 +443,10 @@ pub fn piadm(node: &Node, args: &[String]) -> i32 {
                 Err(e) => fail("piadm", format!("ERROR: {e}")),
             }
         }
-        [other, ..] if ["bootable", "remove", "update"].contains(other) => {
-            fail("piadm", format!("{other} is not available on a simulated node"))
-        }
+        [other, ..] if ["bootable", "remove", "update"].contains(other) => fail(
+            "piadm",
+            format!("{other} is not available on a simulated node"),
+        ),
         _ => {
             eprintln!("Usage: piadm [-v] <command> [command-specific arguments]\n\n    piadm activate|assign <PI-stamp> [ZFS-pool-name]\n    piadm install <source> [ZFS-pool-name]\n    piadm list <-H> [ZFS-pool-name]");
             1
@@ -430,7 +477,10 @@ pub fn images(node: &Node) -> Vec<Value> {
         .collect();
     v.sort_by_key(|i: &Value| {
         (
-            i["manifest"]["published_at"].as_str().unwrap_or("").to_string(),
+            i["manifest"]["published_at"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
             i["manifest"]["name"].as_str().unwrap_or("").to_string(),
         )
     });
@@ -439,7 +489,13 @@ pub fn images(node: &Node) -> Vec<Value> {
 
 fn is_uuid(s: &str) -> bool {
     s.len() == 36
-        && s.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 pub fn imgadm(node: &Node, args: &[String]) -> i32 {
@@ -471,18 +527,31 @@ pub fn imgadm(node: &Node, args: &[String]) -> i32 {
             if json_out {
                 println!("{}", serde_json::to_string_pretty(&imgs).expect("json"));
             } else {
-                println!("{:<36}  {:<24}  {:<12}  {:<8}  {:<12}  {}", "UUID", "NAME", "VERSION", "FLAGS", "OS", "PUB");
+                println!(
+                    "{:<36}  {:<24}  {:<12}  {:<8}  {:<12}  PUB",
+                    "UUID", "NAME", "VERSION", "FLAGS", "OS"
+                );
                 for i in &imgs {
                     let m = &i["manifest"];
                     let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
                     let publ: String = s("published_at").chars().take(10).collect();
-                    println!("{:<36}  {:<24}  {:<12}  {:<8}  {:<12}  {}", s("uuid"), s("name"), s("version"), "I", s("os"), publ);
+                    println!(
+                        "{:<36}  {:<24}  {:<12}  {:<8}  {:<12}  {}",
+                        s("uuid"),
+                        s("name"),
+                        s("version"),
+                        "I",
+                        s("os"),
+                        publ
+                    );
                 }
             }
             0
         }
         "get" => {
-            let Some(uuid) = pos.first() else { return fail("imgadm get", "error (Usage): no UUID given") };
+            let Some(uuid) = pos.first() else {
+                return fail("imgadm get", "error (Usage): no UUID given");
+            };
             match fs::read_to_string(image_json_path(node, &pool, uuid)) {
                 Ok(t) => {
                     let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
@@ -496,17 +565,29 @@ pub fn imgadm(node: &Node, args: &[String]) -> i32 {
             }
         }
         "avail" => {
-            println!("{}", if json_out { "[]" } else { "UUID  NAME  VERSION  OS  PUB" });
+            println!(
+                "{}",
+                if json_out {
+                    "[]"
+                } else {
+                    "UUID  NAME  VERSION  OS  PUB"
+                }
+            );
             0
         }
         "install" => {
             let (Some(m), Some(f)) = (manifest, file) else {
-                return fail("imgadm install", "error (Usage): both -m MANIFEST and -f FILE are required");
+                return fail(
+                    "imgadm install",
+                    "error (Usage): both -m MANIFEST and -f FILE are required",
+                );
             };
             imgadm_install(node, &pool, Path::new(&m), Path::new(&f))
         }
         "delete" => {
-            let Some(uuid) = pos.first() else { return fail("imgadm delete", "error (Usage): no UUID given") };
+            let Some(uuid) = pos.first() else {
+                return fail("imgadm delete", "error (Usage): no UUID given");
+            };
             let p = image_json_path(node, &pool, uuid);
             if !p.exists() {
                 return fail(
@@ -533,39 +614,69 @@ pub fn imgadm(node: &Node, args: &[String]) -> i32 {
             println!("Deleted image {uuid}");
             0
         }
-        "import" => fail("imgadm import", "error (NoSources): no image repository sources are configured"),
-        other => fail("imgadm", format!("error (UnknownCommand): unknown command: \"{other}\"")),
+        "import" => fail(
+            "imgadm import",
+            "error (NoSources): no image repository sources are configured",
+        ),
+        other => fail(
+            "imgadm",
+            format!("error (UnknownCommand): unknown command: \"{other}\""),
+        ),
     }
 }
 
 fn imgadm_install(node: &Node, pool: &str, m: &Path, f: &Path) -> i32 {
     let text = match fs::read_to_string(m) {
         Ok(t) => t,
-        Err(e) => return fail("imgadm install", format!("error (FileSystem): {}: {e}", m.display())),
+        Err(e) => {
+            return fail(
+                "imgadm install",
+                format!("error (FileSystem): {}: {e}", m.display()),
+            )
+        }
     };
     let manifest: Value = match serde_json::from_str(&text) {
         Ok(v @ Value::Object(_)) => v,
-        _ => return fail("imgadm install", format!("error (InvalidManifest): {} is not a JSON object", m.display())),
+        _ => {
+            return fail(
+                "imgadm install",
+                format!(
+                    "error (InvalidManifest): {} is not a JSON object",
+                    m.display()
+                ),
+            )
+        }
     };
     let uuid = manifest["uuid"].as_str().unwrap_or_default().to_string();
     if !is_uuid(&uuid) {
-        return fail("imgadm install", "error (InvalidManifest): manifest has no valid \"uuid\"");
+        return fail(
+            "imgadm install",
+            "error (InvalidManifest): manifest has no valid \"uuid\"",
+        );
     }
     for k in ["name", "version", "type", "os"] {
         if !manifest[k].is_string() {
-            return fail("imgadm install", format!("error (InvalidManifest): manifest has no \"{k}\""));
+            return fail(
+                "imgadm install",
+                format!("error (InvalidManifest): manifest has no \"{k}\""),
+            );
         }
     }
     let mut data = Vec::new();
     if let Err(e) = fs::File::open(f).and_then(|mut h| h.read_to_end(&mut data)) {
-        return fail("imgadm install", format!("error (FileSystem): {}: {e}", f.display()));
+        return fail(
+            "imgadm install",
+            format!("error (FileSystem): {}: {e}", f.display()),
+        );
     }
     if let Some(want) = manifest["files"][0]["sha1"].as_str() {
         let got = platform::sha1_hex(&data);
         if got != want {
             return fail(
                 "imgadm install",
-                format!("error (DownloadError): image file sha1 mismatch: expected {want}, got {got}"),
+                format!(
+                    "error (DownloadError): image file sha1 mismatch: expected {want}, got {got}"
+                ),
             );
         }
     }
@@ -573,7 +684,10 @@ fn imgadm_install(node: &Node, pool: &str, m: &Path, f: &Path) -> i32 {
         if size != data.len() as u64 {
             return fail(
                 "imgadm install",
-                format!("error (DownloadError): image file size mismatch: expected {size}, got {}", data.len()),
+                format!(
+                    "error (DownloadError): image file size mismatch: expected {size}, got {}",
+                    data.len()
+                ),
             );
         }
     }
@@ -583,7 +697,10 @@ fn imgadm_install(node: &Node, pool: &str, m: &Path, f: &Path) -> i32 {
     };
     let jp = image_json_path(node, pool, &uuid);
     if jp.exists() {
-        return fail("imgadm install", format!("error (ImageAlreadyInstalled): image \"{uuid}\" is already installed"));
+        return fail(
+            "imgadm install",
+            format!("error (ImageAlreadyInstalled): image \"{uuid}\" is already installed"),
+        );
     }
     let fp = image_file_path(node, &uuid);
     if let Err(e) = write_atomic(&fp, &data) {

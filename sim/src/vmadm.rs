@@ -29,11 +29,16 @@ impl Host for SimHost<'_> {
         vec![self.pool.clone()]
     }
     fn image_type(&self, pool: &str, uuid: &str) -> Result<String, String> {
-        let p = self.node.path(&format!("var/imgadm/images/{pool}-{uuid}.json"));
+        let p = self
+            .node
+            .path(&format!("var/imgadm/images/{pool}-{uuid}.json"));
         let t = fs::read_to_string(&p)
             .map_err(|_| format!("image \"{uuid}\" was not found on zpool \"{pool}\""))?;
         let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
-        v["manifest"]["type"].as_str().map(str::to_string).ok_or_else(|| "manifest has no type".into())
+        v["manifest"]["type"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "manifest has no type".into())
     }
 }
 
@@ -47,14 +52,36 @@ pub fn records(node: &Node, st: &NodeState) -> Result<Vec<ZoneRecord>, String> {
     for e in node.index().map_err(|e| e.to_string())? {
         let z = zones::zone_config(node, &e.name).ok();
         v.push(ZoneRecord {
-            zoneid: st.running.get(&e.name).map_or("-".into(), |r| r.zoneid.to_string()),
+            zoneid: st
+                .running
+                .get(&e.name)
+                .map_or("-".into(), |r| r.zoneid.to_string()),
             zonename: e.name.clone(),
             state: zones::zone_state(st, &e),
             zonepath: e.zonepath.clone(),
-            uuid: if e.uuid.is_empty() { e.name.clone() } else { e.uuid.clone() },
-            brand: z.as_ref().map(|z| z.brand().to_string()).unwrap_or_default(),
-            ip_type: z.as_ref().map_or("excl", |z| if z.ip_type() == "exclusive" { "excl" } else { "shared" }).into(),
-            debugid: z.as_ref().and_then(|z| z.get("debugid").map(str::to_string)).unwrap_or_else(|| "-".into()),
+            uuid: if e.uuid.is_empty() {
+                e.name.clone()
+            } else {
+                e.uuid.clone()
+            },
+            brand: z
+                .as_ref()
+                .map(|z| z.brand().to_string())
+                .unwrap_or_default(),
+            ip_type: z
+                .as_ref()
+                .map_or("excl", |z| {
+                    if z.ip_type() == "exclusive" {
+                        "excl"
+                    } else {
+                        "shared"
+                    }
+                })
+                .into(),
+            debugid: z
+                .as_ref()
+                .and_then(|z| z.get("debugid").map(str::to_string))
+                .unwrap_or_else(|| "-".into()),
         });
     }
     Ok(v)
@@ -62,7 +89,9 @@ pub fn records(node: &Node, st: &NodeState) -> Result<Vec<ZoneRecord>, String> {
 
 fn load(node: &Node, st: &NodeState, rec: &ZoneRecord) -> Result<Value, String> {
     let vn = vmadm_ext::node::Node::new(&node.root);
-    let mut vm = vn.load_vm(rec, LoadOptions::FULL).map_err(|e| e.to_string())?;
+    let mut vm = vn
+        .load_vm(rec, LoadOptions::FULL)
+        .map_err(|e| e.to_string())?;
     let table = Table::get();
     let hvm = table.brand(&rec.brand).map(|b| b.hvm).unwrap_or(false);
     vm.insert("hvm".into(), Value::Bool(hvm));
@@ -93,13 +122,19 @@ fn load(node: &Node, st: &NodeState, rec: &ZoneRecord) -> Result<Value, String> 
 /// Every VM object on the node (what vminfod's `GET /vms` serves).
 pub fn vm_objects(node: &Node) -> Result<Vec<Value>, String> {
     let st = node.state().map_err(|e| e.to_string())?;
-    records(node, &st)?.iter().map(|r| load(node, &st, r)).collect()
+    records(node, &st)?
+        .iter()
+        .map(|r| load(node, &st, r))
+        .collect()
 }
 
 /// One VM object, or None when no such zone exists.
 pub fn vm_object(node: &Node, uuid: &str) -> Result<Option<Value>, String> {
     let st = node.state().map_err(|e| e.to_string())?;
-    match records(node, &st)?.into_iter().find(|r| r.uuid == uuid || r.zonename == uuid) {
+    match records(node, &st)?
+        .into_iter()
+        .find(|r| r.uuid == uuid || r.zonename == uuid)
+    {
         Some(r) => load(node, &st, &r).map(Some),
         None => Ok(None),
     }
@@ -113,7 +148,9 @@ fn read_payload(args: &[String]) -> Result<Map<String, Value>, String> {
             text = fs::read_to_string(f).map_err(|_| format!("File: {f} does not exist."))?;
         }
         _ => {
-            std::io::stdin().read_to_string(&mut text).map_err(|e| format!("Error reading: /dev/stdin {e}"))?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("Error reading: /dev/stdin {e}"))?;
         }
     }
     match serde_json::from_str::<Value>(&text) {
@@ -151,16 +188,25 @@ fn validate(node: &Node, args: &[String]) -> i32 {
     let brand = if action.as_str() == "update" {
         Some(pos[1].to_string())
     } else {
-        payload.get("brand").and_then(Value::as_str).map(str::to_string)
+        payload
+            .get("brand")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     };
     let st = match node.state() {
         Ok(s) => s,
         Err(e) => return fail("vmadm", e),
     };
-    let host = SimHost { node, pool: st.zpool };
+    let host = SimHost {
+        node,
+        pool: st.zpool,
+    };
     match vmadm_ext::validate::validate(Table::get(), brand.as_deref(), action, &payload, &host) {
         Ok(_) => {
-            eprintln!("{}", vmadm_ext::validate::valid_line(action, brand.as_deref().unwrap_or("undefined")));
+            eprintln!(
+                "{}",
+                vmadm_ext::validate::valid_line(action, brand.as_deref().unwrap_or("undefined"))
+            );
             0
         }
         Err(e) => fail_plain(&e.render()),
@@ -182,7 +228,11 @@ fn create(node: &Node, args: &[String]) -> i32 {
         Ok(s) => s,
         Err(e) => return fail("vmadm", e),
     };
-    let brand = payload.get("brand").and_then(Value::as_str).unwrap_or("joyent").to_string();
+    let brand = payload
+        .get("brand")
+        .and_then(Value::as_str)
+        .unwrap_or("joyent")
+        .to_string();
     if !node.brands().contains(&brand) {
         return fail_plain(&format!(
             "Cannot create VM: brand \"{brand}\" is not installed on the booted platform ({}); \
@@ -190,7 +240,10 @@ fn create(node: &Node, args: &[String]) -> i32 {
             st.booted
         ));
     }
-    let host = SimHost { node, pool: st.zpool.clone() };
+    let host = SimHost {
+        node,
+        pool: st.zpool.clone(),
+    };
     let rt = vmadm_ext::create::Runtime::generate(300);
     let plan = match vmadm_ext::create::plan(Table::get(), &payload, &host, &rt) {
         Ok(p) => p,
@@ -211,7 +264,11 @@ fn create(node: &Node, args: &[String]) -> i32 {
 /// Carry out a create plan on the node.
 fn carry_out(node: &Node, plan: &vmadm_ext::create::Plan) -> Result<String, String> {
     let p = &plan.payload;
-    let s = |k: &str| p.get(k).map(vmadm_ext::jsval::to_string).unwrap_or_default();
+    let s = |k: &str| {
+        p.get(k)
+            .map(vmadm_ext::jsval::to_string)
+            .unwrap_or_default()
+    };
     let uuid = s("uuid");
     let name = plan.zonename.clone();
     let _lock = node.lock().map_err(|e| e.to_string())?;
@@ -225,7 +282,12 @@ fn carry_out(node: &Node, plan: &vmadm_ext::create::Plan) -> Result<String, Stri
     z.set("debugid", (st.next_zoneid + 100).to_string());
     let xml = node.path(&format!("etc/zones/{name}.xml"));
     write_atomic(&xml, z.to_xml().as_bytes()).map_err(|e| e.to_string())?;
-    index.push(IndexEntry { name: name.clone(), state: "configured".into(), zonepath: z.zonepath().into(), uuid: uuid.clone() });
+    index.push(IndexEntry {
+        name: name.clone(),
+        state: "configured".into(),
+        zonepath: z.zonepath().into(),
+        uuid: uuid.clone(),
+    });
     node.save_index(&index).map_err(|e| e.to_string())?;
     // zoneadm install: the zone root from the image, then the zfs settings
     let zp = node.path(z.zonepath());
@@ -238,16 +300,36 @@ fn carry_out(node: &Node, plan: &vmadm_ext::create::Plan) -> Result<String, Stri
     }
     let mut zfs = Map::new();
     zfs.insert("quota".into(), p.get("quota").cloned().unwrap_or(json!(10)));
-    zfs.insert("zfs_root_compression".into(), p.get("zfs_root_compression").cloned().unwrap_or(json!("off")));
-    zfs.insert("zfs_root_recsize".into(), p.get("zfs_root_recsize").cloned().unwrap_or(json!(131072)));
-    if p.get("delegate_dataset").is_some_and(vmadm_ext::jsval::truthy) {
+    zfs.insert(
+        "zfs_root_compression".into(),
+        p.get("zfs_root_compression")
+            .cloned()
+            .unwrap_or(json!("off")),
+    );
+    zfs.insert(
+        "zfs_root_recsize".into(),
+        p.get("zfs_root_recsize").cloned().unwrap_or(json!(131072)),
+    );
+    if p.get("delegate_dataset")
+        .is_some_and(vmadm_ext::jsval::truthy)
+    {
         fs::create_dir_all(zp.join("data")).map_err(|e| e.to_string())?;
         let ds = format!("{}/data", z.zonepath().trim_start_matches('/'));
-        z = zonecfg::apply(Some(z), &name, &format!("add dataset; set name={ds}; end")).map_err(|e| e.to_string())?.0;
-        zfs.insert("zfs_data_compression".into(), p.get("zfs_data_compression").cloned().unwrap_or(json!("off")));
+        z = zonecfg::apply(Some(z), &name, &format!("add dataset; set name={ds}; end"))
+            .map_err(|e| e.to_string())?
+            .0;
+        zfs.insert(
+            "zfs_data_compression".into(),
+            p.get("zfs_data_compression")
+                .cloned()
+                .unwrap_or(json!("off")),
+        );
     }
-    write_atomic(&zfs_props_path(node, z.zonepath()), format!("{:#}\n", Value::Object(zfs)).as_bytes())
-        .map_err(|e| e.to_string())?;
+    write_atomic(
+        &zfs_props_path(node, z.zonepath()),
+        format!("{:#}\n", Value::Object(zfs)).as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     // config files
     let md = json!({
         "customer_metadata": p.get("customer_metadata").cloned().unwrap_or(json!({})),
@@ -258,10 +340,17 @@ fn carry_out(node: &Node, plan: &vmadm_ext::create::Plan) -> Result<String, Stri
         ("tags.json", p.get("tags").cloned().unwrap_or(json!({}))),
         ("routes.json", p.get("routes").cloned().unwrap_or(json!({}))),
     ] {
-        write_atomic(&zp.join("config").join(f), format!("{v:#}\n").as_bytes()).map_err(|e| e.to_string())?;
+        write_atomic(&zp.join("config").join(f), format!("{v:#}\n").as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     // provisioning done
-    z = zonecfg::apply(Some(z), &name, "remove attr name=provisioning\nremove attr name=transition\n").map_err(|e| e.to_string())?.0;
+    z = zonecfg::apply(
+        Some(z),
+        &name,
+        "remove attr name=provisioning\nremove attr name=transition\n",
+    )
+    .map_err(|e| e.to_string())?
+    .0;
     write_atomic(&xml, z.to_xml().as_bytes()).map_err(|e| e.to_string())?;
     for e in index.iter_mut().filter(|e| e.name == name) {
         e.state = "installed".into();
@@ -368,7 +457,10 @@ pub fn main(node: &Node, args: &[String]) -> i32 {
             with_state(node, |st| {
                 let e = known(node, &u)?;
                 if !st.running.contains_key(&e.name) {
-                    return Ok(format!("VM {u} is already not 'running' (currently: {})", zones::zone_state(st, &e)));
+                    return Ok(format!(
+                        "VM {u} is already not 'running' (currently: {})",
+                        zones::zone_state(st, &e)
+                    ));
                 }
                 zones::halt_zone(node, st, &e.name)?;
                 Ok(format!("Successfully completed stop for VM {u}"))
@@ -401,10 +493,15 @@ pub fn main(node: &Node, args: &[String]) -> i32 {
             match vm_object(node, &u) {
                 Ok(Some(v)) if v["hvm"] == json!(true) => {
                     let port = 5900 + v["zoneid"].as_u64().unwrap_or(0);
-                    println!("{:#}", json!({"vnc": {"host": "127.0.0.1", "port": port, "display": port - 5900}}));
+                    println!(
+                        "{:#}",
+                        json!({"vnc": {"host": "127.0.0.1", "port": port, "display": port - 5900}})
+                    );
                     0
                 }
-                Ok(Some(_)) => fail_plain(&format!("Unable to get info for vm from brand 'OS': {u}")),
+                Ok(Some(_)) => {
+                    fail_plain(&format!("Unable to get info for vm from brand 'OS': {u}"))
+                }
                 Ok(None) => fail_plain(&format!("zoneadm: {u}: No such zone configured")),
                 Err(e) => fail_plain(&e),
             }
@@ -433,7 +530,11 @@ pub fn main(node: &Node, args: &[String]) -> i32 {
 /// then applied through zonecfg text, the zone's config files and its zfs
 /// properties. Properties the sim cannot apply are refused, nothing changed.
 fn update(node: &Node, uuid: &str, args: &[String]) -> i32 {
-    let file_args: Vec<String> = args.iter().filter(|a| a.as_str() != uuid).cloned().collect();
+    let file_args: Vec<String> = args
+        .iter()
+        .filter(|a| a.as_str() != uuid)
+        .cloned()
+        .collect();
     let mut payload = match read_payload(&file_args) {
         Ok(p) => p,
         Err(e) => return fail_plain(&e),
@@ -455,9 +556,19 @@ fn update(node: &Node, uuid: &str, args: &[String]) -> i32 {
         Err(m) => return fail_plain(&m),
     };
     let brand = z.brand().to_string();
-    let host = SimHost { node, pool: st.zpool.clone() };
-    if let Err(v) = vmadm_ext::validate::validate(Table::get(), Some(&brand), "update", &payload, &host) {
-        if let vmadm_ext::validate::Invalid::Lists { bad_values, bad_properties, .. } = &v {
+    let host = SimHost {
+        node,
+        pool: st.zpool.clone(),
+    };
+    if let Err(v) =
+        vmadm_ext::validate::validate(Table::get(), Some(&brand), "update", &payload, &host)
+    {
+        if let vmadm_ext::validate::Invalid::Lists {
+            bad_values,
+            bad_properties,
+            ..
+        } = &v
+        {
             if !bad_values.is_empty() {
                 return fail_plain(&format!("Invalid value(s) for: {}", bad_values.join(",")));
             }
@@ -478,7 +589,12 @@ fn update(node: &Node, uuid: &str, args: &[String]) -> i32 {
     }
 }
 
-fn apply_update(node: &Node, e: &IndexEntry, mut z: brand::ZoneConfig, p: &Map<String, Value>) -> Result<(), String> {
+fn apply_update(
+    node: &Node,
+    e: &IndexEntry,
+    mut z: brand::ZoneConfig,
+    p: &Map<String, Value>,
+) -> Result<(), String> {
     use base64::Engine as _;
     use vmadm_ext::jsval;
     let s = |v: &Value| jsval::to_string(v);
@@ -487,17 +603,27 @@ fn apply_update(node: &Node, e: &IndexEntry, mut z: brand::ZoneConfig, p: &Map<S
     };
     let mut text = String::new();
     let (mut zfs, mut meta, mut tags) = (Map::new(), Map::new(), None::<Map<String, Value>>);
-    let mib = |k: &str| z.rctl(k).and_then(|b| b.parse::<u64>().ok()).map(|b| b >> 20);
+    let mib = |k: &str| {
+        z.rctl(k)
+            .and_then(|b| b.parse::<u64>().ok())
+            .map(|b| b >> 20)
+    };
     for (k, v) in p {
         match k.as_str() {
-            "alias" => text.push_str(&attr("alias", &base64::engine::general_purpose::STANDARD.encode(s(v)))),
-            "hostname" | "dns_domain" | "billing_id" | "owner_uuid" | "package_name" | "package_version" => {
-                text.push_str(&attr(&k.replace('_', "-"), &s(v)))
-            }
+            "alias" => text.push_str(&attr(
+                "alias",
+                &base64::engine::general_purpose::STANDARD.encode(s(v)),
+            )),
+            "hostname" | "dns_domain" | "billing_id" | "owner_uuid" | "package_name"
+            | "package_version" => text.push_str(&attr(&k.replace('_', "-"), &s(v))),
             "resolvers" => {
                 let list: Vec<String> = match v {
                     Value::Array(a) => a.iter().map(s).collect(),
-                    other => s(other).split(',').filter(|x| !x.is_empty()).map(str::to_string).collect(),
+                    other => s(other)
+                        .split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string)
+                        .collect(),
                 };
                 text.push_str(&attr("resolvers", &list.join(",")));
             }
@@ -514,7 +640,10 @@ fn apply_update(node: &Node, e: &IndexEntry, mut z: brand::ZoneConfig, p: &Map<S
             "max_lwps" => text.push_str(&format!("set max-lwps={}\n", s(v))),
             "zfs_io_priority" => text.push_str(&format!("set zfs-io-priority={}\n", s(v))),
             "cpu_shares" => text.push_str(&format!("set cpu-shares={}\n", s(v))),
-            "cpu_cap" => text.push_str(&format!("add capped-cpu; set ncpus={}; end\n", jsval::number(v) / 100.0)),
+            "cpu_cap" => text.push_str(&format!(
+                "add capped-cpu; set ncpus={}; end\n",
+                jsval::number(v) / 100.0
+            )),
             "max_physical_memory" => {
                 let m = jsval::number(v) as u64;
                 // as vmadm does: locked never above physical, swap never below
@@ -522,42 +651,65 @@ fn apply_update(node: &Node, e: &IndexEntry, mut z: brand::ZoneConfig, p: &Map<S
                 let swap = mib("zone.max-swap").unwrap_or(m).max(m);
                 text.push_str(&format!("add capped-memory; set physical={m}m; set locked={locked}m; set swap={swap}m; end\n"));
             }
-            "max_swap" => text.push_str(&format!("add capped-memory; set swap={}m; end\n", jsval::number(v) as u64)),
-            "max_locked_memory" => {
-                text.push_str(&format!("add capped-memory; set locked={}m; end\n", jsval::number(v) as u64))
-            }
+            "max_swap" => text.push_str(&format!(
+                "add capped-memory; set swap={}m; end\n",
+                jsval::number(v) as u64
+            )),
+            "max_locked_memory" => text.push_str(&format!(
+                "add capped-memory; set locked={}m; end\n",
+                jsval::number(v) as u64
+            )),
             "quota" | "zfs_root_recsize" | "zfs_root_compression" | "zfs_data_compression" => {
                 zfs.insert(k.clone(), v.clone());
             }
             "set_customer_metadata" | "set_internal_metadata" => {
                 let key = k.trim_start_matches("set_").to_string();
-                let Value::Object(m) = v else { return Err(format!("Invalid value for {k}: must be an object")) };
+                let Value::Object(m) = v else {
+                    return Err(format!("Invalid value for {k}: must be an object"));
+                };
                 let slot = meta.entry(key).or_insert_with(|| json!({}));
                 for (mk, mv) in m {
                     slot[mk] = mv.clone();
                 }
             }
             "set_tags" => {
-                let Value::Object(m) = v else { return Err("Invalid value for set_tags: must be an object".into()) };
+                let Value::Object(m) = v else {
+                    return Err("Invalid value for set_tags: must be an object".into());
+                };
                 tags.get_or_insert_with(Map::new).extend(m.clone());
             }
-            other => return Err(format!("update of {other} is not supported on the simulated node; nothing was changed")),
+            other => {
+                return Err(format!(
+                    "update of {other} is not supported on the simulated node; nothing was changed"
+                ))
+            }
         }
     }
     if !text.is_empty() {
-        z = zonecfg::apply(Some(z), &e.name, &text).map_err(|e| e.to_string())?.0;
-        write_atomic(&node.path(&format!("etc/zones/{}.xml", e.name)), z.to_xml().as_bytes())
-            .map_err(|e| e.to_string())?;
+        z = zonecfg::apply(Some(z), &e.name, &text)
+            .map_err(|e| e.to_string())?
+            .0;
+        write_atomic(
+            &node.path(&format!("etc/zones/{}.xml", e.name)),
+            z.to_xml().as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
     }
     let cfg = node.path(&e.zonepath).join("config");
-    let merge = |file: &std::path::Path, f: &dyn Fn(&mut Map<String, Value>)| -> Result<(), String> {
-        let mut cur: Map<String, Value> =
-            fs::read_to_string(file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-        f(&mut cur);
-        write_atomic(file, format!("{:#}\n", Value::Object(cur)).as_bytes()).map_err(|e| e.to_string())
-    };
+    let merge =
+        |file: &std::path::Path, f: &dyn Fn(&mut Map<String, Value>)| -> Result<(), String> {
+            let mut cur: Map<String, Value> = fs::read_to_string(file)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            f(&mut cur);
+            write_atomic(file, format!("{:#}\n", Value::Object(cur)).as_bytes())
+                .map_err(|e| e.to_string())
+        };
     if !zfs.is_empty() {
-        merge(&zfs_props_path(node, &e.zonepath), &|m| m.extend(zfs.clone()))?;
+        merge(&zfs_props_path(node, &e.zonepath), &|m| {
+            m.extend(zfs.clone())
+        })?;
     }
     if !meta.is_empty() {
         merge(&cfg.join("metadata.json"), &|m| {
@@ -592,17 +744,34 @@ fn list_or_lookup(node: &Node, cmd: &str, args: &[String]) -> i32 {
     }
 }
 
-fn vmadm_ext_cli_list(cmd: &str, args: &[String], vms: Vec<Value>) -> Result<String, (String, i32)> {
+fn vmadm_ext_cli_list(
+    cmd: &str,
+    args: &[String],
+    vms: Vec<Value>,
+) -> Result<String, (String, i32)> {
     use vmadm_ext::list;
     let table = Table::get();
     let bad = |e: list::ListError| (e.to_string(), 1);
-    let (mut order, mut sort, mut header, mut parsable, mut json_out, mut unique) = (None, None, true, false, false, false);
+    let (mut order, mut sort, mut header, mut parsable, mut json_out, mut unique) =
+        (None, None, true, false, false, false);
     let mut filters = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "-o" | "--output" => order = Some(it.next().cloned().ok_or(("-o requires an argument".to_string(), 2))?),
-            "-s" | "--sortby" => sort = Some(it.next().cloned().ok_or(("-s requires an argument".to_string(), 2))?),
+            "-o" | "--output" => {
+                order = Some(
+                    it.next()
+                        .cloned()
+                        .ok_or(("-o requires an argument".to_string(), 2))?,
+                )
+            }
+            "-s" | "--sortby" => {
+                sort = Some(
+                    it.next()
+                        .cloned()
+                        .ok_or(("-s requires an argument".to_string(), 2))?,
+                )
+            }
             "-H" => header = false,
             "-h" => header = true,
             "-p" => parsable = true,

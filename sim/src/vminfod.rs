@@ -19,7 +19,11 @@ fn error(code: StatusCode, rest_code: &str, message: String) -> Response {
 async fn ping(State(node): State<Node>) -> Response {
     match node.state() {
         Ok(_) => Json(json!({"ping": "pong", "status": "running"})).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e.to_string()),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            e.to_string(),
+        ),
     }
 }
 
@@ -27,7 +31,11 @@ async fn vms(State(node): State<Node>) -> Response {
     match tokio::task::spawn_blocking(move || vmadm::vm_objects(&node)).await {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        ),
     }
 }
 
@@ -35,9 +43,17 @@ async fn vm(State(node): State<Node>, UrlPath(uuid): UrlPath<String>) -> Respons
     let u = uuid.clone();
     match tokio::task::spawn_blocking(move || vmadm::vm_object(&node, &u)).await {
         Ok(Ok(Some(v))) => Json(v).into_response(),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "VmNotFound", format!("VM {uuid} not found")),
+        Ok(Ok(None)) => error(
+            StatusCode::NOT_FOUND,
+            "VmNotFound",
+            format!("VM {uuid} not found"),
+        ),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        ),
     }
 }
 
@@ -53,7 +69,10 @@ pub fn router(node: Node) -> Router {
 /// Serve on `listen` until the process is stopped. Prints the bound
 /// address (useful with port 0) on stdout.
 pub fn serve_blocking(node: Node, listen: &str) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let l = tokio::net::TcpListener::bind(listen).await?;
         println!("vminfod listening on http://{}", l.local_addr()?);

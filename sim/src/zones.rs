@@ -19,11 +19,53 @@ use crate::platform::{self, PiError};
 
 /// Global device nodes a fresh node has under `dev/`.
 pub const GLOBAL_DEVICES: &[&str] = &[
-    "null", "zero", "zfs", "random", "urandom", "full", "tty", "ptmx", "pts/0", "kstat", "poll",
-    "tcp", "tcp6", "udp", "udp6", "arp", "ip", "ip6", "icmp", "icmp6", "dld", "ipnet", "lo0",
-    "rawip", "rawip6", "rts", "sysevent", "eventfd", "signalfd", "timerfd", "inotify", "crypto",
-    "cryptoadm", "dsk", "rdsk", "log", "conslog", "logindmux", "vnd/ctl", "net/admin0", "fd/0",
-    "fd/1", "fd/2", "kvm", "viona", "vmmctl", "lofictl",
+    "null",
+    "zero",
+    "zfs",
+    "random",
+    "urandom",
+    "full",
+    "tty",
+    "ptmx",
+    "pts/0",
+    "kstat",
+    "poll",
+    "tcp",
+    "tcp6",
+    "udp",
+    "udp6",
+    "arp",
+    "ip",
+    "ip6",
+    "icmp",
+    "icmp6",
+    "dld",
+    "ipnet",
+    "lo0",
+    "rawip",
+    "rawip6",
+    "rts",
+    "sysevent",
+    "eventfd",
+    "signalfd",
+    "timerfd",
+    "inotify",
+    "crypto",
+    "cryptoadm",
+    "dsk",
+    "rdsk",
+    "log",
+    "conslog",
+    "logindmux",
+    "vnd/ctl",
+    "net/admin0",
+    "fd/0",
+    "fd/1",
+    "fd/2",
+    "kvm",
+    "viona",
+    "vmmctl",
+    "lofictl",
 ];
 
 /// Lay down the global /dev of a node (directories stand for `vmm/` etc.).
@@ -45,7 +87,11 @@ pub fn make_global_dev(root: &Path) -> Result<(), NodeError> {
 
 /// Per-zone global device nodes (console, zvol directory).
 pub fn make_zone_global_dev(node: &Node, zone: &str, pool: &str) -> Result<(), NodeError> {
-    for d in [format!("dev/zcons/{zone}"), format!("dev/zvol/dsk/{pool}/{zone}"), format!("dev/zvol/rdsk/{pool}/{zone}")] {
+    for d in [
+        format!("dev/zcons/{zone}"),
+        format!("dev/zvol/dsk/{pool}/{zone}"),
+        format!("dev/zvol/rdsk/{pool}/{zone}"),
+    ] {
         let p = node.path(&d);
         fs::create_dir_all(&p).map_err(io(&p))?;
     }
@@ -64,10 +110,17 @@ pub fn zone_config(node: &Node, name: &str) -> Result<ZoneConfig, String> {
 }
 
 /// The platform.xml of a brand on the booted platform, or why not.
-pub fn booted_platform_xml(node: &Node, state: &NodeState, brand: &str) -> Result<Platform, String> {
+pub fn booted_platform_xml(
+    node: &Node,
+    state: &NodeState,
+    brand: &str,
+) -> Result<Platform, String> {
     let p = node.path(&format!("usr/lib/brand/{brand}/platform.xml"));
     let t = fs::read_to_string(&p).map_err(|_| {
-        format!("brand {brand:?} is not installed on the booted platform ({})", state.booted)
+        format!(
+            "brand {brand:?} is not installed on the booted platform ({})",
+            state.booted
+        )
     })?;
     Platform::parse(&t).map_err(|e| format!("{}: {e}", p.display()))
 }
@@ -77,10 +130,16 @@ fn zone_root(node: &Node, zonepath: &str) -> PathBuf {
 }
 
 /// Materialise the zone's /dev under `<zonepath>/root/dev`.
-pub fn expose_devices(node: &Node, z: &ZoneConfig, platform: &Platform, pool: &str) -> Result<usize, String> {
+pub fn expose_devices(
+    node: &Node,
+    z: &ZoneConfig,
+    platform: &Platform,
+    pool: &str,
+) -> Result<usize, String> {
     let mut facts = ZoneFacts::new(z.name(), z.ip_type(), pool);
     facts.zonepath = z.zonepath().to_string();
-    let seen = visible_devices(platform, &facts, &z.devices(), &node.path("dev")).map_err(|e| e.to_string())?;
+    let seen = visible_devices(platform, &facts, &z.devices(), &node.path("dev"))
+        .map_err(|e| e.to_string())?;
     let dev = zone_root(node, z.zonepath()).join("dev");
     let _ = fs::remove_dir_all(&dev);
     fs::create_dir_all(&dev).map_err(|e| format!("{}: {e}", dev.display()))?;
@@ -112,7 +171,10 @@ pub fn boot_zone(node: &Node, state: &mut NodeState, uuid: &str) -> Result<(), S
         return Err(format!("zone '{}' is already running", entry.name));
     }
     if entry.state != "installed" {
-        return Err(format!("zone '{}': must be installed before boot (state is {})", entry.name, entry.state));
+        return Err(format!(
+            "zone '{}': must be installed before boot (state is {})",
+            entry.name, entry.state
+        ));
     }
     let z = zone_config(node, &entry.name)?;
     let platform = booted_platform_xml(node, state, z.brand()).map_err(|e| {
@@ -172,8 +234,9 @@ pub struct BootReport {
 pub fn boot_node(node: &Node) -> Result<BootReport, PiError> {
     let _lock = node.lock()?;
     let bootfs = node.bootfs();
-    let stamp = platform::next_stamp(&bootfs)
-        .ok_or_else(|| PiError::Refused("no platform is activated in the boot pool (piadm activate)".into()))?;
+    let stamp = platform::next_stamp(&bootfs).ok_or_else(|| {
+        PiError::Refused("no platform is activated in the boot pool (piadm activate)".into())
+    })?;
     let pdir = bootfs.join(format!("platform-{stamp}"));
     let stage = node.path(&format!(".boot-{}", std::process::id()));
     let _ = fs::remove_dir_all(&stage);
@@ -200,9 +263,14 @@ pub fn boot_node(node: &Node) -> Result<BootReport, PiError> {
     }
     state.booted = stamp.clone();
     state.boot_time = chrono::Utc::now().timestamp();
-    let mut report = BootReport { stamp, ..Default::default() };
+    let mut report = BootReport {
+        stamp,
+        ..Default::default()
+    };
     for e in node.index()? {
-        let Ok(z) = zone_config(node, &e.name) else { continue };
+        let Ok(z) = zone_config(node, &e.name) else {
+            continue;
+        };
         if z.get("autoboot") != Some("true") || e.state != "installed" {
             continue;
         }
@@ -214,6 +282,9 @@ pub fn boot_node(node: &Node) -> Result<BootReport, PiError> {
     node.save_state(&state)?;
     // SmartOS caches sysinfo in /tmp/.sysinfo.json at boot; vmadm reads it.
     let si = crate::tools::sysinfo_value(node, &state);
-    crate::node::write_atomic(&node.path("tmp/.sysinfo.json"), format!("{si:#}\n").as_bytes())?;
+    crate::node::write_atomic(
+        &node.path("tmp/.sysinfo.json"),
+        format!("{si:#}\n").as_bytes(),
+    )?;
     Ok(report)
 }

@@ -27,11 +27,20 @@ impl Node {
         Node { _tmp: tmp, root }
     }
     fn run(&self, tool: &str, args: &[&str]) -> Output {
-        Command::new(SIM).arg(tool).args(args).env("SIM_ROOT", &self.root).output().unwrap()
+        Command::new(SIM)
+            .arg(tool)
+            .args(args)
+            .env("SIM_ROOT", &self.root)
+            .output()
+            .unwrap()
     }
     fn ok(&self, tool: &str, args: &[&str]) -> String {
         let o = self.run(tool, args);
-        assert!(o.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
     fn tmp(&self) -> &Path {
@@ -44,7 +53,12 @@ impl Node {
             .map(|e| e.unwrap())
             .filter(|e| !e.path().ends_with("node.lock"))
             .map(|e| {
-                let rel = e.path().strip_prefix(&self.root).unwrap().display().to_string();
+                let rel = e
+                    .path()
+                    .strip_prefix(&self.root)
+                    .unwrap()
+                    .display()
+                    .to_string();
                 let what = if e.file_type().is_file() {
                     format!("{:?}", fs::read(e.path()).unwrap())
                 } else if e.file_type().is_symlink() {
@@ -66,14 +80,31 @@ fn stderr(o: &Output) -> String {
 fn sysinfo_has_the_keys_clients_read() {
     let n = Node::new();
     let v: Value = serde_json::from_str(&n.ok("sysinfo", &[])).unwrap();
-    for k in ["Live Image", "UUID", "Hostname", "CPU Count", "MiB of Memory", "Zpool Size in GiB", "Network Interfaces", "SDC Version", "Setup"] {
+    for k in [
+        "Live Image",
+        "UUID",
+        "Hostname",
+        "CPU Count",
+        "MiB of Memory",
+        "Zpool Size in GiB",
+        "Network Interfaces",
+        "SDC Version",
+        "Setup",
+    ] {
         assert!(!v[k].is_null(), "sysinfo lacks {k}");
     }
-    assert!(v["Boot Parameters"].is_object(), "Boot Parameters must be an object");
+    assert!(
+        v["Boot Parameters"].is_object(),
+        "Boot Parameters must be an object"
+    );
     assert_eq!(v["Hostname"], "cn1");
     assert_eq!(v["Live Image"], "20250101T000000Z");
     let nics = v["Network Interfaces"].as_object().unwrap();
-    assert!(nics.values().any(|n| n["NIC Names"].as_array().unwrap().iter().any(|t| t == "admin")));
+    assert!(nics.values().any(|n| n["NIC Names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "admin")));
     // nictagadm: name,mac,link,type with at least 4 fields each
     let tags = n.ok("nictagadm", &["list", "-p", "-d", ","]);
     assert!(tags.lines().count() >= 2);
@@ -86,17 +117,34 @@ fn sysinfo_has_the_keys_clients_read() {
 
 #[test]
 fn tools_need_a_node() {
-    let o = Command::new(SIM).arg("sysinfo").env_remove("SIM_ROOT").output().unwrap();
+    let o = Command::new(SIM)
+        .arg("sysinfo")
+        .env_remove("SIM_ROOT")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("SIM_ROOT is not set"), "{}", stderr(&o));
-    let o = Command::new(SIM).arg("sysinfo").env("SIM_ROOT", "/nonexistent").output().unwrap();
+    let o = Command::new(SIM)
+        .arg("sysinfo")
+        .env("SIM_ROOT", "/nonexistent")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is not a sim node"));
 }
 
 fn build(n: &Node, stamp: &str, brands: &str) -> PathBuf {
     let out = n.tmp().join(format!("platform-{stamp}.tgz"));
-    let o = sim(&["platform", "build", "--stamp", stamp, "--brands", brands, "--out", out.to_str().unwrap()]);
+    let o = sim(&[
+        "platform",
+        "build",
+        "--stamp",
+        stamp,
+        "--brands",
+        brands,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     out
 }
@@ -118,22 +166,61 @@ fn platform_image_has_the_real_layout() {
         assert!(names.lines().any(|l| l == p), "missing {p} in {names}");
     }
     let x = tempfile::tempdir().unwrap();
-    assert!(Command::new("tar").arg("xzf").arg(&t).arg("-C").arg(x.path()).status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("xzf")
+        .arg(&t)
+        .arg("-C")
+        .arg(x.path())
+        .status()
+        .unwrap()
+        .success());
     let pi = x.path().join("platform-20261101T000000Z");
     let ba = fs::read(pi.join("i86pc/amd64/boot_archive")).unwrap();
     let hash = fs::read_to_string(pi.join("i86pc/amd64/boot_archive.hash")).unwrap();
-    let sha = Command::new("sha1sum").arg(pi.join("i86pc/amd64/boot_archive")).output().unwrap();
-    assert_eq!(hash.trim(), String::from_utf8(sha.stdout).unwrap().split_whitespace().next().unwrap());
+    let sha = Command::new("sha1sum")
+        .arg(pi.join("i86pc/amd64/boot_archive"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        hash.trim(),
+        String::from_utf8(sha.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+    );
     assert!(!ba.is_empty());
-    let inner = Command::new("tar").arg("tf").arg(pi.join("i86pc/amd64/boot_archive")).output().unwrap();
+    let inner = Command::new("tar")
+        .arg("tf")
+        .arg(pi.join("i86pc/amd64/boot_archive"))
+        .output()
+        .unwrap();
     let inner = String::from_utf8(inner.stdout).unwrap();
-    assert!(inner.lines().any(|l| l == "usr/lib/brand/builder/platform.xml"), "{inner}");
+    assert!(
+        inner
+            .lines()
+            .any(|l| l == "usr/lib/brand/builder/platform.xml"),
+        "{inner}"
+    );
     assert!(inner.lines().any(|l| l == "usr/lib/brand/joyent/jinstall"));
     let manifest = fs::read_to_string(pi.join("i86pc/amd64/boot_archive.manifest")).unwrap();
-    assert!(manifest.contains("  ./usr/lib/brand/builder/config.xml\n"), "{manifest}");
-    assert_eq!(fs::read_to_string(pi.join("etc/version/platform")).unwrap(), "20261101T000000Z\n");
+    assert!(
+        manifest.contains("  ./usr/lib/brand/builder/config.xml\n"),
+        "{manifest}"
+    );
+    assert_eq!(
+        fs::read_to_string(pi.join("etc/version/platform")).unwrap(),
+        "20261101T000000Z\n"
+    );
     // a bad stamp is refused
-    let o = sim(&["platform", "build", "--stamp", "2026", "--out", n.tmp().join("x.tgz").to_str().unwrap()]);
+    let o = sim(&[
+        "platform",
+        "build",
+        "--stamp",
+        "2026",
+        "--out",
+        n.tmp().join("x.tgz").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("invalid platform stamp"));
 }
@@ -142,16 +229,31 @@ fn platform_image_has_the_real_layout() {
 fn reboot_follows_the_activated_platform() {
     let n = Node::new();
     assert!(!n.root.join("usr/lib/brand/builder").exists());
-    let t = build(&n, "20261101T000000Z", "joyent,joyent-minimal,lx,bhyve,kvm,builder");
+    let t = build(
+        &n,
+        "20261101T000000Z",
+        "joyent,joyent-minimal,lx,bhyve,kvm,builder",
+    );
     let out = n.ok("piadm", &["install", t.to_str().unwrap()]);
     assert!(out.contains("Installed PI 20261101T000000Z"), "{out}");
     // installed but not active: nothing changes at boot
     let list = n.ok("piadm", &["list"]);
-    let row = list.lines().find(|l| l.starts_with("20261101T000000Z")).unwrap();
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("20261101T000000Z"))
+        .unwrap();
     assert!(row.ends_with("no    no"), "{row}");
     n.ok("piadm", &["activate", "20261101T000000Z"]);
-    let row = n.ok("piadm", &["list"]).lines().find(|l| l.starts_with("20261101T000000Z")).unwrap().to_string();
-    assert!(row.contains(" next ") && row.ends_with("no    yes"), "{row}");
+    let row = n
+        .ok("piadm", &["list"])
+        .lines()
+        .find(|l| l.starts_with("20261101T000000Z"))
+        .unwrap()
+        .to_string();
+    assert!(
+        row.contains(" next ") && row.ends_with("no    yes"),
+        "{row}"
+    );
     let o = sim(&["reboot", "--root", n.root.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(n.ok("uname", &["-v"]).trim(), "joyent_20261101T000000Z");
@@ -160,7 +262,9 @@ fn reboot_follows_the_activated_platform() {
     assert!(n.root.join("usr/lib/brand/builder/platform.xml").exists());
     // back to the old platform: the builder brand is gone again
     n.ok("piadm", &["activate", "20250101T000000Z"]);
-    assert!(sim(&["reboot", "--root", n.root.to_str().unwrap()]).status.success());
+    assert!(sim(&["reboot", "--root", n.root.to_str().unwrap()])
+        .status
+        .success());
     assert!(!n.root.join("usr/lib/brand/builder").exists());
     assert!(n.root.join("usr/lib/brand/joyent/platform.xml").exists());
     // unknown stamps are refused
@@ -175,7 +279,10 @@ fn reboot_follows_the_activated_platform() {
 
 /// A gzip tar with raw entry names (the tar crate refuses to write `..`).
 fn raw_tgz(path: &Path, entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) {
-    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
     for (name, kind, data, link) in entries {
         let mut h = tar::Header::new_gnu();
         let g = h.as_gnu_mut().unwrap();
@@ -198,21 +305,53 @@ fn hostile_tarballs_are_refused_and_change_nothing() {
     let good = build(&n, "20261101T000000Z", "joyent");
     let before = n.snapshot();
     let f = tar::EntryType::Regular;
-    let cases: Vec<(&str, Vec<(&str, tar::EntryType, &[u8], Option<&str>)>, &str)> = vec![
-        ("dotdot", vec![("platform-20261101T000000Z/../../evil", f, b"x", None)], "'..'"),
-        ("absolute", vec![("/platform-20261101T000000Z/etc/x", f, b"x", None)], "absolute"),
+    type Entries<'a> = Vec<(&'a str, tar::EntryType, &'a [u8], Option<&'a str>)>;
+    let cases: Vec<(&str, Entries, &str)> = vec![
+        (
+            "dotdot",
+            vec![("platform-20261101T000000Z/../../evil", f, b"x", None)],
+            "'..'",
+        ),
+        (
+            "absolute",
+            vec![("/platform-20261101T000000Z/etc/x", f, b"x", None)],
+            "absolute",
+        ),
         (
             "symlink",
-            vec![("platform-20261101T000000Z/i86pc", tar::EntryType::Symlink, b"", Some("../../../etc"))],
+            vec![(
+                "platform-20261101T000000Z/i86pc",
+                tar::EntryType::Symlink,
+                b"",
+                Some("../../../etc"),
+            )],
             "leaving the platform directory",
         ),
         (
             "abs-symlink",
-            vec![("platform-20261101T000000Z/x", tar::EntryType::Symlink, b"", Some("/etc/passwd"))],
+            vec![(
+                "platform-20261101T000000Z/x",
+                tar::EntryType::Symlink,
+                b"",
+                Some("/etc/passwd"),
+            )],
             "leaving the platform directory",
         ),
-        ("outside", vec![("etc/passwd", f, b"x", None)], "outside a platform-<stamp> directory"),
-        ("device", vec![("platform-20261101T000000Z/dev", tar::EntryType::Char, b"", None)], "refusing Char"),
+        (
+            "outside",
+            vec![("etc/passwd", f, b"x", None)],
+            "outside a platform-<stamp> directory",
+        ),
+        (
+            "device",
+            vec![(
+                "platform-20261101T000000Z/dev",
+                tar::EntryType::Char,
+                b"",
+                None,
+            )],
+            "refusing Char",
+        ),
     ];
     for (name, entries, why) in cases {
         let p = n.tmp().join(format!("{name}.tgz"));
@@ -225,13 +364,30 @@ fn hostile_tarballs_are_refused_and_change_nothing() {
     }
     // bad hash: a real image whose boot archive was altered after hashing
     let x = tempfile::tempdir().unwrap();
-    assert!(Command::new("tar").arg("xzf").arg(&good).arg("-C").arg(x.path()).status().unwrap().success());
-    let ba = x.path().join("platform-20261101T000000Z/i86pc/amd64/boot_archive");
+    assert!(Command::new("tar")
+        .arg("xzf")
+        .arg(&good)
+        .arg("-C")
+        .arg(x.path())
+        .status()
+        .unwrap()
+        .success());
+    let ba = x
+        .path()
+        .join("platform-20261101T000000Z/i86pc/amd64/boot_archive");
     let mut data = fs::read(&ba).unwrap();
     data.extend_from_slice(b"tampered");
     fs::write(&ba, data).unwrap();
     let bad = n.tmp().join("badhash.tgz");
-    assert!(Command::new("tar").arg("czf").arg(&bad).arg("-C").arg(x.path()).arg("platform-20261101T000000Z").status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("czf")
+        .arg(&bad)
+        .arg("-C")
+        .arg(x.path())
+        .arg("platform-20261101T000000Z")
+        .status()
+        .unwrap()
+        .success());
     let o = n.run("piadm", &["install", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("hash mismatch"), "{}", stderr(&o));
@@ -239,11 +395,19 @@ fn hostile_tarballs_are_refused_and_change_nothing() {
     // garbage is refused too
     let g = n.tmp().join("garbage.tgz");
     fs::write(&g, b"not a tarball").unwrap();
-    assert_eq!(n.run("piadm", &["install", g.to_str().unwrap()]).status.code(), Some(1));
+    assert_eq!(
+        n.run("piadm", &["install", g.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
     assert_eq!(n.snapshot(), before);
     // and the good one installs
     n.ok("piadm", &["install", good.to_str().unwrap()]);
-    assert!(n.root.join("zones/boot/platform-20261101T000000Z/etc/version/platform").exists());
+    assert!(n
+        .root
+        .join("zones/boot/platform-20261101T000000Z/etc/version/platform")
+        .exists());
 }
 
 #[test]
@@ -252,7 +416,12 @@ fn imgadm_installs_lists_gets_and_deletes_local_images() {
     let file = n.tmp().join("img.zfs.gz");
     fs::write(&file, b"image bytes").unwrap();
     let sha = Command::new("sha1sum").arg(&file).output().unwrap();
-    let sha = String::from_utf8(sha.stdout).unwrap().split_whitespace().next().unwrap().to_string();
+    let sha = String::from_utf8(sha.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let uuid = "e44ed3e0-910b-11ed-a5d4-00151714048c";
     let manifest = serde_json::json!({
         "v": 2, "uuid": uuid, "name": "base-64-lts", "version": "22.4.0", "type": "zone-dataset",
@@ -262,14 +431,32 @@ fn imgadm_installs_lists_gets_and_deletes_local_images() {
     });
     let m = n.tmp().join("img.json");
     fs::write(&m, manifest.to_string()).unwrap();
-    let out = n.ok("imgadm", &["install", "-m", m.to_str().unwrap(), "-f", file.to_str().unwrap()]);
+    let out = n.ok(
+        "imgadm",
+        &[
+            "install",
+            "-m",
+            m.to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(out.contains(uuid));
     let list: Value = serde_json::from_str(&n.ok("imgadm", &["list", "-j"])).unwrap();
     assert_eq!(list[0]["manifest"]["uuid"], uuid);
     assert_eq!(list[0]["zpool"], "zones");
     let got: Value = serde_json::from_str(&n.ok("imgadm", &["get", "-P", "zones", uuid])).unwrap();
     assert_eq!(got["manifest"]["name"], "base-64-lts");
-    let o = n.run("imgadm", &["install", "-m", m.to_str().unwrap(), "-f", file.to_str().unwrap()]);
+    let o = n.run(
+        "imgadm",
+        &[
+            "install",
+            "-m",
+            m.to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("ImageAlreadyInstalled"));
     n.ok("imgadm", &["delete", uuid]);
@@ -281,7 +468,16 @@ fn imgadm_installs_lists_gets_and_deletes_local_images() {
     );
     // a file that does not match the manifest's sha1 is refused
     fs::write(&file, b"other bytes").unwrap();
-    let o = n.run("imgadm", &["install", "-m", m.to_str().unwrap(), "-f", file.to_str().unwrap()]);
+    let o = n.run(
+        "imgadm",
+        &[
+            "install",
+            "-m",
+            m.to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("sha1 mismatch"));
     assert_eq!(n.ok("imgadm", &["list", "-j"]).trim(), "[]");
@@ -290,7 +486,10 @@ fn imgadm_installs_lists_gets_and_deletes_local_images() {
 #[test]
 fn zoneadm_and_zlogin_on_an_empty_node() {
     let n = Node::new();
-    assert_eq!(n.ok("zoneadm", &["list", "-p", "-c"]), "0:global:running:/::liveimg:shared:0\n");
+    assert_eq!(
+        n.ok("zoneadm", &["list", "-p", "-c"]),
+        "0:global:running:/::liveimg:shared:0\n"
+    );
     let o = n.run("zoneadm", &["-z", "nope", "list", "-p"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nope: No such zone configured"));
@@ -310,7 +509,16 @@ fn install_image(n: &Node) {
     let manifest = serde_json::json!({"v": 2, "uuid": IMG, "name": "base-64-lts", "version": "22.4.0",
         "type": "zone-dataset", "os": "smartos", "published_at": "2023-01-10T00:00:00Z"});
     fs::write(&m, manifest.to_string()).unwrap();
-    n.ok("imgadm", &["install", "-m", m.to_str().unwrap(), "-f", f.to_str().unwrap()]);
+    n.ok(
+        "imgadm",
+        &[
+            "install",
+            "-m",
+            m.to_str().unwrap(),
+            "-f",
+            f.to_str().unwrap(),
+        ],
+    );
 }
 
 fn vmadm_stdin(n: &Node, args: &[&str], payload: &str) -> Output {
@@ -324,7 +532,11 @@ fn vmadm_stdin(n: &Node, args: &[&str], payload: &str) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    c.stdin.take().unwrap().write_all(payload.as_bytes()).unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(payload.as_bytes())
+        .unwrap();
     c.wait_with_output().unwrap()
 }
 
@@ -342,19 +554,36 @@ fn vmadm_create_needs_the_brand_on_the_booted_platform() {
     install_image(&n);
     let o = vmadm_stdin(&n, &["create"], RFD_PAYLOAD);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("brand \"builder\" is not installed on the booted platform (20250101T000000Z)"), "{}", stderr(&o));
-    assert_eq!(n.ok("zoneadm", &["list", "-cp"]).lines().count(), 1, "nothing was created");
+    assert!(
+        stderr(&o).contains(
+            "brand \"builder\" is not installed on the booted platform (20250101T000000Z)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        n.ok("zoneadm", &["list", "-cp"]).lines().count(),
+        1,
+        "nothing was created"
+    );
     // validate knows the brand (vmadm's table), so it says VALID
     let o = vmadm_stdin(&n, &["validate", "create"], RFD_PAYLOAD);
     assert!(o.status.success());
-    assert_eq!(stderr(&o).trim(), "VALID 'create' payload for builder brand VMs.");
+    assert_eq!(
+        stderr(&o).trim(),
+        "VALID 'create' payload for builder brand VMs."
+    );
 }
 
 #[test]
 fn vmadm_create_reports_what_vmadm_reports() {
     let n = Node::new();
     // no image installed: image_uuid is a bad value
-    let o = vmadm_stdin(&n, &["create"], &RFD_PAYLOAD.replace("builder\"", "joyent\""));
+    let o = vmadm_stdin(
+        &n,
+        &["create"],
+        &RFD_PAYLOAD.replace("builder\"", "joyent\""),
+    );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o).trim(), "Invalid value(s) for: image_uuid");
     install_image(&n);
@@ -364,26 +593,40 @@ fn vmadm_create_reports_what_vmadm_reports() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("Invalid JSON payload: "));
     // an HVM-only property is warned about and stripped, and the zone is made
-    let payload = format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","vcpus":4,"autoboot":false}}"#);
+    let payload =
+        format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","vcpus":4,"autoboot":false}}"#);
     let o = vmadm_stdin(&n, &["create"], &payload);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("Warning, invalid create property: [vcpus] removing from payload."), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Warning, invalid create property: [vcpus] removing from payload."),
+        "{}",
+        stderr(&o)
+    );
     let uuid = created_uuid(&o);
     let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
     assert!(vm.get("vcpus").is_none());
     assert_eq!(vm["state"], "stopped");
     let o = n.run("vmadm", &["get", "00000000-0000-0000-0000-000000000001"]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o).trim(), "zoneadm: 00000000-0000-0000-0000-000000000001: No such zone configured");
+    assert_eq!(
+        stderr(&o).trim(),
+        "zoneadm: 00000000-0000-0000-0000-000000000001: No such zone configured"
+    );
 }
 
 #[test]
 fn vmadm_lifecycle_and_vm_objects_have_what_a_ui_needs() {
     let n = Node::new();
-    let t = build(&n, "20261101T000000Z", "joyent,joyent-minimal,lx,bhyve,kvm,builder");
+    let t = build(
+        &n,
+        "20261101T000000Z",
+        "joyent,joyent-minimal,lx,bhyve,kvm,builder",
+    );
     n.ok("piadm", &["install", t.to_str().unwrap()]);
     n.ok("piadm", &["activate", "20261101T000000Z"]);
-    assert!(sim(&["reboot", "--root", n.root.to_str().unwrap()]).status.success());
+    assert!(sim(&["reboot", "--root", n.root.to_str().unwrap()])
+        .status
+        .success());
     install_image(&n);
     let o = vmadm_stdin(&n, &["create"], RFD_PAYLOAD);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -391,9 +634,24 @@ fn vmadm_lifecycle_and_vm_objects_have_what_a_ui_needs() {
     let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
     // the keys smartos-ui requires of every VM, and of zones
     for k in [
-        "brand", "v", "uuid", "state", "hvm", "quota", "firewall_enabled", "autoboot", "billing_id",
-        "owner_uuid", "limit_priv", "zfs_filesystem", "zonepath", "create_timestamp", "last_modified",
-        "platform_buildstamp", "nics", "image_uuid",
+        "brand",
+        "v",
+        "uuid",
+        "state",
+        "hvm",
+        "quota",
+        "firewall_enabled",
+        "autoboot",
+        "billing_id",
+        "owner_uuid",
+        "limit_priv",
+        "zfs_filesystem",
+        "zonepath",
+        "create_timestamp",
+        "last_modified",
+        "platform_buildstamp",
+        "nics",
+        "image_uuid",
     ] {
         assert!(vm.get(k).is_some(), "VM object lacks {k}: {vm:#}");
     }
@@ -407,15 +665,31 @@ fn vmadm_lifecycle_and_vm_objects_have_what_a_ui_needs() {
     assert_eq!(vm["nics"][0]["allow_ip_spoofing"], true);
     // zoneadm and zlogin see the running zone; its /dev has the bhyve nodes
     let line = n.ok("zoneadm", &["-z", &uuid, "list", "-p"]);
-    assert!(line.starts_with("1:") && line.contains(":running:") && line.contains(":builder:excl:"), "{line}");
-    assert!(n.run("zlogin", &[&uuid, "test", "-e", "dev/vmmctl", "-a", "-e", "dev/viona"]).status.success());
+    assert!(
+        line.starts_with("1:") && line.contains(":running:") && line.contains(":builder:excl:"),
+        "{line}"
+    );
+    assert!(n
+        .run(
+            "zlogin",
+            &[&uuid, "test", "-e", "dev/vmmctl", "-a", "-e", "dev/viona"]
+        )
+        .status
+        .success());
     assert_eq!(n.ok("zlogin", &[&uuid, "echo", "$ZONENAME"]).trim(), uuid);
     // stop, start, delete
     let o = n.run("vmadm", &["stop", &uuid]);
-    assert_eq!(stderr(&o).trim(), format!("Successfully completed stop for VM {uuid}"));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!("Successfully completed stop for VM {uuid}")
+    );
     assert!(!n.root.join(format!("zones/{uuid}/root/dev")).exists());
     let o = n.run("zlogin", &[&uuid, "true"]);
-    assert!(stderr(&o).contains("login allowed only to running zones"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("login allowed only to running zones"),
+        "{}",
+        stderr(&o)
+    );
     let o = n.run("vmadm", &["start", &uuid]);
     assert_eq!(stderr(&o).trim(), format!("Successfully started VM {uuid}"));
     let o = n.run("vmadm", &["start", &uuid]);
@@ -431,19 +705,35 @@ fn vminfod_serves_ping_and_full_vm_objects() {
     use std::io::{BufRead, BufReader, Read as _, Write as _};
     let n = Node::new();
     install_image(&n);
-    let o = vmadm_stdin(&n, &["create"], &format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","alias":"web01"}}"#));
+    let o = vmadm_stdin(
+        &n,
+        &["create"],
+        &format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","alias":"web01"}}"#),
+    );
     let uuid = created_uuid(&o);
     let mut child = Command::new(SIM)
-        .args(["vminfod", "--root", n.root.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "vminfod",
+            "--root",
+            n.root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line.trim().rsplit("http://").next().unwrap().to_string();
     let get = |path: &str| -> (u16, String) {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut r = String::new();
         s.read_to_string(&mut r).unwrap();
         let code = r[9..12].parse().unwrap();
@@ -484,11 +774,30 @@ fn man_page_passes_mandoc_lint_and_names_every_command() {
         .collect();
     assert!(msgs.is_empty(), "mandoc -T lint: {msgs:#?}");
     let text = fs::read_to_string(&page).unwrap();
-    for c in ["node init", "platform build", "reboot", "vminfod", "link", "triton"] {
+    for c in [
+        "node init",
+        "platform build",
+        "reboot",
+        "vminfod",
+        "link",
+        "triton",
+    ] {
         assert!(text.contains(&format!(".Cm {c}")), "man page lacks {c}");
     }
-    for t in ["vmadm", "zoneadm", "imgadm", "piadm", "sysinfo", "nictagadm", "zlogin", "uname"] {
-        assert!(text.contains(&format!(".Cm {t}")), "man page lacks tool {t}");
+    for t in [
+        "vmadm",
+        "zoneadm",
+        "imgadm",
+        "piadm",
+        "sysinfo",
+        "nictagadm",
+        "zlogin",
+        "uname",
+    ] {
+        assert!(
+            text.contains(&format!(".Cm {t}")),
+            "man page lacks tool {t}"
+        );
     }
 }
 
@@ -496,7 +805,13 @@ fn man_page_passes_mandoc_lint_and_names_every_command() {
 fn vmadm_update_changes_the_zone_and_refuses_what_it_cannot_apply() {
     let n = Node::new();
     install_image(&n);
-    let o = vmadm_stdin(&n, &["create"], &format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","alias":"a1","max_physical_memory":512}}"#));
+    let o = vmadm_stdin(
+        &n,
+        &["create"],
+        &format!(
+            r#"{{"brand":"joyent","image_uuid":"{IMG}","alias":"a1","max_physical_memory":512}}"#
+        ),
+    );
     let uuid = created_uuid(&o);
     let o = vmadm_stdin(
         &n,
@@ -514,14 +829,28 @@ fn vmadm_update_changes_the_zone_and_refuses_what_it_cannot_apply() {
     assert_eq!(vm["tags"]["role"], "build");
     // a bad value refuses the whole update
     let xml = fs::read(n.root.join(format!("etc/zones/{uuid}.xml"))).unwrap();
-    let o = vmadm_stdin(&n, &["update", &uuid], r#"{"alias":"x","max_physical_memory":"lots"}"#);
+    let o = vmadm_stdin(
+        &n,
+        &["update", &uuid],
+        r#"{"alias":"x","max_physical_memory":"lots"}"#,
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o).trim(), "Invalid value(s) for: max_physical_memory");
-    assert_eq!(fs::read(n.root.join(format!("etc/zones/{uuid}.xml"))).unwrap(), xml, "nothing changed");
+    assert_eq!(
+        stderr(&o).trim(),
+        "Invalid value(s) for: max_physical_memory"
+    );
+    assert_eq!(
+        fs::read(n.root.join(format!("etc/zones/{uuid}.xml"))).unwrap(),
+        xml,
+        "nothing changed"
+    );
     // a create-only property is warned about and dropped
     let o = vmadm_stdin(&n, &["update", &uuid], r#"{"brand":"builder","alias":"y"}"#);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("Warning, invalid update property: [brand] removing from payload."));
     let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
-    assert_eq!((vm["brand"].as_str(), vm["alias"].as_str()), (Some("joyent"), Some("y")));
+    assert_eq!(
+        (vm["brand"].as_str(), vm["alias"].as_str()),
+        (Some("joyent"), Some("y"))
+    );
 }

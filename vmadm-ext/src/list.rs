@@ -376,11 +376,28 @@ pub fn run_lookup(
         let fields: Option<Vec<&str>> = output.map(|o| o.split(',').collect());
         let arr: Vec<Value> = found
             .iter()
-            .map(|vm| Value::Object(fields.as_ref().map_or_else(|| vm.clone(), |f| restrict(vm, f))))
+            .map(|vm| {
+                Value::Object(
+                    fields
+                        .as_ref()
+                        .map_or_else(|| vm.clone(), |f| restrict(vm, f)),
+                )
+            })
             .collect();
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&Value::Array(arr)).expect("json")));
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&Value::Array(arr)).expect("json")
+        ));
     }
-    Ok(found.iter().map(|vm| format!("{}\n", vm.get("uuid").and_then(Value::as_str).unwrap_or_default())).collect())
+    Ok(found
+        .iter()
+        .map(|vm| {
+            format!(
+                "{}\n",
+                vm.get("uuid").and_then(Value::as_str).unwrap_or_default()
+            )
+        })
+        .collect())
 }
 
 /// Keep only the requested fields of a lookup result.

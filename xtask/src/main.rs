@@ -91,7 +91,12 @@ struct Gate {
 }
 
 fn gate(phase: &str, name: &str, ok: bool, detail: impl Into<String>) -> Gate {
-    Gate { phase: phase.into(), name: name.into(), status: if ok { "pass" } else { "FAIL" }, detail: detail.into() }
+    Gate {
+        phase: phase.into(),
+        name: name.into(),
+        status: if ok { "pass" } else { "FAIL" },
+        detail: detail.into(),
+    }
 }
 
 /// Phase 0 on the rollout node: the UI's VM model reads every VM the node
@@ -113,7 +118,10 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
     z.set("ip-type", "exclusive");
     let added = (|| -> anyhow::Result<()> {
         let _lock = node.lock()?;
-        sim::node::write_atomic(&node.path(&format!("etc/zones/{future}.xml")), z.to_xml().as_bytes())?;
+        sim::node::write_atomic(
+            &node.path(&format!("etc/zones/{future}.xml")),
+            z.to_xml().as_bytes(),
+        )?;
         let mut idx = node.index()?;
         idx.push(sim::node::IndexEntry {
             name: future.into(),
@@ -125,7 +133,12 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
         Ok(())
     })();
     if let Err(e) = added {
-        gates.push(gate("0", "unknown-brand zone added to the node", false, e.to_string()));
+        gates.push(gate(
+            "0",
+            "unknown-brand zone added to the node",
+            false,
+            e.to_string(),
+        ));
         return;
     }
     let body = sim::vmadm::vm_objects(&node).map(|v| serde_json::to_vec(&v).unwrap_or_default());
@@ -143,7 +156,11 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
                 "0",
                 "every VM the node serves is readable by the UI model",
                 unreadable.is_empty() && entries.len() >= 3,
-                if unreadable.is_empty() { format!("{} VMs", entries.len()) } else { unreadable.join("; ") },
+                if unreadable.is_empty() {
+                    format!("{} VMs", entries.len())
+                } else {
+                    unreadable.join("; ")
+                },
             ));
             let vms: Vec<_> = entries.iter().filter_map(VmEntry::as_vm).collect();
             let builder = vms.iter().find(|v| v.brand.as_str() == "builder");
@@ -151,20 +168,27 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
                 "0",
                 "a builder zone shows with its brand title",
                 builder.is_some_and(|v| v.brand.title() == "Joyent Native Zone with BHYVE devices"),
-                builder.map_or("no builder zone".into(), |v| format!("{} ({})", v.uuid, v.brand.title())),
+                builder.map_or("no builder zone".into(), |v| {
+                    format!("{} ({})", v.uuid, v.brand.title())
+                }),
             ));
             let fut = vms.iter().find(|v| v.uuid == future);
             gates.push(gate(
                 "0",
                 "an unknown-brand zone shows under its own name",
                 fut.is_some_and(|v| !v.brand.is_known() && v.brand.as_str() == "futurebrand"),
-                fut.map_or("futurebrand zone missing".into(), |v| format!("{} brand {}", v.uuid, v.brand.as_str())),
+                fut.map_or("futurebrand zone missing".into(), |v| {
+                    format!("{} brand {}", v.uuid, v.brand.as_str())
+                }),
             ));
         }
     }
     // Provisioning choices on the booted platform and on the old one.
     let names = |root: &Path| -> Vec<String> {
-        choices(&ImageType::parse("zone-dataset"), &installed_brands(root)).into_iter().map(|c| c.brand).collect()
+        choices(&ImageType::parse("zone-dataset"), &installed_brands(root))
+            .into_iter()
+            .map(|c| c.brand)
+            .collect()
     };
     let now = names(node_root);
     gates.push(gate(
@@ -173,11 +197,16 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
         now.iter().any(|b| b == "builder"),
         now.join(", "),
     ));
-    let old = tempfile::tempdir().map_err(|e| e.to_string()).and_then(|t| {
-        let pdir = node.bootfs().join(format!("platform-{}", sim::rfd::OLD_STAMP));
-        sim::platform::unpack_boot_archive(&pdir, &t.path().join("root")).map_err(|e| e.to_string())?;
-        Ok(names(&t.path().join("root")))
-    });
+    let old = tempfile::tempdir()
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            let pdir = node
+                .bootfs()
+                .join(format!("platform-{}", sim::rfd::OLD_STAMP));
+            sim::platform::unpack_boot_archive(&pdir, &t.path().join("root"))
+                .map_err(|e| e.to_string())?;
+            Ok(names(&t.path().join("root")))
+        });
     match old {
         Ok(old) => gates.push(gate(
             "0",
@@ -185,7 +214,12 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
             !old.iter().any(|b| b == "builder") && old.iter().any(|b| b == "joyent"),
             old.join(", "),
         )),
-        Err(e) => gates.push(gate("0", "builder is not offered on a platform without it", false, e)),
+        Err(e) => gates.push(gate(
+            "0",
+            "builder is not offered on a platform without it",
+            false,
+            e,
+        )),
     }
 }
 
@@ -193,10 +227,15 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
 /// platform has builder (the rollout node) and one without it. A builder
 /// package with a min_platform and a builder image are set up, and VMAPI
 /// must place a builder zone on the capable node.
-fn phase2_triton(work: &Path, stamp: &str, bins: &sim::rfd::Bins, gates: &mut Vec<Gate>) -> Result<()> {
+fn phase2_triton(
+    work: &Path,
+    stamp: &str,
+    bins: &sim::rfd::Bins,
+    gates: &mut Vec<Gate>,
+) -> Result<()> {
     use serde_json::json;
-    use sim::triton::client;
     use sha1::Digest as _;
+    use sim::triton::client;
     std::env::set_var("SIM_BIN", &bins.sim);
     let cn_new = work.join("cn");
     let cn_old = work.join("cn-old");
@@ -205,8 +244,17 @@ fn phase2_triton(work: &Path, stamp: &str, bins: &sim::rfd::Bins, gates: &mut Ve
     let mut cfg = sim::triton::Config::new(&work.join("triton"), &[cn_new.clone(), cn_old.clone()]);
     cfg.admin_uuid = Some(admin.to_string());
     let bg = sim::triton::start(cfg)?;
-    let (papi, vmapi, imgapi) = (bg.url("papi").to_string(), bg.url("vmapi").to_string(), bg.url("imgapi").to_string());
-    gates.push(gate("2", "PAPI, VMAPI, CNAPI, IMGAPI and mahi answer on loopback", true, format!("{:?}", bg.endpoints)));
+    let (papi, vmapi, imgapi) = (
+        bg.url("papi").to_string(),
+        bg.url("vmapi").to_string(),
+        bg.url("imgapi").to_string(),
+    );
+    gates.push(gate(
+        "2",
+        "PAPI, VMAPI, CNAPI, IMGAPI and mahi answer on loopback",
+        true,
+        format!("{:?}", bg.endpoints),
+    ));
 
     let pkg = "5e2c3d4b-0000-4000-8000-00000000b1d0";
     let r = client::post_json(
@@ -216,19 +264,41 @@ fn phase2_triton(work: &Path, stamp: &str, bins: &sim::rfd::Bins, gates: &mut Ve
                 "quota": 51200, "zfs_io_priority": 100, "owner_uuids": [admin],
                 "min_platform": {"7.0": stamp}}),
     )?;
-    gates.push(gate("2", "PAPI accepts a builder package with min_platform", r.status == 201, r.text()));
-    let r = client::put_json(&format!("{papi}/packages/{pkg}"), &json!({"brand": "joyent"}))?;
-    gates.push(gate("2", "a package's brand cannot be changed", r.status == 409 && r.json()["errors"][0]["field"] == "brand", format!("{} {}", r.status, r.text())));
+    gates.push(gate(
+        "2",
+        "PAPI accepts a builder package with min_platform",
+        r.status == 201,
+        r.text(),
+    ));
+    let r = client::put_json(
+        &format!("{papi}/packages/{pkg}"),
+        &json!({"brand": "joyent"}),
+    )?;
+    gates.push(gate(
+        "2",
+        "a package's brand cannot be changed",
+        r.status == 409 && r.json()["errors"][0]["field"] == "brand",
+        format!("{} {}", r.status, r.text()),
+    ));
 
     let image = "0b5e1d2c-0000-4000-8000-00000000b1d0";
     let data = b"builder base image stand-in".to_vec();
-    let sha: String = sha1::Sha1::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String = sha1::Sha1::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let manifest = json!({"v": 2, "uuid": image, "owner": admin, "name": "builder-base", "version": "1.0.0",
         "type": "zone-dataset", "os": "smartos", "public": false, "disabled": false, "state": "active",
         "published_at": "2026-11-01T00:00:00Z", "requirements": {"brand": "builder"}});
     let a = client::post_json(&format!("{imgapi}/images/{image}?action=import"), &manifest)?;
-    let b = client::put_bytes(&format!("{imgapi}/images/{image}/file?compression=none&sha1={sha}"), &data)?;
-    let c = client::post_json(&format!("{imgapi}/images/{image}?action=activate"), &json!({}))?;
+    let b = client::put_bytes(
+        &format!("{imgapi}/images/{image}/file?compression=none&sha1={sha}"),
+        &data,
+    )?;
+    let c = client::post_json(
+        &format!("{imgapi}/images/{image}?action=activate"),
+        &json!({}),
+    )?;
     gates.push(gate(
         "2",
         "IMGAPI imports, takes the file (sha1 checked) and activates the image",
@@ -242,7 +312,11 @@ fn phase2_triton(work: &Path, stamp: &str, bins: &sim::rfd::Bins, gates: &mut Ve
                 "networks": [], "alias": "rollout-builder"}),
     )?;
     let vm_uuid = r.json()["vm_uuid"].as_str().unwrap_or_default().to_string();
-    let job = client::get(&format!("{vmapi}/jobs/{}", r.json()["job_uuid"].as_str().unwrap_or_default()))?.json();
+    let job = client::get(&format!(
+        "{vmapi}/jobs/{}",
+        r.json()["job_uuid"].as_str().unwrap_or_default()
+    ))?
+    .json();
     let vm = client::get(&format!("{vmapi}/vms/{vm_uuid}"))?.json();
     let new_uuid = sim::node::Node::open(&cn_new)?.state()?.uuid;
     let listed = Command::new(&bins.sim)
@@ -253,8 +327,16 @@ fn phase2_triton(work: &Path, stamp: &str, bins: &sim::rfd::Bins, gates: &mut Ve
     gates.push(gate(
         "2",
         "VMAPI places a builder zone only on the node whose platform has the brand",
-        r.status == 202 && job["execution"] == "succeeded" && vm["server_uuid"] == new_uuid.as_str() && listed.contains(&vm_uuid),
-        format!("vm {vm_uuid} on {} (capable node {new_uuid}); job {}; vmadm list on that node: {}", vm["server_uuid"], job["execution"], listed.trim()),
+        r.status == 202
+            && job["execution"] == "succeeded"
+            && vm["server_uuid"] == new_uuid.as_str()
+            && listed.contains(&vm_uuid),
+        format!(
+            "vm {vm_uuid} on {} (capable node {new_uuid}); job {}; vmadm list on that node: {}",
+            vm["server_uuid"],
+            job["execution"],
+            listed.trim()
+        ),
     ));
     bg.stop();
     Ok(())
@@ -271,16 +353,25 @@ fn binaries() -> Result<sim::rfd::Bins> {
     if !ok {
         bail!("cargo build of sim and vmadm-ext failed");
     }
-    let meta = Command::new(&cargo).args(["metadata", "--format-version", "1", "--no-deps"]).output()?;
+    let meta = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()?;
     let v: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
     let dir = PathBuf::from(v["target_directory"].as_str().unwrap_or("target")).join("debug");
-    Ok(sim::rfd::Bins { sim: dir.join("sim"), vmadm_ext: dir.join("vmadm-ext") })
+    Ok(sim::rfd::Bins {
+        sim: dir.join("sim"),
+        vmadm_ext: dir.join("vmadm-ext"),
+    })
 }
 
 fn xmllint_gates(proto: &Path, gates: &mut Vec<Gate>) {
     let dtds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/illumos");
     let have = Command::new("xmllint").arg("--version").output().is_ok();
-    for (file, dtd) in [("config.xml", "brand.dtd.1"), ("platform.xml", "zone_platform.dtd.1"), ("Builder.xml", "zonecfg.dtd.1")] {
+    for (file, dtd) in [
+        ("config.xml", "brand.dtd.1"),
+        ("platform.xml", "zone_platform.dtd.1"),
+        ("Builder.xml", "zonecfg.dtd.1"),
+    ] {
         let name = format!("builder {file} valid against {dtd}");
         if !have || !dtds.join(dtd).exists() {
             gates.push(Gate {
@@ -297,10 +388,22 @@ fn xmllint_gates(proto: &Path, gates: &mut Vec<Gate>) {
             .arg(proto.join("usr/lib/brand/builder").join(file))
             .output();
         let (ok, detail) = match o {
-            Ok(o) => (o.status.success(), String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Ok(o) => (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            ),
             Err(e) => (false, e.to_string()),
         };
-        gates.push(gate("1", &name, ok, if ok { "xmllint --dtdvalid: valid".into() } else { detail }));
+        gates.push(gate(
+            "1",
+            &name,
+            ok,
+            if ok {
+                "xmllint --dtdvalid: valid".into()
+            } else {
+                detail
+            },
+        ));
     }
 }
 
@@ -312,9 +415,19 @@ fn rollout(out: &Path) -> Result<bool> {
     // Phase 1: the brand, a platform that carries it, vmadm, rollback.
     let stamp = now_stamp();
     let built = platform(&out.join("platform"), &stamp)?;
-    gates.push(gate("1", "builder brand staged with manifest lines", built.manifest.len() == 4, built.manifest.join("; ")));
+    gates.push(gate(
+        "1",
+        "builder brand staged with manifest lines",
+        built.manifest.len() == 4,
+        built.manifest.join("; "),
+    ));
     xmllint_gates(&out.join("platform/proto"), &mut gates);
-    gates.push(gate("1", "platform image built and vetted", true, built.image.display().to_string()));
+    gates.push(gate(
+        "1",
+        "platform image built and vetted",
+        true,
+        built.image.display().to_string(),
+    ));
     let bins = binaries()?;
     let work = out.join("sim");
     std::fs::create_dir_all(&work)?;
@@ -338,10 +451,23 @@ fn rollout(out: &Path) -> Result<bool> {
 
     // Phases not built yet say so.
     for (phase, name, why) in [
-        ("2", "only operators can provision builder zones, by any path; every decision audited", "triton-gate is not implemented yet"),
-        ("3", "cloud images built, verified, boot-tested and shipped", "image-ci is not implemented yet"),
+        (
+            "2",
+            "only operators can provision builder zones, by any path; every decision audited",
+            "triton-gate is not implemented yet",
+        ),
+        (
+            "3",
+            "cloud images built, verified, boot-tested and shipped",
+            "image-ci is not implemented yet",
+        ),
     ] {
-        gates.push(Gate { phase: phase.into(), name: name.into(), status: "not implemented", detail: why.into() });
+        gates.push(Gate {
+            phase: phase.into(),
+            name: name.into(),
+            status: "not implemented",
+            detail: why.into(),
+        });
     }
 
     let failed = gates.iter().filter(|g| g.status == "FAIL").count();
@@ -351,10 +477,19 @@ fn rollout(out: &Path) -> Result<bool> {
     }
     md.push_str("\n## Details\n");
     for g in &gates {
-        md.push_str(&format!("\n### [{}] {} — {}\n\n```\n{}\n```\n", g.phase, g.name, g.status, g.detail.trim()));
+        md.push_str(&format!(
+            "\n### [{}] {} — {}\n\n```\n{}\n```\n",
+            g.phase,
+            g.name,
+            g.status,
+            g.detail.trim()
+        ));
     }
     std::fs::write(out.join("report.md"), md)?;
-    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&gates)? + "\n")?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&gates)? + "\n",
+    )?;
     for g in &gates {
         println!("{:<16} phase {}  {}", g.status, g.phase, g.name);
     }
@@ -385,16 +520,31 @@ fn have(prog: &str) -> bool {
 
 /// Install missing test tools with apt-get (as root), else say what to do.
 fn ensure_test_tools() -> Result<()> {
-    let missing: Vec<&str> = TEST_TOOLS.iter().filter(|(p, _)| !have(p)).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = TEST_TOOLS
+        .iter()
+        .filter(|(p, _)| !have(p))
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     if !root || !have("apt-get") {
-        bail!("the tests need these packages: {} (install them with apt-get as root)", missing.join(" "));
+        bail!(
+            "the tests need these packages: {} (install them with apt-get as root)",
+            missing.join(" ")
+        );
     }
     eprintln!("xtask: installing {}", missing.join(" "));
-    let ok = Command::new("apt-get").arg("update").arg("-qq").status()?.success()
+    let ok = Command::new("apt-get")
+        .arg("update")
+        .arg("-qq")
+        .status()?
+        .success()
         && Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
@@ -410,7 +560,10 @@ fn ensure_test_tools() -> Result<()> {
 fn test(args: &[String]) -> Result<bool> {
     ensure_test_tools()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo).args(["test", "--workspace"]).args(args).status()?;
+    let status = Command::new(cargo)
+        .args(["test", "--workspace"])
+        .args(args)
+        .status()?;
     Ok(status.success())
 }
 

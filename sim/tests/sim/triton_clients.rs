@@ -4,13 +4,13 @@
 //! The npm packages are installed into `sim/tests/js/node_modules` (ignored
 //! by git) on first use.
 
-mod triton_common;
+
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use triton_common::*;
+use crate::triton_common::*;
 
 fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")

@@ -3,8 +3,8 @@
 //!
 //! A node is a directory laid out like a SmartOS global zone (see
 //! [`node`]). The `sim` binary is multi-call: invoked as `vmadm`, `zoneadm`,
-//! `imgadm`, `piadm`, `sysinfo`, `nictagadm`, `zlogin` or `uname` (through a
-//! link of that name, or as `sim <tool> ...`) it acts on the node named by
+//! `imgadm`, `piadm`, `sysinfo`, `nictagadm`, `zlogin`, `uname` or `zpool`
+//! (through a link of that name, or as `sim <tool> ...`) it acts on the node named by
 //! `SIM_ROOT`, with the real tool's output formats and exit codes.
 
 pub mod init;
@@ -27,4 +27,5 @@ pub const TOOLS: &[&str] = &[
     "nictagadm",
     "zlogin",
     "uname",
+    "zpool",
 ];

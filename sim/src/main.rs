@@ -100,6 +100,7 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
         "nictagadm" => tools::nictagadm(&node, args),
         "zlogin" => tools::zlogin(&node, args),
         "uname" => tools::uname(&node, args),
+        "zpool" => tools::zpool(&node, args),
         _ => tools::fail("sim", format!("unknown tool {tool}")),
     }
 }

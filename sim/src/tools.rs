@@ -203,6 +203,70 @@ pub fn uname(node: &Node, args: &[String]) -> i32 {
     0
 }
 
+/// `zpool list [-H] [-p] [-o field,...] [pool]`: the node's one pool.
+pub fn zpool(node: &Node, args: &[String]) -> i32 {
+    let st = match state_or_fail(node, "zpool") {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let mut it = args.iter();
+    if it.next().map(String::as_str) != Some("list") {
+        eprintln!("usage:\n\tlist [-Hp] [-o property[,...]] [pool] ...");
+        return 2;
+    }
+    let (mut header, mut parsable) = (true, false);
+    let mut fields = vec!["name".to_string(), "size".into(), "alloc".into(), "free".into(), "health".into()];
+    let mut pools = Vec::new();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" => match it.next() {
+                Some(f) => fields = f.split(',').map(str::to_string).collect(),
+                None => return fail("zpool", "missing argument for 'o' option"),
+            },
+            f if f.starts_with('-') => {
+                for c in f[1..].chars() {
+                    match c {
+                        'H' => header = false,
+                        'p' => parsable = true,
+                        _ => {
+                            eprintln!("invalid option '{c}'\nusage:\n\tlist [-Hp] [-o property[,...]] [pool] ...");
+                            return 2;
+                        }
+                    }
+                }
+            }
+            p => pools.push(p.to_string()),
+        }
+    }
+    if let Some(p) = pools.iter().find(|p| **p != st.zpool) {
+        return fail("zpool", format!("cannot open '{p}': no such pool"));
+    }
+    let size = st.zpool_size_gib << 30;
+    let value = |f: &str| -> Result<String, String> {
+        Ok(match f {
+            "name" => st.zpool.clone(),
+            "size" if parsable => size.to_string(),
+            "size" => format!("{}G", st.zpool_size_gib),
+            "alloc" | "allocated" => if parsable { (size / 10).to_string() } else { format!("{}G", st.zpool_size_gib / 10) },
+            "free" => if parsable { (size - size / 10).to_string() } else { format!("{}G", st.zpool_size_gib - st.zpool_size_gib / 10) },
+            "health" => "ONLINE".into(),
+            "bootfs" => format!("{}/boot", st.zpool),
+            other => return Err(format!("bad property list: invalid property '{other}'")),
+        })
+    };
+    let row: Result<Vec<String>, String> = fields.iter().map(|f| value(f)).collect();
+    let row = match row {
+        Ok(r) => r,
+        Err(e) => return fail("zpool", e),
+    };
+    let sep = if header { "  " } else { "\t" };
+    if header {
+        println!("{}", fields.iter().map(|f| f.to_uppercase()).collect::<Vec<_>>().join(sep));
+    }
+    println!("{}", row.join(sep));
+    0
+}
+
 /// `zoneadm list -p` line for a zone.
 fn zoneadm_line(node: &Node, st: &NodeState, e: &crate::node::IndexEntry) -> String {
     let z = zones::zone_config(node, &e.name).ok();

@@ -509,6 +509,7 @@ fn rollout(out: &Path) -> Result<bool> {
 const TEST_TOOLS: &[(&str, &str)] = &[
     ("xmllint", "libxml2-utils"),
     ("mandoc", "mandoc"),
+    ("qemu-img", "qemu-utils"),
     ("chromium", "chromium"),
     ("chromedriver", "chromium-driver"),
 ];

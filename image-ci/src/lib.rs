@@ -1,0 +1,29 @@
+//! image-ci: phase 3 of the builder-brand rollout. Images from
+//! triton-cloud-images are built on a cadence in builder zones, verified,
+//! boot-tested, and shipped to IMGAPI only after they pass; unverified or
+//! failed images are never shipped.
+//!
+//! Pure parts (no processes, no network): [`checkout`] (imgconfigs.json,
+//! manifest.in), [`artifact`] (naming, filling manifest.in as build_all.sh
+//! does), [`buildlog`] (which targets failed), [`dcmanifest`]
+//! (validateDcManifest), [`verify`], [`cadence`], [`history`], [`report`].
+//! Effects: [`commands`] (vmadm-ext check, zlogin build: build / run /
+//! parse), [`boot`] (boot tests behind a trait), [`imgapi`] (HTTP), and
+//! [`pipeline::run`] tying them together.
+
+pub mod artifact;
+pub mod boot;
+pub mod buildlog;
+pub mod cadence;
+pub mod checkout;
+pub mod commands;
+pub mod dcmanifest;
+pub mod error;
+pub mod history;
+pub mod imgapi;
+pub mod pipeline;
+pub mod report;
+pub mod standin;
+pub mod verify;
+
+pub use error::{Error, Result};

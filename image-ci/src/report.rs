@@ -1,0 +1,293 @@
+//! Reports: one run (what was built, each check, what shipped) and the
+//! history summarised per target.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::buildlog::Failure;
+use crate::cadence::DueState;
+use crate::commands::Requirement;
+use crate::history::{Outcome, Record};
+use crate::verify::Check;
+
+/// One target in a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TargetResult {
+    pub target: String,
+    pub outcome: Outcome,
+    pub version: Option<String>,
+    pub uuid: Option<String>,
+    pub sha1: Option<String>,
+    pub size: Option<u64>,
+    /// Why it did not ship, or the boot test's detail when it did.
+    pub detail: String,
+    pub checks: Vec<Check>,
+}
+
+impl TargetResult {
+    pub fn record(&self, run: &str, time: &str) -> Record {
+        Record {
+            time: time.into(),
+            run: run.into(),
+            target: self.target.clone(),
+            outcome: self.outcome,
+            version: self.version.clone(),
+            uuid: self.uuid.clone(),
+            sha1: self.sha1.clone(),
+            size: self.size,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// One run of the pipeline.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    pub run: String,
+    pub started: String,
+    pub finished: String,
+    pub zone: String,
+    pub checkout: String,
+    /// Targets asked for (after `--due`).
+    pub selected: Vec<String>,
+    /// With `--due`: targets skipped because they are not due.
+    pub not_due: Vec<DueState>,
+    pub preflight: Vec<Requirement>,
+    pub preflight_error: Option<String>,
+    pub build_command: Option<String>,
+    pub build_exit: Option<i32>,
+    pub build_log: Option<PathBuf>,
+    pub unattributed_failures: Vec<Failure>,
+    pub targets: Vec<TargetResult>,
+}
+
+impl RunReport {
+    /// Everything selected shipped (vacuously true when nothing was due).
+    pub fn ok(&self) -> bool {
+        self.preflight_error.is_none() && self.targets.iter().all(|t| t.outcome == Outcome::Shipped)
+    }
+
+    pub fn shipped(&self) -> Vec<&TargetResult> {
+        self.targets
+            .iter()
+            .filter(|t| t.outcome == Outcome::Shipped)
+            .collect()
+    }
+}
+
+/// The run as text.
+pub fn render_run(r: &RunReport) -> String {
+    let mut s = format!("run {} zone {} checkout {}\n", r.run, r.zone, r.checkout);
+    for d in &r.not_due {
+        s.push_str(&format!(
+            "  {:<16} not due (last shipped {}, next due {})\n",
+            d.target,
+            d.last_shipped.as_deref().unwrap_or("never"),
+            d.next_due.as_deref().unwrap_or("now")
+        ));
+    }
+    if r.selected.is_empty() {
+        s.push_str("nothing to build\n");
+        return s;
+    }
+    match &r.preflight_error {
+        Some(e) => s.push_str(&format!("preflight FAILED: {e}\n")),
+        None => s.push_str(&format!(
+            "preflight ok ({} requirements)\n",
+            r.preflight.len()
+        )),
+    }
+    if let Some(c) = &r.build_command {
+        s.push_str(&format!(
+            "build: {c} (exit {})\n",
+            r.build_exit.map_or("?".into(), |c| c.to_string())
+        ));
+    }
+    for f in &r.unattributed_failures {
+        s.push_str(&format!(
+            "warning: build log line {}: {} (no target named before it)\n",
+            f.line_no, f.line
+        ));
+    }
+    for t in &r.targets {
+        s.push_str(&format!(
+            "{:<16} {:<16} {} {}\n",
+            t.target,
+            t.outcome,
+            t.version.as_deref().unwrap_or("-"),
+            t.uuid.as_deref().unwrap_or("-")
+        ));
+        if !t.detail.is_empty() {
+            s.push_str(&format!("    {}\n", t.detail));
+        }
+    }
+    let n = r.shipped().len();
+    s.push_str(&format!(
+        "{n} of {} shipped{}\n",
+        r.targets.len(),
+        if r.ok() { "" } else { "; FAILED" }
+    ));
+    s
+}
+
+/// The history per target.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetSummary {
+    pub target: String,
+    pub runs: usize,
+    pub shipped: usize,
+    pub last_outcome: Outcome,
+    pub last_time: String,
+    pub last_shipped_version: Option<String>,
+    pub last_shipped_uuid: Option<String>,
+    pub last_shipped_time: Option<String>,
+}
+
+/// Summarise the history (records in file order).
+pub fn summarize(history: &[Record]) -> Vec<TargetSummary> {
+    let mut m: BTreeMap<&str, TargetSummary> = BTreeMap::new();
+    for r in history {
+        let e = m.entry(&r.target).or_insert_with(|| TargetSummary {
+            target: r.target.clone(),
+            runs: 0,
+            shipped: 0,
+            last_outcome: r.outcome,
+            last_time: r.time.clone(),
+            last_shipped_version: None,
+            last_shipped_uuid: None,
+            last_shipped_time: None,
+        });
+        e.runs += 1;
+        e.last_outcome = r.outcome;
+        e.last_time = r.time.clone();
+        if r.outcome == Outcome::Shipped {
+            e.shipped += 1;
+            e.last_shipped_version = r.version.clone();
+            e.last_shipped_uuid = r.uuid.clone();
+            e.last_shipped_time = Some(r.time.clone());
+        }
+    }
+    m.into_values().collect()
+}
+
+/// The summary as a table.
+pub fn render_summary(s: &[TargetSummary]) -> String {
+    let mut out = format!(
+        "{:<16} {:>4} {:>7} {:<16} {:<20} {:<8} {}\n",
+        "TARGET", "RUNS", "SHIPPED", "LAST", "LAST_TIME", "VERSION", "UUID"
+    );
+    for t in s {
+        out.push_str(&format!(
+            "{:<16} {:>4} {:>7} {:<16} {:<20} {:<8} {}\n",
+            t.target,
+            t.runs,
+            t.shipped,
+            t.last_outcome,
+            t.last_time,
+            t.last_shipped_version.as_deref().unwrap_or("-"),
+            t.last_shipped_uuid.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(t: &str, time: &str, o: Outcome, v: &str) -> Record {
+        Record {
+            time: time.into(),
+            run: "r".into(),
+            target: t.into(),
+            outcome: o,
+            version: Some(v.into()),
+            uuid: (o == Outcome::Shipped).then(|| format!("uuid-{t}-{v}")),
+            sha1: None,
+            size: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn run_text() {
+        let mut r = RunReport {
+            run: "r1".into(),
+            started: "s".into(),
+            finished: "f".into(),
+            zone: "z".into(),
+            checkout: "c".into(),
+            selected: vec!["a".into(), "b".into()],
+            not_due: vec![],
+            preflight: vec![],
+            preflight_error: None,
+            build_command: Some("zlogin z x".into()),
+            build_exit: Some(0),
+            build_log: None,
+            unattributed_failures: vec![],
+            targets: vec![
+                TargetResult {
+                    target: "a".into(),
+                    outcome: Outcome::Shipped,
+                    version: Some("20261125".into()),
+                    uuid: Some("u1".into()),
+                    sha1: None,
+                    size: None,
+                    detail: "shipped".into(),
+                    checks: vec![],
+                },
+                TargetResult {
+                    target: "b".into(),
+                    outcome: Outcome::VerifyFailed,
+                    version: Some("20261125".into()),
+                    uuid: None,
+                    sha1: None,
+                    size: None,
+                    detail: "sha1 matches the manifest: file x".into(),
+                    checks: vec![],
+                },
+            ],
+        };
+        assert!(!r.ok());
+        let t = render_run(&r);
+        assert!(
+            t.contains("b                verify_failed    20261125 -\n"),
+            "{t}"
+        );
+        assert!(t.ends_with("1 of 2 shipped; FAILED\n"), "{t}");
+        r.targets.pop();
+        assert!(r.ok());
+        r.selected.clear();
+        r.targets.clear();
+        assert!(render_run(&r).ends_with("nothing to build\n"));
+    }
+
+    #[test]
+    fn summary_keeps_last_outcome_and_last_ship() {
+        let h = vec![
+            rec("b", "2026-11-24T00:00:00Z", Outcome::Shipped, "20261124"),
+            rec(
+                "a",
+                "2026-11-24T00:00:00Z",
+                Outcome::BuildFailed,
+                "20261124",
+            ),
+            rec(
+                "b",
+                "2026-11-25T00:00:00Z",
+                Outcome::VerifyFailed,
+                "20261125",
+            ),
+        ];
+        let s = summarize(&h);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].target, "a");
+        assert_eq!(s[0].shipped, 0);
+        assert_eq!(s[1].runs, 2);
+        assert_eq!(s[1].last_outcome, Outcome::VerifyFailed);
+        assert_eq!(s[1].last_shipped_version.as_deref(), Some("20261124"));
+        let t = render_summary(&s);
+        assert_eq!(t.lines().count(), 3);
+        assert!(t.lines().nth(2).unwrap().contains("verify_failed"));
+    }
+}

@@ -1,0 +1,399 @@
+//! Verification: an artifact ships only when every check passes.
+//!
+//! - the image file and the manifest exist; the manifest is JSON with no
+//!   placeholder left;
+//! - the file's sha1 and size match the manifest's `files[0]`;
+//! - the manifest, as IMGAPI holds it once activated (`activated: true`),
+//!   is valid per imgmanifest's `validateDcManifest`, and carries no field
+//!   whose rules image-ci does not check;
+//! - `name` is the target and `version` the build date (`YYYYMMDD`);
+//! - `type` is `zvol`, `files` has exactly one file with `compression`
+//!   `gzip`, and the file really is gzip;
+//! - the manifest was written by this build (`published_at` not before the
+//!   build started), so a stale artifact from an earlier build never ships.
+
+use std::io::Read as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha1::{Digest as _, Sha1};
+
+use crate::artifact::{unfilled, Artifact};
+use crate::dcmanifest::{validate_dc, UNCHECKED_FIELDS};
+
+/// One check and its result.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// What the artifact must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    pub target: String,
+    pub version: String,
+    /// The build's start; `published_at` must not be earlier.
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// A file's sha1 (hex) and size, streamed.
+pub fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha1::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((hex(&h.finalize()), size))
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The manifest rules, given the file's real sha1, size and first bytes.
+pub fn check_manifest(
+    m: &Value,
+    expect: &Expect,
+    sha1: &str,
+    size: u64,
+    head: &[u8],
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let Some(obj) = m.as_object() else {
+        out.push(check("manifest is a JSON object", false, "not an object"));
+        return out;
+    };
+    let file = m["files"].as_array().and_then(|f| f.first());
+    let want_sha1 = file.and_then(|f| f["sha1"].as_str()).unwrap_or_default();
+    out.push(check(
+        "sha1 matches the manifest",
+        !want_sha1.is_empty() && want_sha1 == sha1,
+        format!("file {sha1}, manifest {want_sha1:?}"),
+    ));
+    let want_size = file.and_then(|f| f["size"].as_u64());
+    out.push(check(
+        "size matches the manifest",
+        want_size == Some(size),
+        format!("file {size} bytes, manifest {want_size:?}"),
+    ));
+    let mut activated = obj.clone();
+    activated.insert("activated".into(), Value::Bool(true));
+    let errs = validate_dc(&activated);
+    out.push(check(
+        "manifest valid per validateDcManifest",
+        errs.is_none(),
+        match &errs {
+            None => "valid (as activated)".to_string(),
+            Some(e) => e
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
+    ));
+    let extra: Vec<&str> = UNCHECKED_FIELDS
+        .iter()
+        .copied()
+        .filter(|f| obj.contains_key(*f))
+        .collect();
+    out.push(check(
+        "no fields outside the cloud-image manifest",
+        extra.is_empty(),
+        if extra.is_empty() {
+            "none".to_string()
+        } else {
+            extra.join(", ")
+        },
+    ));
+    out.push(check(
+        "name is the target",
+        m["name"] == expect.target.as_str(),
+        format!("name {}, target {}", m["name"], expect.target),
+    ));
+    out.push(check(
+        "version is the build date",
+        m["version"] == expect.version.as_str(),
+        format!("version {}, build date {}", m["version"], expect.version),
+    ));
+    out.push(check(
+        "type is zvol",
+        m["type"] == "zvol",
+        format!("type {}", m["type"]),
+    ));
+    let nfiles = m["files"].as_array().map_or(0, Vec::len);
+    let comp = file
+        .map(|f| f["compression"].clone())
+        .unwrap_or(Value::Null);
+    out.push(check(
+        "one file, compression gzip",
+        nfiles == 1 && comp == "gzip",
+        format!("{nfiles} file(s), compression {comp}"),
+    ));
+    out.push(check(
+        "file is gzip data",
+        head.starts_with(&[0x1f, 0x8b]),
+        format!("magic {}", hex(&head[..head.len().min(2)])),
+    ));
+    if let Some(nb) = expect.not_before {
+        let nb_s = crate::artifact::published_at(nb);
+        let p = m["published_at"].as_str().unwrap_or_default();
+        let at = DateTime::parse_from_rfc3339(p)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+        let nb_trunc = DateTime::parse_from_rfc3339(&nb_s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+        out.push(check(
+            "built by this run",
+            matches!((at, nb_trunc), (Some(a), Some(b)) if a >= b),
+            format!("published_at {p:?}, build started {nb_s}"),
+        ));
+    }
+    out
+}
+
+/// The result of verifying one artifact.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verification {
+    pub checks: Vec<Check>,
+    #[serde(skip)]
+    pub manifest: Option<Value>,
+    pub sha1: Option<String>,
+    pub size: Option<u64>,
+}
+
+impl Verification {
+    pub fn ok(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The failed checks, one line.
+    pub fn failures(&self) -> String {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Verify the artifact on disk.
+pub fn verify(a: &Artifact, expect: &Expect) -> Verification {
+    let mut v = Verification {
+        checks: vec![],
+        manifest: None,
+        sha1: None,
+        size: None,
+    };
+    let img_ok = a.image.is_file();
+    v.checks.push(check(
+        "image file exists",
+        img_ok,
+        a.image.display().to_string(),
+    ));
+    let text = std::fs::read_to_string(&a.manifest);
+    v.checks.push(check(
+        "manifest file exists",
+        text.is_ok(),
+        match &text {
+            Ok(_) => a.manifest.display().to_string(),
+            Err(e) => format!("{}: {e}", a.manifest.display()),
+        },
+    ));
+    let (Ok(text), true) = (text, img_ok) else {
+        return v;
+    };
+    let left = unfilled(&text);
+    v.checks.push(check(
+        "manifest fully filled",
+        left.is_empty(),
+        if left.is_empty() {
+            "no @PLACEHOLDER@ left".into()
+        } else {
+            left.join(" ")
+        },
+    ));
+    let m: Value = match serde_json::from_str(&text) {
+        Ok(m) => m,
+        Err(e) => {
+            v.checks
+                .push(check("manifest is JSON", false, e.to_string()));
+            return v;
+        }
+    };
+    let (sha1, size) = match file_digest(&a.image) {
+        Ok(x) => x,
+        Err(e) => {
+            v.checks
+                .push(check("image file readable", false, e.to_string()));
+            return v;
+        }
+    };
+    let mut head = [0u8; 2];
+    let n = std::fs::File::open(&a.image)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    v.checks
+        .extend(check_manifest(&m, expect, &sha1, size, &head[..n]));
+    v.manifest = Some(m);
+    v.sha1 = Some(sha1);
+    v.size = Some(size);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::{fill, Fill};
+
+    fn good(sha1: &str, size: u64) -> Value {
+        let f = Fill {
+            uuid: "3f0a8c2e-6d7b-4f61-9a2e-5b1c0d9e7a41".into(),
+            name: "debian-12".into(),
+            version: "20261125".into(),
+            published_at: "2026-11-25T12:00:05Z".into(),
+            os: "linux".into(),
+            description: "Debian 12".into(),
+            homepage: "https://example.com/".into(),
+            sha1: sha1.into(),
+            size,
+        };
+        serde_json::from_str(&fill(include_str!("../tests/data/manifest.in"), &f)).unwrap()
+    }
+
+    fn expect() -> Expect {
+        Expect {
+            target: "debian-12".into(),
+            version: "20261125".into(),
+            not_before: Some(
+                DateTime::parse_from_rfc3339("2026-11-25T12:00:05.700Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+        }
+    }
+
+    fn failed(c: &[Check]) -> Vec<&str> {
+        c.iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    const GZ: &[u8] = &[0x1f, 0x8b];
+
+    #[test]
+    fn a_good_manifest_passes_every_check() {
+        let c = check_manifest(&good("ab", 10), &expect(), "ab", 10, GZ);
+        assert!(failed(&c).is_empty(), "{c:#?}");
+        assert_eq!(c.len(), 10);
+    }
+
+    #[test]
+    fn each_rule_can_fail() {
+        let e = expect();
+        assert_eq!(
+            failed(&check_manifest(&good("ab", 10), &e, "cd", 10, GZ)),
+            ["sha1 matches the manifest"]
+        );
+        assert_eq!(
+            failed(&check_manifest(&good("ab", 10), &e, "ab", 11, GZ)),
+            ["size matches the manifest"]
+        );
+        assert_eq!(
+            failed(&check_manifest(&good("ab", 10), &e, "ab", 10, b"PK")),
+            ["file is gzip data"]
+        );
+        let mut m = good("ab", 10);
+        m["name"] = "debian-13".into();
+        assert_eq!(
+            failed(&check_manifest(&m, &e, "ab", 10, GZ)),
+            ["name is the target"]
+        );
+        let mut m = good("ab", 10);
+        m["version"] = "20261124".into();
+        assert_eq!(
+            failed(&check_manifest(&m, &e, "ab", 10, GZ)),
+            ["version is the build date"]
+        );
+        let mut m = good("ab", 10);
+        m["published_at"] = "2026-11-25T12:00:04Z".into();
+        assert_eq!(
+            failed(&check_manifest(&m, &e, "ab", 10, GZ)),
+            ["built by this run"]
+        );
+        let mut m = good("ab", 10);
+        m["type"] = "zone-dataset".into();
+        let c = check_manifest(&m, &e, "ab", 10, GZ);
+        let f = failed(&c);
+        assert!(
+            f.contains(&"type is zvol") && f.contains(&"manifest valid per validateDcManifest")
+        );
+        let mut m = good("ab", 10);
+        m["files"][0]["compression"] = "xz".into();
+        assert_eq!(
+            failed(&check_manifest(&m, &e, "ab", 10, GZ)),
+            ["one file, compression gzip"]
+        );
+        let mut m = good("ab", 10);
+        m["os"] = "ubuntu".into();
+        assert_eq!(
+            failed(&check_manifest(&m, &e, "ab", 10, GZ)),
+            ["manifest valid per validateDcManifest"]
+        );
+        let mut m = good("ab", 10);
+        m["origin"] = "3f0a8c2e-6d7b-4f61-9a2e-5b1c0d9e7a41".into();
+        assert_eq!(
+            failed(&check_manifest(&m, &e, "ab", 10, GZ)),
+            ["no fields outside the cloud-image manifest"]
+        );
+    }
+
+    #[test]
+    fn verify_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let a = Artifact::at(d.path(), "debian-12", "20261125");
+        let v = verify(&a, &expect());
+        assert!(!v.ok());
+        assert_eq!(
+            failed(&v.checks),
+            ["image file exists", "manifest file exists"]
+        );
+        std::fs::create_dir_all(a.image.parent().unwrap()).unwrap();
+        let data = [0x1f, 0x8b, 8, 0, 1, 2, 3];
+        std::fs::write(&a.image, data).unwrap();
+        let (sha1, size) = file_digest(&a.image).unwrap();
+        assert_eq!(size, 7);
+        std::fs::write(&a.manifest, good(&sha1, size).to_string()).unwrap();
+        let v = verify(&a, &expect());
+        assert!(v.ok(), "{}", v.failures());
+        std::fs::write(&a.image, [0x1f, 0x8b, 8, 0, 1, 2, 4]).unwrap();
+        let v = verify(&a, &expect());
+        assert_eq!(failed(&v.checks), ["sha1 matches the manifest"]);
+        std::fs::write(&a.manifest, "{\"name\": \"@NAME@\"").unwrap();
+        let v = verify(&a, &expect());
+        assert_eq!(
+            failed(&v.checks),
+            ["manifest fully filled", "manifest is JSON"]
+        );
+    }
+}

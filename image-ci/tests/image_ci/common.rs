@@ -1,0 +1,211 @@
+//! Shared set-up: a sim node on a builder platform with a builder zone and
+//! a joyent zone (the RFD walk's steps, through the node's commands), the
+//! stand-in triton-cloud-images checkout, sim Triton's IMGAPI.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub const NEW_STAMP: &str = "20261101T000000Z";
+pub const BRANDS: &str = "joyent,joyent-minimal,lx,bhyve,kvm,builder";
+
+/// target/debug (the test binary is target/debug/deps/image_ci-*).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// Build the sim and vmadm-ext binaries (once per test binary).
+pub fn bins() -> (PathBuf, PathBuf) {
+    static DONE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        for (pkg, bin) in [("sim", "sim"), ("vmadm-ext", "vmadm-ext")] {
+            let ok = Command::new(&cargo)
+                .args(["build", "--quiet", "-p", pkg, "--bin", bin])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "cannot build {pkg}");
+        }
+        let d = target_dir();
+        (d.join("sim"), d.join("vmadm-ext"))
+    })
+    .clone()
+}
+
+pub fn image_ci_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_image-ci"))
+}
+
+/// The node and its zones.
+pub struct Node {
+    pub work: PathBuf,
+    pub root: PathBuf,
+    pub bin: PathBuf,
+    pub builder: String,
+    pub joyent: String,
+}
+
+impl Node {
+    /// A node command (`sim <tool> ...`) with SIM_ROOT set and the node's
+    /// tools first on PATH.
+    pub fn tool(&self, tool: &str) -> Command {
+        let (sim, _) = bins();
+        let mut c = Command::new(sim);
+        c.arg(tool)
+            .env("SIM_ROOT", &self.root)
+            .env("PATH", self.path_env());
+        c
+    }
+
+    pub fn path_env(&self) -> std::ffi::OsString {
+        let mut dirs = vec![self.bin.clone()];
+        dirs.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        std::env::join_paths(dirs).unwrap()
+    }
+
+    pub fn zone_root(&self, uuid: &str) -> PathBuf {
+        self.root.join("zones").join(uuid).join("root")
+    }
+}
+
+pub fn ok(c: &mut Command) -> Output {
+    let o = c.output().expect("spawn");
+    assert!(
+        o.status.success(),
+        "{c:?} failed ({:?}):\n{}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn created_uuid(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("Successfully created VM "))
+        .expect("no 'Successfully created VM' line")
+        .trim()
+        .to_string()
+}
+
+/// One node for the whole test binary: booted on a platform with builder,
+/// a builder zone created from the RFD 184 payload, and a joyent zone.
+pub fn node() -> &'static Node {
+    static NODE: OnceLock<(tempfile::TempDir, Node)> = OnceLock::new();
+    &NODE
+        .get_or_init(|| {
+            let (sim, _) = bins();
+            let t = tempfile::tempdir().unwrap();
+            let work = t.path().to_path_buf();
+            let mut n = Node {
+                root: work.join("cn"),
+                bin: work.join("bin"),
+                work,
+                builder: String::new(),
+                joyent: String::new(),
+            };
+            ok(Command::new(&sim).arg("link").arg(&n.bin));
+            ok(Command::new(&sim)
+                .args(["node", "init"])
+                .arg(&n.root)
+                .args(["--hostname", "builder-cn"]));
+            let pi = n.work.join(format!("platform-{NEW_STAMP}.tgz"));
+            ok(Command::new(&sim)
+                .args(["platform", "build", "--stamp", NEW_STAMP, "--brands", BRANDS, "--out"])
+                .arg(&pi));
+            ok(n.tool("piadm").arg("install").arg(&pi));
+            ok(n.tool("piadm").args(["activate", NEW_STAMP]));
+            ok(Command::new(&sim).args(["reboot", "--root"]).arg(&n.root));
+            let img = n.work.join("base.zfs.gz");
+            std::fs::write(&img, b"base-64-lts image stand-in\n").unwrap();
+            let man = n.work.join("base.json");
+            let m = serde_json::json!({"v": 2, "uuid": sim::rfd::IMAGE_UUID, "name": "base-64-lts",
+                "version": "22.4.0", "type": "zone-dataset", "os": "smartos",
+                "published_at": "2023-01-10T00:00:00Z"});
+            std::fs::write(&man, m.to_string()).unwrap();
+            ok(n.tool("imgadm").args(["install", "-m"]).arg(&man).arg("-f").arg(&img));
+            n.builder = created_uuid(&stdin(n.tool("vmadm").arg("create"), sim::rfd::RFD_PAYLOAD));
+            let joyent = format!(
+                r#"{{"brand":"joyent","image_uuid":"{}","alias":"plain-joyent","delegate_dataset":true,"nics":[{{"allow_ip_spoofing":true,"nic_tag":"admin","ip":"dhcp"}}]}}"#,
+                sim::rfd::IMAGE_UUID
+            );
+            n.joyent = created_uuid(&stdin(n.tool("vmadm").arg("create"), &joyent));
+            (t, n)
+        })
+        .1
+}
+
+fn stdin(c: &mut Command, input: &str) -> Output {
+    use std::io::Write as _;
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut ch = c.spawn().expect("spawn");
+    ch.stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let o = ch.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Write a stand-in checkout at `rel` inside `zone`; returns its host path.
+pub fn checkout(
+    n: &Node,
+    zone: &str,
+    rel: &str,
+    fail: &[&str],
+    tamper: &[&str],
+    nosig: &[&str],
+) -> PathBuf {
+    let d = n.zone_root(zone).join(rel);
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let s = image_ci::standin::Steer {
+        fail: fail.iter().map(|x| x.to_string()).collect(),
+        tamper: tamper.iter().map(|x| x.to_string()).collect(),
+        nosig: nosig.iter().map(|x| x.to_string()).collect(),
+    };
+    image_ci::standin::write_checkout(
+        &d,
+        &std::fs::read_to_string(data.join("imgconfigs.json")).unwrap(),
+        &std::fs::read_to_string(data.join("manifest.in")).unwrap(),
+        &s,
+    )
+    .unwrap();
+    d
+}
+
+/// sim Triton over a fresh data directory.
+pub fn triton(dir: &Path) -> sim::triton::Background {
+    let mut cfg = sim::triton::Config::new(&dir.join("triton"), &[]);
+    cfg.log_to_files = true;
+    sim::triton::start(cfg).unwrap()
+}
+
+pub fn get_json(url: &str) -> Value {
+    let r = sim::triton::client::get(url).unwrap();
+    assert_eq!(r.status, 200, "{url}: {}", r.text());
+    r.json()
+}
+
+/// All images IMGAPI holds, in any state.
+pub fn all_images(imgapi: &str) -> Vec<Value> {
+    get_json(&format!("{imgapi}/images?state=all"))
+        .as_array()
+        .unwrap()
+        .clone()
+}

@@ -1,0 +1,424 @@
+//! The pipeline on a sim node: builds in the builder zone, verification,
+//! boot test, shipping to sim IMGAPI, history and cadence.
+
+use std::path::Path;
+use std::process::Command;
+
+use image_ci::commands::Tools;
+use image_ci::history::Outcome;
+use image_ci::pipeline::{self, Config, RunOptions};
+use serde_json::Value;
+
+use crate::common::*;
+
+fn config(n: &Node, zone: &str, rel: &str, imgapi: &str, dir: &Path) -> Config {
+    let (_, vmadm_ext) = bins();
+    let tools = Tools {
+        root: n.root.clone(),
+        zlogin: n.bin.join("zlogin"),
+        vmadm_ext,
+    };
+    let cfg = Config::new(tools, zone, rel, imgapi, dir.join("history.jsonl"));
+    assert_eq!(cfg.log_dir, dir.join("logs"));
+    cfg
+}
+
+fn opts(targets: &[&str]) -> RunOptions {
+    RunOptions {
+        targets: targets.iter().map(|s| s.to_string()).collect(),
+        due_every: None,
+    }
+}
+
+fn sha1_hex(b: &[u8]) -> String {
+    use sha1::Digest as _;
+    image_ci::verify::hex(&sha1::Sha1::digest(b))
+}
+
+fn image_ci(n: &Node, hist: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(image_ci_bin())
+        .arg("--root")
+        .arg(&n.root)
+        .arg("--history")
+        .arg(hist)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn names(v: &[Value]) -> Vec<String> {
+    let mut n: Vec<String> = v
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+/// Two targets build, verify, boot-test and ship (via the CLI); IMGAPI
+/// lists them active with the files' sha1; a second `--due` run inside the
+/// interval builds nothing.
+#[test]
+fn two_targets_ship_then_due_run_builds_nothing() {
+    let n = node();
+    let t = tempfile::tempdir().unwrap();
+    let co = checkout(n, &n.builder, "opt/tci-ship", &[], &[], &[]);
+    let bg = triton(t.path());
+    let img = bg.url("imgapi").to_string();
+    let hist = t.path().join("state/history.jsonl");
+    let (_, vmadm_ext) = bins();
+    let zlogin = n.bin.join("zlogin");
+    let run_args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "-j",
+            "run",
+            "-z",
+            &n.builder,
+            "-c",
+            "opt/tci-ship",
+            "--imgapi",
+            &img,
+            "-t",
+            "debian-12,ubuntu-24.04",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(["--zlogin".into(), zlogin.display().to_string()]);
+        v.extend(["--vmadm-ext".into(), vmadm_ext.display().to_string()]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let a = run_args(&["--due", "--every", "24h"]);
+    let (code, out, err) = image_ci(n, &hist, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["preflight_error"], Value::Null);
+    assert!(r["preflight"].as_array().unwrap().len() >= 4);
+    let targets = r["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2);
+    for tr in targets {
+        assert_eq!(tr["outcome"], "shipped", "{tr:#}");
+        assert!(tr["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true));
+        assert!(tr["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "boot test (disk-signature)"));
+    }
+
+    // IMGAPI: both active, owned by admin, the files as built
+    let active = get_json(&format!("{img}/images?state=active"));
+    let active = active.as_array().unwrap();
+    assert_eq!(names(active), ["debian-12", "ubuntu-24.04"]);
+    let today = chrono::Utc::now().format("%Y%m%d").to_string();
+    for i in active {
+        assert_eq!(i["state"], "active");
+        assert_eq!(i["type"], "zvol");
+        assert_eq!(i["version"], today.as_str());
+        let uuid = i["uuid"].as_str().unwrap();
+        let name = i["name"].as_str().unwrap();
+        let file = sim::triton::client::get(&format!("{img}/images/{uuid}/file")).unwrap();
+        assert_eq!(file.status, 200);
+        assert_eq!(
+            sha1_hex(&file.body),
+            i["files"][0]["sha1"].as_str().unwrap()
+        );
+        let art = image_ci::artifact::Artifact::at(&co, name, &today);
+        assert_eq!(std::fs::read(&art.image).unwrap(), file.body);
+        let built: Value =
+            serde_json::from_str(&std::fs::read_to_string(&art.manifest).unwrap()).unwrap();
+        assert_eq!(built["uuid"], i["uuid"]);
+        assert_eq!(built["files"][0]["sha1"], i["files"][0]["sha1"]);
+        let tr = targets.iter().find(|t| t["target"] == name).unwrap();
+        assert_eq!(tr["uuid"], i["uuid"]);
+    }
+    // the shipped manifests are valid for npm imgmanifest too
+    let res = crate::imgmanifest::validate_dir(&t.path().join("triton"));
+    assert_eq!(res.as_object().unwrap().len(), 2);
+    for (f, e) in res.as_object().unwrap() {
+        assert!(e.is_null(), "{f}: {e}");
+    }
+
+    // history, report
+    let lines = std::fs::read_to_string(&hist).unwrap();
+    assert_eq!(lines.lines().count(), 2);
+    let logs = std::fs::read_dir(t.path().join("state/logs"))
+        .unwrap()
+        .count();
+    assert_eq!(logs, 1);
+    let (code, out, _) = image_ci(n, &hist, &["-j", "history"]);
+    assert_eq!(code, 0);
+    let h: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(h.as_array().unwrap().len(), 2);
+    let (code, out, _) = image_ci(n, &hist, &["report", "--every", "24h"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().filter(|l| l.contains("shipped")).count() == 2,
+        "{out}"
+    );
+    assert!(!out.contains("due:"), "{out}");
+
+    // second run, inside the interval: nothing built, nothing shipped
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let art = image_ci::artifact::Artifact::at(&co, "debian-12", &today);
+    let before = mtime(&art.image);
+    let (code, out, err) = image_ci(n, &hist, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["selected"], serde_json::json!([]));
+    assert_eq!(r["not_due"].as_array().unwrap().len(), 2);
+    assert_eq!(r["targets"], serde_json::json!([]));
+    assert_eq!(r["build_command"], Value::Null);
+    assert_eq!(mtime(&art.image), before);
+    assert_eq!(std::fs::read_to_string(&hist).unwrap(), lines);
+    assert_eq!(
+        std::fs::read_dir(t.path().join("state/logs"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(all_images(&img).len(), 2);
+
+    // without --due the same targets are built again (control for the above)
+    let a = run_args(&["-t", "debian-12"]);
+    let (code, out, err) = image_ci(n, &hist, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["selected"].as_array().unwrap().len(), 2);
+    assert_eq!(all_images(&img).len(), 4);
+    bg.stop();
+}
+
+/// A target whose packer build fails is not shipped; the others are.
+#[test]
+fn failed_build_is_not_shipped() {
+    let n = node();
+    let t = tempfile::tempdir().unwrap();
+    let co = checkout(n, &n.builder, "opt/tci-fail", &["debian-13"], &[], &[]);
+    let bg = triton(t.path());
+    let cfg = config(n, &n.builder, "opt/tci-fail", bg.url("imgapi"), t.path());
+    let r = pipeline::run(&cfg, &opts(&["debian-13", "rocky-9"])).unwrap();
+    assert!(!r.ok());
+    let d13 = r.targets.iter().find(|x| x.target == "debian-13").unwrap();
+    assert_eq!(d13.outcome, Outcome::BuildFailed);
+    assert!(
+        d13.detail
+            .contains("packer command failed with exit code 1"),
+        "{}",
+        d13.detail
+    );
+    let r9 = r.targets.iter().find(|x| x.target == "rocky-9").unwrap();
+    assert_eq!(r9.outcome, Outcome::Shipped, "{}", r9.detail);
+    // the script exits 0 even so: the log decided
+    assert_eq!(r.build_exit, Some(0));
+    assert!(!co.join("output-debian-13-x86_64").exists());
+    assert_eq!(names(&all_images(bg.url("imgapi"))), ["rocky-9"]);
+    let h = image_ci::history::read(&cfg.history).unwrap();
+    let outcomes: Vec<(String, Outcome)> =
+        h.iter().map(|r| (r.target.clone(), r.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("debian-13".into(), Outcome::BuildFailed),
+            ("rocky-9".into(), Outcome::Shipped)
+        ]
+    );
+    // a failed target stays due
+    let due = image_ci::cadence::due(
+        &["debian-13".into(), "rocky-9".into()],
+        &h,
+        chrono::Utc::now(),
+        chrono::Duration::hours(24),
+    );
+    assert!(due[0].due && !due[1].due);
+    bg.stop();
+}
+
+/// A tampered artifact (sha1 mismatch) and one that does not boot are not
+/// shipped; nothing of them reaches IMGAPI.
+#[test]
+fn tampered_or_unbootable_artifacts_are_not_shipped() {
+    let n = node();
+    let t = tempfile::tempdir().unwrap();
+    let co = checkout(
+        n,
+        &n.builder,
+        "opt/tci-tamper",
+        &[],
+        &["almalinux-9"],
+        &["rocky-10"],
+    );
+    let bg = triton(t.path());
+    let cfg = config(n, &n.builder, "opt/tci-tamper", bg.url("imgapi"), t.path());
+    let r = pipeline::run(&cfg, &opts(&["almalinux-9", "rocky-10", "oraclelinux-9"])).unwrap();
+    assert!(!r.ok());
+    let by = |name: &str| r.targets.iter().find(|x| x.target == name).unwrap();
+    let a9 = by("almalinux-9");
+    assert_eq!(a9.outcome, Outcome::VerifyFailed);
+    let failed: Vec<&str> = a9
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["sha1 matches the manifest", "size matches the manifest"]
+    );
+    // the artifact is there: it is the content that is wrong
+    let today = chrono::Utc::now().format("%Y%m%d").to_string();
+    assert!(image_ci::artifact::Artifact::at(&co, "almalinux-9", &today)
+        .image
+        .is_file());
+    let r10 = by("rocky-10");
+    assert_eq!(r10.outcome, Outcome::BootFailed);
+    assert!(r10.detail.contains("0x55AA"), "{}", r10.detail);
+    assert_eq!(by("oraclelinux-9").outcome, Outcome::Shipped);
+    assert_eq!(names(&all_images(bg.url("imgapi"))), ["oraclelinux-9"]);
+    bg.stop();
+}
+
+/// A joyent zone lacks the bhyve devices: preflight fails and nothing is
+/// built; the stand-in itself also refuses to run there.
+#[test]
+fn joyent_zone_fails_preflight_and_nothing_is_built() {
+    let n = node();
+    let t = tempfile::tempdir().unwrap();
+    let co = checkout(n, &n.joyent, "opt/tci-joyent", &[], &[], &[]);
+    let bg = triton(t.path());
+    let cfg = config(n, &n.joyent, "opt/tci-joyent", bg.url("imgapi"), t.path());
+    let r = pipeline::run(&cfg, &opts(&["debian-12", "ubuntu-24.04"])).unwrap();
+    assert!(!r.ok());
+    let e = r.preflight_error.as_deref().unwrap();
+    assert!(e.contains("/dev/vmmctl") && e.contains("/dev/viona"), "{e}");
+    assert!(r
+        .targets
+        .iter()
+        .all(|x| x.outcome == Outcome::PreflightFailed));
+    assert_eq!(r.build_command, None);
+    assert!(!t.path().join("logs").exists());
+    let outputs = std::fs::read_dir(&co)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("output-")
+        })
+        .count();
+    assert_eq!(outputs, 0);
+    assert!(all_images(bg.url("imgapi")).is_empty());
+    assert_eq!(image_ci::history::read(&cfg.history).unwrap().len(), 2);
+
+    // the same checkout in the builder zone passes preflight (control)
+    assert!(image_ci::commands::preflight(&cfg.tools, &n.builder).is_ok());
+
+    // the stand-in refuses a zone without the devices
+    let o = n
+        .tool("zlogin")
+        .arg(&n.joyent)
+        .arg("cd opt/tci-joyent && ./build_all.sh debian-12")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot run bhyve"));
+
+    // the CLI: exit 1, one line on stderr naming the zone
+    let (_, vmadm_ext) = bins();
+    let o = Command::new(image_ci_bin())
+        .arg("--root")
+        .arg(&n.root)
+        .arg("--history")
+        .arg(t.path().join("h2.jsonl"))
+        .args([
+            "run",
+            "-z",
+            &n.joyent,
+            "-c",
+            "opt/tci-joyent",
+            "--imgapi",
+            bg.url("imgapi"),
+        ])
+        .arg("--zlogin")
+        .arg(n.bin.join("zlogin"))
+        .arg("--vmadm-ext")
+        .arg(&vmadm_ext)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("image-ci: zone ") && err.contains(&n.joyent),
+        "{err}"
+    );
+    bg.stop();
+}
+
+/// Unknown targets and a missing zone are errors before anything runs.
+#[test]
+fn bad_input_is_refused_before_anything_runs() {
+    let n = node();
+    let t = tempfile::tempdir().unwrap();
+    checkout(n, &n.builder, "opt/tci-bad", &[], &[], &[]);
+    let cfg = config(n, &n.builder, "opt/tci-bad", "http://127.0.0.1:9", t.path());
+    let e = pipeline::run(&cfg, &opts(&["rocky-7"])).unwrap_err();
+    assert!(matches!(e, image_ci::Error::UnknownTarget(_)), "{e}");
+    let mut cfg = config(
+        n,
+        "no-such-zone",
+        "opt/tci-bad",
+        "http://127.0.0.1:9",
+        t.path(),
+    );
+    cfg.zone = "no-such-zone".into();
+    assert!(matches!(
+        pipeline::run(&cfg, &opts(&[])).unwrap_err(),
+        image_ci::Error::NoZone(_)
+    ));
+    assert!(!cfg.history.exists());
+
+    // a second run while one holds the lock is refused
+    let cfg = config(n, &n.builder, "opt/tci-bad", "http://127.0.0.1:9", t.path());
+    std::fs::create_dir_all(t.path()).unwrap();
+    let f = std::fs::File::create(cfg.history.with_extension("lock")).unwrap();
+    let mut l = fd_lock::RwLock::new(f);
+    let g = l.write().unwrap();
+    let e = pipeline::run(&cfg, &opts(&["debian-12"])).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("another image-ci run holds the lock"),
+        "{e}"
+    );
+    drop(g);
+}
+
+/// IMGAPI down: verified images fail to ship and say so.
+#[test]
+fn ship_failure_is_recorded() {
+    let n = node();
+    let t = tempfile::tempdir().unwrap();
+    checkout(n, &n.builder, "opt/tci-down", &[], &[], &[]);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    let cfg = config(n, &n.builder, "opt/tci-down", &url, t.path());
+    let r = pipeline::run(&cfg, &opts(&["debian-12"])).unwrap();
+    assert_eq!(r.targets[0].outcome, Outcome::ShipFailed);
+    assert!(
+        r.targets[0].detail.contains("connect"),
+        "{}",
+        r.targets[0].detail
+    );
+}

@@ -428,6 +428,8 @@ pub fn zlogin(node: &Node, args: &[String]) -> i32 {
     }
     let cmd: Vec<&str> = args[1..].iter().map(|s| s.as_str()).collect();
     let root = node.path(&e.zonepath).join("root");
+    // Absolute, so it still names the zone root after the command cd's away.
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
     let status = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd.join(" "))

@@ -232,7 +232,7 @@ fn phase2_triton(
     stamp: &str,
     bins: &sim::rfd::Bins,
     gates: &mut Vec<Gate>,
-) -> Result<()> {
+) -> Result<sim::triton::Background> {
     use serde_json::json;
     use sha1::Digest as _;
     use sim::triton::client;
@@ -338,7 +338,81 @@ fn phase2_triton(
             listed.trim()
         ),
     ));
-    bg.stop();
+    Ok(bg)
+}
+
+/// Phase 3 on the rollout node: triton-cloud-images targets built in the
+/// RFD's builder zone (a stand-in build_all.sh on the sim), verified,
+/// boot-tested and shipped to IMGAPI; a failed and a tampered target are
+/// not shipped; a zone without the bhyve devices fails preflight; a second
+/// run inside the cadence builds nothing.
+fn phase3_images(work: &Path, bins: &sim::rfd::Bins, imgapi: &str, gates: &mut Vec<Gate>) -> Result<()> {
+    use image_ci::{cadence, commands, pipeline, standin};
+    let root = work.join("cn");
+    let node = sim::node::Node::open(&root)?;
+    let vms = sim::vmadm::vm_objects(&node).map_err(anyhow::Error::msg)?;
+    let find = |alias: &str| -> Result<String> {
+        vms.iter()
+            .find(|v| v["alias"] == alias)
+            .and_then(|v| v["uuid"].as_str())
+            .map(str::to_string)
+            .with_context(|| format!("no VM with alias {alias} on the rollout node"))
+    };
+    let (builder, joyent) = (find("cloud-image-builder")?, find("plain-joyent")?);
+    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/cloud-images");
+    let imgconfigs = std::fs::read_to_string(oracle.join("imgconfigs.json"))
+        .with_context(|| format!("the triton-cloud-images target list is not at {}", oracle.display()))?;
+    let manifest_in = std::fs::read_to_string(oracle.join("manifest.in"))?;
+    let rel = "root/triton-cloud-images";
+    let zone_root = root.join("zones").join(&builder).join("root");
+    let steer = standin::Steer { fail: vec!["debian-13".into()], tamper: vec!["rocky-10".into()], nosig: vec![] };
+    standin::write_checkout(&zone_root.join(rel), &imgconfigs, &manifest_in, &steer)?;
+    let tools = commands::Tools { root: root.clone(), zlogin: work.join("bin/zlogin"), vmadm_ext: bins.vmadm_ext.clone() };
+    let history = work.join("image-ci/history.jsonl");
+    std::fs::create_dir_all(work.join("image-ci"))?;
+    let cfg = pipeline::Config::new(tools.clone(), &builder, rel, imgapi, history.clone());
+    let targets: Vec<String> = ["almalinux-9", "debian-12", "debian-13", "rocky-10"].iter().map(|s| s.to_string()).collect();
+    let r = pipeline::run(&cfg, &pipeline::RunOptions { targets, due_every: None })?;
+    let shipped: Vec<&str> = r.shipped().iter().map(|t| t.target.as_str()).collect();
+    gates.push(gate(
+        "3",
+        "images built in the builder zone, verified, boot-tested and shipped",
+        shipped == ["almalinux-9", "debian-12"],
+        image_ci::report::render_run(&r),
+    ));
+    let listed = sim::triton::client::get(&format!("{imgapi}/images?state=all"))?.json();
+    let names: Vec<String> = listed
+        .as_array()
+        .map(|a| a.iter().filter(|i| i["state"] == "active").filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let leaked: Vec<&String> = names.iter().filter(|n| *n == "debian-13" || *n == "rocky-10").collect();
+    gates.push(gate(
+        "3",
+        "a failed build and a tampered artifact are never shipped",
+        leaked.is_empty() && names.iter().any(|n| n == "almalinux-9") && names.iter().any(|n| n == "debian-12"),
+        format!("active in IMGAPI: {}", names.join(", ")),
+    ));
+    let pre = commands::preflight(&tools, &joyent);
+    gates.push(gate(
+        "3",
+        "a zone without the bhyve devices fails the build preflight",
+        pre.is_err(),
+        match &pre {
+            Err(e) => e.to_string(),
+            Ok(reqs) => format!("preflight passed: {reqs:?}"),
+        },
+    ));
+    let every = cadence::parse_interval("24h").map_err(anyhow::Error::msg)?;
+    let again = pipeline::run(
+        &cfg,
+        &pipeline::RunOptions { targets: vec!["almalinux-9".into(), "debian-12".into()], due_every: Some(every) },
+    )?;
+    gates.push(gate(
+        "3",
+        "a run inside the cadence builds nothing that shipped",
+        again.selected.is_empty() && again.targets.is_empty(),
+        format!("selected: {:?}", again.selected),
+    ));
     Ok(())
 }
 
@@ -410,6 +484,7 @@ fn xmllint_gates(proto: &Path, gates: &mut Vec<Gate>) {
 fn rollout(out: &Path) -> Result<bool> {
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out)?;
+    let out = &std::fs::canonicalize(out)?;
     let mut gates = Vec::new();
 
     // Phase 1: the brand, a platform that carries it, vmadm, rollback.
@@ -445,8 +520,14 @@ fn rollout(out: &Path) -> Result<bool> {
     }
 
     phase0(&work.join("cn"), &mut gates);
-    if let Err(e) = phase2_triton(&work, &stamp, &bins, &mut gates) {
-        gates.push(gate("2", "Triton APIs on the sim", false, format!("{e:#}")));
+    match phase2_triton(&work, &stamp, &bins, &mut gates) {
+        Err(e) => gates.push(gate("2", "Triton APIs on the sim", false, format!("{e:#}"))),
+        Ok(triton) => {
+            if let Err(e) = phase3_images(&work, &bins, triton.url("imgapi"), &mut gates) {
+                gates.push(gate("3", "image pipeline ran", false, format!("{e:#}")));
+            }
+            triton.stop();
+        }
     }
 
     // Phases not built yet say so.
@@ -455,11 +536,6 @@ fn rollout(out: &Path) -> Result<bool> {
             "2",
             "only operators can provision builder zones, by any path; every decision audited",
             "triton-gate is not implemented yet",
-        ),
-        (
-            "3",
-            "cloud images built, verified, boot-tested and shipped",
-            "image-ci is not implemented yet",
         ),
     ] {
         gates.push(Gate {

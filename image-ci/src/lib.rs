@@ -5,7 +5,7 @@
 //!
 //! Pure parts (no processes, no network): [`checkout`] (imgconfigs.json,
 //! manifest.in), [`artifact`] (naming, filling manifest.in as build_all.sh
-//! does), [`buildlog`] (which targets failed), [`dcmanifest`]
+//! does), [`buildlog`] (which targets failed), [`imgmanifest`](imgmanifest)
 //! (validateDcManifest), [`verify`], [`cadence`], [`history`], [`report`].
 //! Effects: [`commands`] (vmadm-ext check, zlogin build: build / run /
 //! parse), [`boot`] (boot tests behind a trait), [`imgapi`] (HTTP), and
@@ -17,7 +17,6 @@ pub mod buildlog;
 pub mod cadence;
 pub mod checkout;
 pub mod commands;
-pub mod dcmanifest;
 pub mod error;
 pub mod history;
 pub mod imgapi;
@@ -27,3 +26,5 @@ pub mod standin;
 pub mod verify;
 
 pub use error::{Error, Result};
+
+mod rules_tests;

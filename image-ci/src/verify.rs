@@ -20,7 +20,18 @@ use serde_json::Value;
 use sha1::{Digest as _, Sha1};
 
 use crate::artifact::{unfilled, Artifact};
-use crate::dcmanifest::{validate_dc, UNCHECKED_FIELDS};
+use imgmanifest::validate_dc;
+
+/// Fields a cloud-image manifest never carries; a manifest with any of them
+/// was not written by this build and is refused.
+pub const UNEXPECTED_FIELDS: &[&str] = &[
+    "origin",
+    "billing_tags",
+    "traits",
+    "generate_passwords",
+    "inherited_directories",
+    "channels",
+];
 
 /// One check and its result.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -109,7 +120,7 @@ pub fn check_manifest(
                 .join("; "),
         },
     ));
-    let extra: Vec<&str> = UNCHECKED_FIELDS
+    let extra: Vec<&str> = UNEXPECTED_FIELDS
         .iter()
         .copied()
         .filter(|f| obj.contains_key(*f))

@@ -1,4 +1,5 @@
-//! image-ci's validateDcManifest port against npm `imgmanifest` itself:
+//! The workspace's validateDcManifest port (crate imgmanifest) against npm
+//! `imgmanifest` itself:
 //! the same verdict and the same erroneous fields for the filled
 //! manifest.in and a set of broken variants. Uses sim/tests/js (its
 //! package.json pins imgmanifest 3.2.1), installed the way the sim's tests
@@ -233,7 +234,7 @@ fn port_agrees_with_npm_imgmanifest() {
     let mut invalid = 0;
     for (i, (name, m)) in vs.iter().enumerate() {
         let theirs = &npm[&format!("{i:03}.json")];
-        let ours = image_ci::dcmanifest::validate_dc(m)
+        let ours = imgmanifest::validate_dc(m)
             .map(|e| serde_json::to_value(e).unwrap())
             .unwrap_or(Value::Null);
         if !theirs.is_null() {

@@ -20,7 +20,6 @@ use serde_json::{json, Map, Value};
 use sha1::{Digest, Sha1};
 
 use super::http::{empty_response, header, json_body, json_response, ApiError, ApiResult, Query};
-use super::manifest;
 use super::store::{Store, IMAGE_CHANNELS};
 use super::{is_uuid, now_iso, Ctx};
 
@@ -127,7 +126,7 @@ fn valid_uuid(uuid: &str, uri: &Uri) -> Result<(), ApiError> {
 }
 
 fn check(m: &Value) -> Result<(), ApiError> {
-    match manifest::validate_dc(m.as_object().unwrap_or(&Map::new())) {
+    match imgmanifest::validate_dc_json(m.as_object().unwrap_or(&Map::new())) {
         None => Ok(()),
         Some(errs) => Err(validation_failed(errs)),
     }
@@ -580,12 +579,12 @@ pub fn add_image_file(
                     vec![json!({"field": "compression", "code": "Missing"})],
                 ))
             }
-            Some(c) if !manifest::VALID_COMPRESSIONS.contains(&c) => {
+            Some(c) if !imgmanifest::VALID_COMPRESSIONS.contains(&c) => {
                 return Err(invalid_param(
                     "compression",
                     format!(
                         "invalid compression \"{c}\" (must be one of {})",
-                        manifest::VALID_COMPRESSIONS.join(", ")
+                        imgmanifest::VALID_COMPRESSIONS.join(", ")
                     ),
                 ))
             }

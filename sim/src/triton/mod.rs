@@ -16,7 +16,6 @@ pub mod http;
 pub mod imgapi;
 pub mod log;
 pub mod mahi;
-pub mod manifest;
 pub mod papi;
 pub mod store;
 pub mod vmapi;

@@ -5,7 +5,7 @@
 
 
 use serde_json::{json, Value};
-use sim::triton::{client, manifest, Endpoints};
+use sim::triton::{client, Endpoints};
 use crate::triton_common::*;
 
 const PKG: &str = "7fc87f43-2def-4e6f-9f2c-cae7d4a8d1b5";
@@ -646,7 +646,7 @@ fn imgapi_import_file_activate_and_errors() {
     {
         let m: Value = serde_json::from_str(&std::fs::read_to_string(f.path()).unwrap()).unwrap();
         assert_eq!(
-            manifest::validate_dc(m.as_object().unwrap()),
+            imgmanifest::validate_dc(m.as_object().unwrap()),
             None,
             "{}",
             f.path().display()

@@ -1,10 +1,41 @@
 //! Image manifest validation as IMGAPI does it in DC mode: the rules of npm
-//! `imgmanifest` (3.2.1) `validateDcManifest`, ported field by field. Each
-//! error is `{field, code: "MissingParameter"|"Invalid", message?}`.
+//! `imgmanifest` (3.2.1) `validateDcManifest`, ported field by field, with
+//! JavaScript's coercions where they decide validity. Each error is
+//! `{field, code: "MissingParameter"|"Invalid", message?}`. Used by the
+//! simulated IMGAPI (every stored manifest) and by image-ci (nothing ships
+//! that IMGAPI would refuse); a differential test in image-ci checks this
+//! port against the npm package itself.
 
 use serde_json::{json, Map, Value};
 
-use super::is_uuid;
+/// An error as imgmanifest reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.field, self.code)?;
+        if let Some(m) = &self.message {
+            write!(f, " ({m})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A lowercase `8-4-4-4-12` hex UUID, as IMGAPI requires.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        })
+}
 
 const MAX_URL_LENGTH: usize = 1024;
 const MAX_NAME_LENGTH: usize = 1024;
@@ -128,13 +159,23 @@ fn is_js_integer(v: &Value) -> bool {
     v.as_f64().is_some_and(|n| n.fract() == 0.0)
 }
 
-fn valid_platform(v: &Value) -> bool {
-    let Some(s) = v.as_str() else { return false };
+/// imgmanifest's validPlatformVersion: `YYYYMMDDTHHMMSSZ` with a year from
+/// 2012 and in-range month, day, hour, minute and second.
+pub fn valid_platform_version(v: &Value) -> bool {
+    let Value::String(s) = v else { return false };
     let b = s.as_bytes();
-    b.len() == 16
+    if b.len() != 16 || !s.is_ascii() {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().ok();
+    num(0..4).is_some_and(|y| y >= 2012)
+        && num(4..6).is_some_and(|m| (1..=12).contains(&m))
+        && num(6..8).is_some_and(|d| (1..=31).contains(&d))
         && b[8] == b'T'
+        && num(9..11).is_some_and(|h| h <= 23)
+        && num(11..13).is_some_and(|m| m <= 59)
+        && num(13..15).is_some_and(|x| x <= 59)
         && b[15] == b'Z'
-        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
 fn published_at_ok(s: &str) -> bool {
@@ -557,15 +598,20 @@ fn validate_field(m: &Map<String, Value>, field: &str) -> Vec<Value> {
 
 fn validate_requirements(v: &Value) -> Vec<Value> {
     let mut e = Vec::new();
-    let Some(reqs) = v.as_object() else {
-        if !v.is_null() {
-            e.push(invalid_msg(
-                "requirements",
-                format!("invalid image \"requirements\" (not an object): {}", j(v)),
-            ));
+    // imgmanifest copies Object.keys(requirements) into a fresh object, so a
+    // string or an array yields its indices as (unsupported) keys, and a
+    // number or boolean yields nothing; null makes it throw.
+    let owned: Map<String, Value> = match v {
+        Value::Object(o) => o.clone(),
+        Value::Null => {
+            e.push(invalid_msg("requirements", "invalid image \"requirements\" (null)"));
+            return e;
         }
-        return e;
+        Value::Array(a) => (0..a.len()).map(|i| (i.to_string(), a[i].clone())).collect(),
+        Value::String(s) => (0..s.encode_utf16().count()).map(|i| (i.to_string(), Value::Null)).collect(),
+        _ => Map::new(),
     };
+    let reqs = &owned;
     fn truthy(x: Option<&Value>) -> Option<&Value> {
         x.filter(|x| {
             !matches!(x, Value::Null | Value::Bool(false))
@@ -656,7 +702,7 @@ fn validate_requirements(v: &Value) -> Vec<Value> {
                 )),
                 Some(o) => {
                     for (ver, stamp) in o {
-                        if !valid_platform(stamp) {
+                        if !valid_platform_version(stamp) {
                             e.push(invalid_msg(
                                 &format!("requirements.{k}"),
                                 format!("invalid image \"requirements.{k}\" entry: \"{ver}: {}\" not a valid platform version", s(stamp)),
@@ -704,7 +750,16 @@ fn validate_requirements(v: &Value) -> Vec<Value> {
 }
 
 /// `validateDcManifest(m)`: `None` when valid.
-pub fn validate_dc(m: &Map<String, Value>) -> Option<Vec<Value>> {
+pub fn validate_dc(m: &Map<String, Value>) -> Option<Vec<FieldError>> {
+    validate_dc_json(m).map(|errs| {
+        errs.into_iter()
+            .map(|e| serde_json::from_value(e).expect("errors are built as FieldError objects"))
+            .collect()
+    })
+}
+
+/// [`validate_dc`] with the errors as the JSON objects IMGAPI answers with.
+pub fn validate_dc_json(m: &Map<String, Value>) -> Option<Vec<Value>> {
     let mut errs = Vec::new();
     for f in DC_REQUIRED {
         errs.extend(validate_field(m, f));
@@ -749,45 +804,45 @@ mod tests {
     fn notes_probe_results() {
         let mut m = ubuntu();
         assert_eq!(
-            validate_dc(&m).unwrap(),
+            validate_dc_json(&m).unwrap(),
             vec![json!({"field": "activated", "code": "MissingParameter"})]
         );
         m.insert("activated".into(), json!(true));
-        assert_eq!(validate_dc(&m), None);
+        assert_eq!(validate_dc_json(&m), None);
         let mut b = m.clone();
         b["requirements"]["brand"] = json!("builder");
-        assert_eq!(validate_dc(&b), None);
+        assert_eq!(validate_dc_json(&b), None);
         b["requirements"]["brand"] = json!(42);
         assert_eq!(
-            validate_dc(&b).unwrap()[0]["message"],
+            validate_dc_json(&b).unwrap()[0]["message"],
             "invalid image \"requirements.brand\" (not a string): 42"
         );
         let mut p = m.clone();
         p["requirements"]["min_platform"] = json!({"7.0": "2026-11-01"});
         assert_eq!(
-            validate_dc(&p).unwrap()[0]["message"],
+            validate_dc_json(&p).unwrap()[0]["message"],
             "invalid image \"requirements.min_platform\" entry: \"7.0: 2026-11-01\" not a valid platform version"
         );
         let mut f = m.clone();
         f["files"][0].as_object_mut().unwrap().remove("sha1");
         assert_eq!(
-            validate_dc(&f).unwrap()[0]["message"],
+            validate_dc_json(&f).unwrap()[0]["message"],
             "invalid image \"files\": file missing \"sha1\" field"
         );
         let mut t = m.clone();
         t.insert("type".into(), json!("bhyve"));
-        assert_eq!(validate_dc(&t).unwrap().len(), 5);
+        assert_eq!(validate_dc_json(&t).unwrap().len(), 5);
         let mut o = m.clone();
         o.insert("os".into(), json!("ubuntu"));
-        assert_eq!(validate_dc(&o).unwrap()[0]["field"], "os");
+        assert_eq!(validate_dc_json(&o).unwrap()[0]["field"], "os");
         let mut x = m.clone();
         x["files"][0]["compression"] = json!("xz");
         x["files"][0]["size"] = json!("734003200");
-        assert_eq!(validate_dc(&x), None);
+        assert_eq!(validate_dc_json(&x), None);
         let mut u = m.clone();
         u.insert("bogus".into(), json!(1));
         assert_eq!(
-            validate_dc(&u).unwrap(),
+            validate_dc_json(&u).unwrap(),
             vec![json!({"field": "bogus", "code": "Invalid"})]
         );
     }

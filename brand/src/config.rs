@@ -237,20 +237,12 @@ impl BrandConfig {
             }
             push(Node::Element(e));
         }
-        let mut prolog = vec![Misc::Decl("version=\"1.0\"".into()), Misc::Blank];
-        if let Some(h) = &self.header {
-            prolog.push(Misc::Comment(h.clone()));
-            prolog.push(Misc::Blank);
-        }
-        prolog.push(Misc::Doctype(format!(
-            "brand PUBLIC \"{BRAND_PUBLIC_ID}\"\n    \"{BRAND_SYSTEM_ID}\""
-        )));
-        prolog.push(Misc::Blank);
-        Document {
-            prolog,
+        Document::brand_file(
             root,
-            epilog: vec![],
-        }
+            self.header.as_deref(),
+            BRAND_PUBLIC_ID,
+            BRAND_SYSTEM_ID,
+        )
     }
 
     pub fn to_xml(&self) -> String {

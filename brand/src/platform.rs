@@ -243,20 +243,12 @@ impl Platform {
             });
         }
         root.children.push(Node::Blank);
-        let mut prolog = vec![Misc::Decl("version=\"1.0\"".into()), Misc::Blank];
-        if let Some(h) = &self.header {
-            prolog.push(Misc::Comment(h.clone()));
-            prolog.push(Misc::Blank);
-        }
-        prolog.push(Misc::Doctype(format!(
-            "platform PUBLIC \"{PLATFORM_PUBLIC_ID}\"\n    \"{PLATFORM_SYSTEM_ID}\""
-        )));
-        prolog.push(Misc::Blank);
-        Document {
-            prolog,
+        Document::brand_file(
             root,
-            epilog: vec![],
-        }
+            self.header.as_deref(),
+            PLATFORM_PUBLIC_ID,
+            PLATFORM_SYSTEM_ID,
+        )
     }
 
     pub fn to_xml(&self) -> String {

@@ -215,6 +215,32 @@ fn start_element(text: &str, pos: u64, s: &BytesStart<'_>) -> Result<Element, Xm
 }
 
 impl Document {
+    /// A document laid out like the illumos brand files: XML declaration,
+    /// the header comment, then `<!DOCTYPE root PUBLIC "public" "system">`
+    /// with the system id on its own line, blank lines between.
+    pub fn brand_file(
+        root: Element,
+        header: Option<&str>,
+        public_id: &str,
+        system_id: &str,
+    ) -> Document {
+        let mut prolog = vec![Misc::Decl("version=\"1.0\"".into()), Misc::Blank];
+        if let Some(h) = header {
+            prolog.push(Misc::Comment(h.to_string()));
+            prolog.push(Misc::Blank);
+        }
+        prolog.push(Misc::Doctype(format!(
+            "{} PUBLIC \"{public_id}\"\n    \"{system_id}\"",
+            root.name
+        )));
+        prolog.push(Misc::Blank);
+        Document {
+            prolog,
+            root,
+            epilog: vec![],
+        }
+    }
+
     /// Parse a document. Garbage, an unclosed element, text outside the
     /// root or a missing root element are errors.
     pub fn parse(text: &str) -> Result<Document, XmlError> {

@@ -1,0 +1,103 @@
+//! triton-gate end to end over the sim: two compute nodes (one platform
+//! with the builder brand, one without), the sim's PAPI, IMGAPI, CNAPI,
+//! VMAPI and mahi, an operator and a customer with ed25519 keys, builder
+//! packages and images, and the gate in front, spoken to with HTTP
+//! Signature.
+//!
+//! This binary has its own `main` (`harness = false`): when the sim's VMAPI
+//! or CNAPI run a node tool (`vmadm`, `sysinfo`, ...) through `SIM_BIN`,
+//! that is this executable, which then acts as the tool.
+
+mod env;
+mod tests;
+mod triton_cli;
+
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+
+use sim::node::Node;
+use sim::{tools, vmadm};
+
+fn run_tool(tool: &str, args: &[String]) -> i32 {
+    let node = match Node::from_env() {
+        Ok(n) => n,
+        Err(e) => return tools::fail(tool, e),
+    };
+    match tool {
+        "vmadm" => vmadm::main(&node, args),
+        "zoneadm" => tools::zoneadm(&node, args),
+        "imgadm" => tools::imgadm(&node, args),
+        "piadm" => tools::piadm(&node, args),
+        "sysinfo" => tools::sysinfo(&node, args),
+        "nictagadm" => tools::nictagadm(&node, args),
+        "zlogin" => tools::zlogin(&node, args),
+        "uname" => tools::uname(&node, args),
+        _ => tools::fail("sim", format!("unknown tool {tool}")),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() > 1 && sim::TOOLS.contains(&args[1].as_str()) {
+        std::process::exit(run_tool(&args[1], &args[2..]));
+    }
+    let me = std::env::current_exe().expect("current_exe");
+    std::env::set_var("SIM_BIN", &me);
+
+    let list = args.iter().any(|a| a == "--list");
+    let exact = args.iter().any(|a| a == "--exact");
+    let filters: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    let selected: Vec<&(&str, fn())> = tests::ALL
+        .iter()
+        .filter(|(n, _)| {
+            filters.is_empty()
+                || filters.iter().any(|f| {
+                    if exact {
+                        *n == f.as_str()
+                    } else {
+                        n.contains(f.as_str())
+                    }
+                })
+        })
+        .collect();
+    if list {
+        for (n, _) in &selected {
+            println!("{n}: test");
+        }
+        return;
+    }
+    println!("\nrunning {} tests", selected.len());
+    let (mut passed, mut failed) = (0, Vec::new());
+    let started = std::time::Instant::now();
+    for (name, f) in &selected {
+        print!("test {name} ... ");
+        let _ = std::io::stdout().flush();
+        match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => {
+                println!("ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    env::cleanup();
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for n in &failed {
+            println!("    {n}");
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len(),
+        tests::ALL.len() - selected.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        std::process::exit(101);
+    }
+}

@@ -1,0 +1,204 @@
+//! The real node-triton CLI (npm `triton`) against the gate: the operator
+//! lists packages and creates a builder instance; the customer does not see
+//! the builder package and gets CloudAPI's error for brand builder.
+//!
+//! `triton` is installed into `triton-gate/tests/js/node_modules` (ignored by
+//! git) on first run. Without `node`/`npm` the test says so and passes, so
+//! machines without node still run the Rust tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use triton_gate::httpsig::md5_fingerprint;
+
+use crate::env::*;
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new(cmd)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `npm install` once, under a lock.
+fn install() -> PathBuf {
+    let dir = js_dir();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("node_modules.lock"))
+        .unwrap();
+    let mut l = fd_lock::RwLock::new(f);
+    let _g = l.write().unwrap();
+    let bin = dir.join("node_modules/.bin/triton");
+    if !bin.exists() {
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .output()
+            .expect("npm");
+        assert!(
+            out.status.success(),
+            "npm install failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    bin
+}
+
+struct Cli {
+    bin: PathBuf,
+    home: PathBuf,
+    url: String,
+    login: String,
+    fp: String,
+}
+
+impl Cli {
+    /// A HOME with `~/.ssh/id_ed25519{,.pub}` and no agent, as node-triton
+    /// finds keys.
+    fn new(bin: &Path, dir: &Path, url: &str, login: &str, private: &str, public: &str) -> Cli {
+        let home = dir.join(format!("home-{login}"));
+        let ssh = home.join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        std::fs::write(ssh.join("id_ed25519"), private).unwrap();
+        std::fs::write(ssh.join("id_ed25519.pub"), format!("{public}\n")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                ssh.join("id_ed25519"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        Cli {
+            bin: bin.to_path_buf(),
+            home,
+            url: url.to_string(),
+            login: login.to_string(),
+            fp: md5_fingerprint(public).unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(&self.bin);
+        c.args(["-U", &self.url, "-a", &self.login, "-k", &self.fp])
+            .args(args)
+            .env("HOME", &self.home)
+            .env_remove("SSH_AUTH_SOCK");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TRITON_") || k.starts_with("SDC_") {
+                c.env_remove(k);
+            }
+        }
+        c.output().expect("run triton")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+pub fn run() {
+    if !have("node") || !have("npm") {
+        eprintln!("real_triton_cli: skipped: node and npm are needed for the triton CLI");
+        return;
+    }
+    let bin = install();
+    let e = env();
+    let (gate, log) = e.gate("triton-cli");
+    let url = gate.url();
+
+    let ops_private = std::fs::read_to_string(&e.ops_key_file).unwrap();
+    let op = Cli::new(&bin, &e.dir, &url, "ops", &ops_private, &e.ops_pub);
+    let cust_public = e.cust.public_openssh("cust@gate-test");
+    let cu = Cli::new(
+        &bin,
+        &e.dir,
+        &url,
+        "cust",
+        &e.cust.private_openssh("cust@gate-test"),
+        &cust_public,
+    );
+
+    // operator: package list shows the builder package
+    let o = op.run(&["package", "list", "-j"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let pkgs = json_lines(&o);
+    assert!(
+        pkgs.iter()
+            .any(|p| p["id"] == BUILDER_PKG && p["brand"] == "builder"),
+        "{}",
+        text(&o)
+    );
+    let o = op.run(&["package", "get", "-j", BUILDER_PKG]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // operator: create a builder instance
+    let o = op.run(&[
+        "instance",
+        "create",
+        "-j",
+        "-n",
+        "cli-build0",
+        BUILDER_IMG,
+        BUILDER_PKG,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let m = json_lines(&o).pop().unwrap();
+    assert_eq!(m["brand"], "builder", "{m}");
+    let vm = m["id"].as_str().unwrap().to_string();
+    assert!(e
+        .vmadm_list(&e.new)
+        .iter()
+        .any(|(u, b, _)| *u == vm && b == "builder"));
+
+    // customer: no builder package listed, brand builder refused with CloudAPI's text
+    let o = cu.run(&["package", "list", "-j"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !json_lines(&o).iter().any(|p| p["brand"] == "builder"),
+        "{}",
+        text(&o)
+    );
+    let o = cu.run(&["instance", "create", "-b", "builder", PLAIN_IMG, JOYENT_PKG]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "Unknown brand \"builder\". Brand is restricted to one of [\"bhyve\",\"kvm\"]"
+        ),
+        "{}",
+        text(&o)
+    );
+
+    let recs = triton_gate::audit::read(&log).unwrap();
+    assert!(recs.iter().any(|r| r.action == "CreateMachine"
+        && r.decision == triton_gate::audit::Decision::Allow
+        && r.vm_uuid.as_deref() == Some(vm.as_str())));
+    assert!(recs.iter().any(|r| r.action == "CreateMachine"
+        && r.decision == triton_gate::audit::Decision::Deny
+        && r.account_login == "cust"));
+    gate.stop();
+}

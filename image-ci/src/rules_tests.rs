@@ -4,8 +4,8 @@
 #[cfg(test)]
 mod tests {
     use imgmanifest::*;
-    use serde_json::{Map, Value};
     use serde_json::json;
+    use serde_json::{Map, Value};
 
     fn ubuntu() -> Map<String, Value> {
         let t = include_str!("../tests/data/manifest.in");

@@ -604,11 +604,18 @@ fn validate_requirements(v: &Value) -> Vec<Value> {
     let owned: Map<String, Value> = match v {
         Value::Object(o) => o.clone(),
         Value::Null => {
-            e.push(invalid_msg("requirements", "invalid image \"requirements\" (null)"));
+            e.push(invalid_msg(
+                "requirements",
+                "invalid image \"requirements\" (null)",
+            ));
             return e;
         }
-        Value::Array(a) => (0..a.len()).map(|i| (i.to_string(), a[i].clone())).collect(),
-        Value::String(s) => (0..s.encode_utf16().count()).map(|i| (i.to_string(), Value::Null)).collect(),
+        Value::Array(a) => (0..a.len())
+            .map(|i| (i.to_string(), a[i].clone()))
+            .collect(),
+        Value::String(s) => (0..s.encode_utf16().count())
+            .map(|i| (i.to_string(), Value::Null))
+            .collect(),
         _ => Map::new(),
     };
     let reqs = &owned;

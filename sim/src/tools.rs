@@ -215,7 +215,13 @@ pub fn zpool(node: &Node, args: &[String]) -> i32 {
         return 2;
     }
     let (mut header, mut parsable) = (true, false);
-    let mut fields = vec!["name".to_string(), "size".into(), "alloc".into(), "free".into(), "health".into()];
+    let mut fields = vec![
+        "name".to_string(),
+        "size".into(),
+        "alloc".into(),
+        "free".into(),
+        "health".into(),
+    ];
     let mut pools = Vec::new();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -247,8 +253,20 @@ pub fn zpool(node: &Node, args: &[String]) -> i32 {
             "name" => st.zpool.clone(),
             "size" if parsable => size.to_string(),
             "size" => format!("{}G", st.zpool_size_gib),
-            "alloc" | "allocated" => if parsable { (size / 10).to_string() } else { format!("{}G", st.zpool_size_gib / 10) },
-            "free" => if parsable { (size - size / 10).to_string() } else { format!("{}G", st.zpool_size_gib - st.zpool_size_gib / 10) },
+            "alloc" | "allocated" => {
+                if parsable {
+                    (size / 10).to_string()
+                } else {
+                    format!("{}G", st.zpool_size_gib / 10)
+                }
+            }
+            "free" => {
+                if parsable {
+                    (size - size / 10).to_string()
+                } else {
+                    format!("{}G", st.zpool_size_gib - st.zpool_size_gib / 10)
+                }
+            }
             "health" => "ONLINE".into(),
             "bootfs" => format!("{}/boot", st.zpool),
             other => return Err(format!("bad property list: invalid property '{other}'")),
@@ -261,7 +279,14 @@ pub fn zpool(node: &Node, args: &[String]) -> i32 {
     };
     let sep = if header { "  " } else { "\t" };
     if header {
-        println!("{}", fields.iter().map(|f| f.to_uppercase()).collect::<Vec<_>>().join(sep));
+        println!(
+            "{}",
+            fields
+                .iter()
+                .map(|f| f.to_uppercase())
+                .collect::<Vec<_>>()
+                .join(sep)
+        );
     }
     println!("{}", row.join(sep));
     0

@@ -223,6 +223,9 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
     }
 }
 
+const OPS_UUID: &str = "7b3f1e2a-0000-4000-8000-0000000000a1";
+const CUST_UUID: &str = "7b3f1e2a-0000-4000-8000-0000000000c1";
+
 /// Phase 2's ground: Triton's APIs over two compute nodes, one whose
 /// platform has builder (the rollout node) and one without it. A builder
 /// package with a min_platform and a builder image are set up, and VMAPI
@@ -241,6 +244,32 @@ fn phase2_triton(
     let cn_old = work.join("cn-old");
     sim::init::init(&cn_old, None, Some("cn-old"))?;
     let admin = "930896af-bf8c-48d4-885c-6573a94b1853";
+    // An operator and a customer, each with an ed25519 key, in mahi.
+    let signer = |login: &str| {
+        let mut seed = [0u8; 32];
+        seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        triton_gate::httpsig::Ed25519Signer::from_seed(login, &seed)
+    };
+    let (ops, cust) = (signer("ops"), signer("cust"));
+    let store = sim::triton::Store::open(&work.join("triton"))?;
+    sim::triton::mahi::add_account(
+        &store,
+        "ops",
+        Some(OPS_UUID),
+        &["operators".into()],
+        &[ops.public_openssh("ops@rollout")],
+        true,
+    )?;
+    sim::triton::mahi::add_account(
+        &store,
+        "cust",
+        Some(CUST_UUID),
+        &[],
+        &[cust.public_openssh("cust@rollout")],
+        true,
+    )?;
+    drop(store);
     let mut cfg = sim::triton::Config::new(&work.join("triton"), &[cn_new.clone(), cn_old.clone()]);
     cfg.admin_uuid = Some(admin.to_string());
     let bg = sim::triton::start(cfg)?;
@@ -338,6 +367,108 @@ fn phase2_triton(
             listed.trim()
         ),
     ));
+    // The operator-only gate in front of those APIs.
+    let gate_checks = (|| -> Result<triton_gate::rollout::Phase2Report> {
+        let ops_pkg = "5e2c3d4b-0000-4000-8000-00000000b1d1";
+        let plain_pkg = "5e2c3d4b-0000-4000-8000-00000000b1d2";
+        for (uuid, name, brand, owners) in [
+            (
+                ops_pkg,
+                "builder-ops-8g",
+                Some("builder"),
+                Some(json!([OPS_UUID])),
+            ),
+            (plain_pkg, "joyent-1g", Some("joyent"), None),
+        ] {
+            let mut p = json!({"uuid": uuid, "name": name, "version": "1.0.0", "active": true,
+                "cpu_cap": 200, "max_lwps": 2000, "max_physical_memory": 1024, "max_swap": 2048,
+                "quota": 10240, "zfs_io_priority": 100});
+            if let Some(b) = brand {
+                p["brand"] = json!(b);
+            }
+            if let Some(o) = owners {
+                p["owner_uuids"] = o;
+            }
+            let r = client::post_json(&format!("{papi}/packages"), &p)?;
+            if r.status != 201 {
+                bail!("PAPI refused package {name}: {}", r.text());
+            }
+        }
+        let ops_img = "0b5e1d2c-0000-4000-8000-00000000b1d1";
+        let plain_img = "0b5e1d2c-0000-4000-8000-00000000b1d2";
+        for (uuid, name, public, req) in [
+            (
+                ops_img,
+                "builder-ops-base",
+                false,
+                Some(json!({"brand": "builder"})),
+            ),
+            (plain_img, "base-64", true, None),
+        ] {
+            let mut m = json!({"v": 2, "uuid": uuid, "owner": OPS_UUID, "name": name, "version": "1.0.0",
+                "type": "zone-dataset", "os": "smartos", "public": public, "disabled": false,
+                "state": "active", "published_at": "2026-11-01T00:00:00Z"});
+            if let Some(r) = req {
+                m["requirements"] = r;
+            }
+            let data = format!("{name} image stand-in").into_bytes();
+            let sha: String = sha1::Sha1::digest(&data)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let a = client::post_json(&format!("{imgapi}/images/{uuid}?action=import"), &m)?;
+            let b = client::put_bytes(
+                &format!("{imgapi}/images/{uuid}/file?compression=none&sha1={sha}"),
+                &data,
+            )?;
+            let c = client::post_json(
+                &format!("{imgapi}/images/{uuid}?action=activate"),
+                &json!({}),
+            )?;
+            if a.status != 200 || b.status != 200 || c.status != 200 {
+                bail!(
+                    "IMGAPI did not take image {name}: {} {} {}",
+                    a.text(),
+                    b.text(),
+                    c.text()
+                );
+            }
+        }
+        let p = triton_gate::rollout::Phase2 {
+            urls: triton_gate::backend::Urls::from_endpoints_file(
+                &work.join("triton/endpoints.json"),
+            )?,
+            audit_path: work.join("triton-gate/audit.log"),
+            operator_login: "ops".into(),
+            operator_key: ops.clone(),
+            customer_login: "cust".into(),
+            customer_key: cust.clone(),
+            builder_package: ops_pkg.into(),
+            builder_image: ops_img.into(),
+            plain_package: plain_pkg.into(),
+            plain_image: plain_img.into(),
+        };
+        std::fs::create_dir_all(work.join("triton-gate"))?;
+        Ok(triton_gate::rollout::run_phase2(&p)?)
+    })();
+    match gate_checks {
+        Ok(report) => {
+            for c in &report.checks {
+                gates.push(gate(
+                    "2",
+                    &format!("triton-gate: {}", c.name),
+                    c.passed,
+                    c.detail.clone(),
+                ));
+            }
+        }
+        Err(e) => gates.push(gate(
+            "2",
+            "triton-gate phase 2 checks ran",
+            false,
+            format!("{e:#}"),
+        )),
+    }
     Ok(bg)
 }
 
@@ -346,7 +477,12 @@ fn phase2_triton(
 /// boot-tested and shipped to IMGAPI; a failed and a tampered target are
 /// not shipped; a zone without the bhyve devices fails preflight; a second
 /// run inside the cadence builds nothing.
-fn phase3_images(work: &Path, bins: &sim::rfd::Bins, imgapi: &str, gates: &mut Vec<Gate>) -> Result<()> {
+fn phase3_images(
+    work: &Path,
+    bins: &sim::rfd::Bins,
+    imgapi: &str,
+    gates: &mut Vec<Gate>,
+) -> Result<()> {
     use image_ci::{cadence, commands, pipeline, standin};
     let root = work.join("cn");
     let node = sim::node::Node::open(&root)?;
@@ -360,19 +496,41 @@ fn phase3_images(work: &Path, bins: &sim::rfd::Bins, imgapi: &str, gates: &mut V
     };
     let (builder, joyent) = (find("cloud-image-builder")?, find("plain-joyent")?);
     let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/cloud-images");
-    let imgconfigs = std::fs::read_to_string(oracle.join("imgconfigs.json"))
-        .with_context(|| format!("the triton-cloud-images target list is not at {}", oracle.display()))?;
+    let imgconfigs =
+        std::fs::read_to_string(oracle.join("imgconfigs.json")).with_context(|| {
+            format!(
+                "the triton-cloud-images target list is not at {}",
+                oracle.display()
+            )
+        })?;
     let manifest_in = std::fs::read_to_string(oracle.join("manifest.in"))?;
     let rel = "root/triton-cloud-images";
     let zone_root = root.join("zones").join(&builder).join("root");
-    let steer = standin::Steer { fail: vec!["debian-13".into()], tamper: vec!["rocky-10".into()], nosig: vec![] };
+    let steer = standin::Steer {
+        fail: vec!["debian-13".into()],
+        tamper: vec!["rocky-10".into()],
+        nosig: vec![],
+    };
     standin::write_checkout(&zone_root.join(rel), &imgconfigs, &manifest_in, &steer)?;
-    let tools = commands::Tools { root: root.clone(), zlogin: work.join("bin/zlogin"), vmadm_ext: bins.vmadm_ext.clone() };
+    let tools = commands::Tools {
+        root: root.clone(),
+        zlogin: work.join("bin/zlogin"),
+        vmadm_ext: bins.vmadm_ext.clone(),
+    };
     let history = work.join("image-ci/history.jsonl");
     std::fs::create_dir_all(work.join("image-ci"))?;
     let cfg = pipeline::Config::new(tools.clone(), &builder, rel, imgapi, history.clone());
-    let targets: Vec<String> = ["almalinux-9", "debian-12", "debian-13", "rocky-10"].iter().map(|s| s.to_string()).collect();
-    let r = pipeline::run(&cfg, &pipeline::RunOptions { targets, due_every: None })?;
+    let targets: Vec<String> = ["almalinux-9", "debian-12", "debian-13", "rocky-10"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let r = pipeline::run(
+        &cfg,
+        &pipeline::RunOptions {
+            targets,
+            due_every: None,
+        },
+    )?;
     let shipped: Vec<&str> = r.shipped().iter().map(|t| t.target.as_str()).collect();
     gates.push(gate(
         "3",
@@ -383,13 +541,23 @@ fn phase3_images(work: &Path, bins: &sim::rfd::Bins, imgapi: &str, gates: &mut V
     let listed = sim::triton::client::get(&format!("{imgapi}/images?state=all"))?.json();
     let names: Vec<String> = listed
         .as_array()
-        .map(|a| a.iter().filter(|i| i["state"] == "active").filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter(|i| i["state"] == "active")
+                .filter_map(|i| i["name"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
-    let leaked: Vec<&String> = names.iter().filter(|n| *n == "debian-13" || *n == "rocky-10").collect();
+    let leaked: Vec<&String> = names
+        .iter()
+        .filter(|n| *n == "debian-13" || *n == "rocky-10")
+        .collect();
     gates.push(gate(
         "3",
         "a failed build and a tampered artifact are never shipped",
-        leaked.is_empty() && names.iter().any(|n| n == "almalinux-9") && names.iter().any(|n| n == "debian-12"),
+        leaked.is_empty()
+            && names.iter().any(|n| n == "almalinux-9")
+            && names.iter().any(|n| n == "debian-12"),
         format!("active in IMGAPI: {}", names.join(", ")),
     ));
     let pre = commands::preflight(&tools, &joyent);
@@ -405,7 +573,10 @@ fn phase3_images(work: &Path, bins: &sim::rfd::Bins, imgapi: &str, gates: &mut V
     let every = cadence::parse_interval("24h").map_err(anyhow::Error::msg)?;
     let again = pipeline::run(
         &cfg,
-        &pipeline::RunOptions { targets: vec!["almalinux-9".into(), "debian-12".into()], due_every: Some(every) },
+        &pipeline::RunOptions {
+            targets: vec!["almalinux-9".into(), "debian-12".into()],
+            due_every: Some(every),
+        },
     )?;
     gates.push(gate(
         "3",
@@ -528,22 +699,6 @@ fn rollout(out: &Path) -> Result<bool> {
             }
             triton.stop();
         }
-    }
-
-    // Phases not built yet say so.
-    for (phase, name, why) in [
-        (
-            "2",
-            "only operators can provision builder zones, by any path; every decision audited",
-            "triton-gate is not implemented yet",
-        ),
-    ] {
-        gates.push(Gate {
-            phase: phase.into(),
-            name: name.into(),
-            status: "not implemented",
-            detail: why.into(),
-        });
     }
 
     let failed = gates.iter().filter(|g| g.status == "FAIL").count();

@@ -114,10 +114,16 @@ fn sysinfo_has_the_keys_clients_read() {
     assert!(tags.starts_with("admin,"));
     assert_eq!(n.ok("uname", &["-v"]).trim(), "joyent_20250101T000000Z");
     // vmadm asks zpool for the pools
-    assert_eq!(n.ok("zpool", &["list", "-H", "-p", "-o", "name"]), "zones\n");
+    assert_eq!(
+        n.ok("zpool", &["list", "-H", "-p", "-o", "name"]),
+        "zones\n"
+    );
     let o = n.run("zpool", &["list", "nosuchpool"]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o).trim(), "zpool: cannot open 'nosuchpool': no such pool");
+    assert_eq!(
+        stderr(&o).trim(),
+        "zpool: cannot open 'nosuchpool': no such pool"
+    );
 }
 
 #[test]

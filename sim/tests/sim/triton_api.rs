@@ -2,11 +2,9 @@
 //! against the facts in shared/notes/triton.md; placement over sim nodes; an
 //! end-to-end builder provision across two compute nodes.
 
-
-
+use crate::triton_common::*;
 use serde_json::{json, Value};
 use sim::triton::{client, Endpoints};
-use crate::triton_common::*;
 
 const PKG: &str = "7fc87f43-2def-4e6f-9f2c-cae7d4a8d1b5";
 const CUSTOMER: &str = "2b5a7e43-3a1f-4c49-8d61-5f0e6d7c8b9a";

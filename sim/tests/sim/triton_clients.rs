@@ -4,13 +4,11 @@
 //! The npm packages are installed into `sim/tests/js/node_modules` (ignored
 //! by git) on first use.
 
-
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::{json, Value};
 use crate::triton_common::*;
+use serde_json::{json, Value};
 
 fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")

@@ -298,7 +298,16 @@ impl Gate {
             self.record(req_id, action, &who, &summary, &trail, res);
         }
         match out {
-            Ok((status, v)) => Response::json(status, v),
+            Ok((status, v)) => {
+                // CloudAPI's list endpoints say how many results they carry;
+                // node-triton pages until a page is shorter than its limit.
+                let count = v.as_array().map(Vec::len);
+                let mut r = Response::json(status, v);
+                if let Some(n) = count {
+                    r.headers.push(("x-resource-count".into(), n.to_string()));
+                }
+                r
+            }
             Err(r) => {
                 tracing::warn!(
                     req_id,

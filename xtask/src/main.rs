@@ -30,6 +30,16 @@ enum Cmd {
         #[arg(long)]
         stamp: Option<String>,
     },
+    /// Put the Triton pieces in place on the sim and leave them running:
+    /// two compute nodes (one on a platform with builder), the Triton APIs,
+    /// triton-gate as CloudAPI, an operator and a customer with keys, and
+    /// a builder package and image. `--stop` stops them.
+    Deploy {
+        #[arg(long, default_value = "target/deploy")]
+        dir: PathBuf,
+        #[arg(long)]
+        stop: bool,
+    },
     /// Build release binaries and bundle them with man pages, docs and a
     /// platform image, with SHA256SUMS.
     Release {
@@ -229,6 +239,82 @@ fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
     }
 }
 
+const OPS_PKG: &str = "5e2c3d4b-0000-4000-8000-00000000b1d1";
+const PLAIN_PKG: &str = "5e2c3d4b-0000-4000-8000-00000000b1d2";
+const OPS_IMG: &str = "0b5e1d2c-0000-4000-8000-00000000b1d1";
+const PLAIN_IMG: &str = "0b5e1d2c-0000-4000-8000-00000000b1d2";
+
+/// The catalogue triton-gate is exercised with: a builder package and a
+/// private builder image owned by the operator, a public joyent package and
+/// a public zone image.
+fn seed_catalog(papi: &str, imgapi: &str) -> Result<()> {
+    use serde_json::json;
+    use sha1::Digest as _;
+    use sim::triton::client;
+    for (uuid, name, brand, owners) in [
+        (
+            OPS_PKG,
+            "builder-ops-8g",
+            Some("builder"),
+            Some(json!([OPS_UUID])),
+        ),
+        (PLAIN_PKG, "joyent-1g", Some("joyent"), None),
+    ] {
+        let mut p = json!({"uuid": uuid, "name": name, "version": "1.0.0", "active": true,
+            "cpu_cap": 200, "max_lwps": 2000, "max_physical_memory": 1024, "max_swap": 2048,
+            "quota": 10240, "zfs_io_priority": 100});
+        if let Some(b) = brand {
+            p["brand"] = json!(b);
+        }
+        if let Some(o) = owners {
+            p["owner_uuids"] = o;
+        }
+        let r = client::post_json(&format!("{papi}/packages"), &p)?;
+        if r.status != 201 {
+            bail!("PAPI refused package {name}: {}", r.text());
+        }
+    }
+    for (uuid, name, public, req) in [
+        (
+            OPS_IMG,
+            "builder-ops-base",
+            false,
+            Some(json!({"brand": "builder"})),
+        ),
+        (PLAIN_IMG, "base-64", true, None),
+    ] {
+        let mut m = json!({"v": 2, "uuid": uuid, "owner": OPS_UUID, "name": name, "version": "1.0.0",
+            "type": "zone-dataset", "os": "smartos", "public": public, "disabled": false,
+            "state": "active", "published_at": "2026-11-01T00:00:00Z"});
+        if let Some(r) = req {
+            m["requirements"] = r;
+        }
+        let data = format!("{name} image stand-in").into_bytes();
+        let sha: String = sha1::Sha1::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let a = client::post_json(&format!("{imgapi}/images/{uuid}?action=import"), &m)?;
+        let b = client::put_bytes(
+            &format!("{imgapi}/images/{uuid}/file?compression=none&sha1={sha}"),
+            &data,
+        )?;
+        let c = client::post_json(
+            &format!("{imgapi}/images/{uuid}?action=activate"),
+            &json!({}),
+        )?;
+        if a.status != 200 || b.status != 200 || c.status != 200 {
+            bail!(
+                "IMGAPI did not take image {name}: {} {} {}",
+                a.text(),
+                b.text(),
+                c.text()
+            );
+        }
+    }
+    Ok(())
+}
+
 const OPS_UUID: &str = "7b3f1e2a-0000-4000-8000-0000000000a1";
 const CUST_UUID: &str = "7b3f1e2a-0000-4000-8000-0000000000c1";
 
@@ -375,71 +461,7 @@ fn phase2_triton(
     ));
     // The operator-only gate in front of those APIs.
     let gate_checks = (|| -> Result<triton_gate::rollout::Phase2Report> {
-        let ops_pkg = "5e2c3d4b-0000-4000-8000-00000000b1d1";
-        let plain_pkg = "5e2c3d4b-0000-4000-8000-00000000b1d2";
-        for (uuid, name, brand, owners) in [
-            (
-                ops_pkg,
-                "builder-ops-8g",
-                Some("builder"),
-                Some(json!([OPS_UUID])),
-            ),
-            (plain_pkg, "joyent-1g", Some("joyent"), None),
-        ] {
-            let mut p = json!({"uuid": uuid, "name": name, "version": "1.0.0", "active": true,
-                "cpu_cap": 200, "max_lwps": 2000, "max_physical_memory": 1024, "max_swap": 2048,
-                "quota": 10240, "zfs_io_priority": 100});
-            if let Some(b) = brand {
-                p["brand"] = json!(b);
-            }
-            if let Some(o) = owners {
-                p["owner_uuids"] = o;
-            }
-            let r = client::post_json(&format!("{papi}/packages"), &p)?;
-            if r.status != 201 {
-                bail!("PAPI refused package {name}: {}", r.text());
-            }
-        }
-        let ops_img = "0b5e1d2c-0000-4000-8000-00000000b1d1";
-        let plain_img = "0b5e1d2c-0000-4000-8000-00000000b1d2";
-        for (uuid, name, public, req) in [
-            (
-                ops_img,
-                "builder-ops-base",
-                false,
-                Some(json!({"brand": "builder"})),
-            ),
-            (plain_img, "base-64", true, None),
-        ] {
-            let mut m = json!({"v": 2, "uuid": uuid, "owner": OPS_UUID, "name": name, "version": "1.0.0",
-                "type": "zone-dataset", "os": "smartos", "public": public, "disabled": false,
-                "state": "active", "published_at": "2026-11-01T00:00:00Z"});
-            if let Some(r) = req {
-                m["requirements"] = r;
-            }
-            let data = format!("{name} image stand-in").into_bytes();
-            let sha: String = sha1::Sha1::digest(&data)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let a = client::post_json(&format!("{imgapi}/images/{uuid}?action=import"), &m)?;
-            let b = client::put_bytes(
-                &format!("{imgapi}/images/{uuid}/file?compression=none&sha1={sha}"),
-                &data,
-            )?;
-            let c = client::post_json(
-                &format!("{imgapi}/images/{uuid}?action=activate"),
-                &json!({}),
-            )?;
-            if a.status != 200 || b.status != 200 || c.status != 200 {
-                bail!(
-                    "IMGAPI did not take image {name}: {} {} {}",
-                    a.text(),
-                    b.text(),
-                    c.text()
-                );
-            }
-        }
+        seed_catalog(&papi, &imgapi)?;
         let p = triton_gate::rollout::Phase2 {
             urls: triton_gate::backend::Urls::from_endpoints_file(
                 &work.join("triton/endpoints.json"),
@@ -449,10 +471,10 @@ fn phase2_triton(
             operator_key: ops.clone(),
             customer_login: "cust".into(),
             customer_key: cust.clone(),
-            builder_package: ops_pkg.into(),
-            builder_image: ops_img.into(),
-            plain_package: plain_pkg.into(),
-            plain_image: plain_img.into(),
+            builder_package: OPS_PKG.into(),
+            builder_image: OPS_IMG.into(),
+            plain_package: PLAIN_PKG.into(),
+            plain_image: PLAIN_IMG.into(),
         };
         std::fs::create_dir_all(work.join("triton-gate"))?;
         Ok(triton_gate::rollout::run_phase2(&p)?)
@@ -742,6 +764,245 @@ fn rollout(out: &Path) -> Result<bool> {
     Ok(failed == 0)
 }
 
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        || Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Start a daemon in its own process group, output to `log`.
+fn daemon(cmd: &mut Command, log: &Path) -> Result<u32> {
+    use std::os::unix::process::CommandExt as _;
+    let out = std::fs::File::create(log)?;
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    Ok(child.id())
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<()> {
+    for _ in 0..100 {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("{what} did not come up within 10 s")
+}
+
+/// `cargo xtask deploy`.
+fn deploy(dir: &Path) -> Result<bool> {
+    use sim::triton::client;
+    let state = dir.join("deploy.json");
+    if let Ok(t) = std::fs::read_to_string(&state) {
+        let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+        let running: Vec<u64> = v["pids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_u64())
+            .filter(|p| alive(*p as u32))
+            .collect();
+        if !running.is_empty() {
+            bail!(
+                "already deployed in {} (pids {running:?}); run `cargo xtask deploy --stop` first",
+                dir.display()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("log"))?;
+    std::fs::create_dir_all(dir.join("keys"))?;
+    let dir = &std::fs::canonicalize(dir)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = Command::new(&cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "sim",
+            "-p",
+            "triton-gate",
+            "-p",
+            "vmadm-ext",
+            "--bins",
+        ])
+        .status()?
+        .success();
+    if !ok {
+        bail!("cargo build failed");
+    }
+    let bins = binaries()?;
+    let gate_bin = bins.sim.with_file_name("triton-gate");
+    // Nodes: one on a platform with builder, one without.
+    let stamp = now_stamp();
+    let built = platform(&dir.join("platform"), &stamp)?;
+    let (cn_b, cn_o) = (dir.join("cn-builder"), dir.join("cn-old"));
+    sim::init::init(&cn_b, Some(&built.image), Some("cn-builder"))?;
+    sim::init::init(&cn_o, None, Some("cn-old"))?;
+    // Accounts with real OpenSSH keys (usable by the triton CLI).
+    let mut fingerprints = serde_json::Map::new();
+    let store = sim::triton::Store::open(&dir.join("triton"))?;
+    for (login, uuid, groups) in [
+        ("ops", OPS_UUID, vec!["operators".to_string()]),
+        ("cust", CUST_UUID, vec![]),
+    ] {
+        let key = dir.join("keys").join(login);
+        let ok = Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                &format!("{login}@sim"),
+                "-f",
+            ])
+            .arg(&key)
+            .status()
+            .context("ssh-keygen (openssh-client) is needed to make the account keys")?
+            .success();
+        if !ok {
+            bail!("ssh-keygen failed");
+        }
+        let public = std::fs::read_to_string(key.with_extension("pub"))?;
+        sim::triton::mahi::add_account(
+            &store,
+            login,
+            Some(uuid),
+            &groups,
+            &[public.trim().to_string()],
+            true,
+        )?;
+        let fp = Command::new("ssh-keygen")
+            .args(["-l", "-E", "md5", "-f"])
+            .arg(key.with_extension("pub"))
+            .output()?;
+        let fp = String::from_utf8_lossy(&fp.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .trim_start_matches("MD5:")
+            .to_string();
+        fingerprints.insert(login.into(), fp.into());
+    }
+    drop(store);
+    // The Triton APIs and the gate, as daemons.
+    let mut pids = Vec::new();
+    pids.push(daemon(
+        Command::new(&bins.sim)
+            .args(["triton", "serve", "--data"])
+            .arg(dir.join("triton"))
+            .arg("--cn")
+            .arg(&cn_b)
+            .arg("--cn")
+            .arg(&cn_o)
+            .env("SIM_BIN", &bins.sim),
+        &dir.join("log/sim-triton.log"),
+    )?);
+    let endpoints = dir.join("triton/endpoints.json");
+    wait_for("sim triton", || {
+        sim::triton::Endpoints::load(&dir.join("triton"))
+            .ok()
+            .and_then(|e| client::get(&format!("{}/ping", e.url("papi"))).ok())
+            .is_some_and(|r| r.status == 200)
+    })?;
+    let e = sim::triton::Endpoints::load(&dir.join("triton"))?;
+    seed_catalog(e.url("papi"), e.url("imgapi"))?;
+    let port = free_port()?;
+    let cloudapi = format!("http://127.0.0.1:{port}");
+    pids.push(daemon(
+        Command::new(&gate_bin)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--endpoints",
+            ])
+            .arg(&endpoints)
+            .arg("--audit")
+            .arg(dir.join("audit.log")),
+        &dir.join("log/triton-gate.log"),
+    )?);
+    wait_for("triton-gate", || {
+        client::get(&format!("{cloudapi}/--ping")).is_ok_and(|r| r.status == 200)
+    })?;
+    let info = serde_json::json!({
+        "cloudapi": cloudapi,
+        "endpoints": serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&endpoints)?)?,
+        "pids": pids,
+        "nodes": [cn_b, cn_o],
+        "accounts": {
+            "ops": {"uuid": OPS_UUID, "operator": true, "key": dir.join("keys/ops"), "fingerprint": fingerprints["ops"]},
+            "cust": {"uuid": CUST_UUID, "operator": false, "key": dir.join("keys/cust"), "fingerprint": fingerprints["cust"]},
+        },
+        "catalog": {"builder_package": OPS_PKG, "builder_image": OPS_IMG, "package": PLAIN_PKG, "image": PLAIN_IMG},
+        "audit": dir.join("audit.log"),
+    });
+    std::fs::write(&state, format!("{info:#}\n"))?;
+    println!("deployed in {}", dir.display());
+    println!("CloudAPI (triton-gate): {cloudapi}");
+    println!("Triton APIs: {}", endpoints.display());
+    println!(
+        "compute nodes: {} (platform {stamp}, with builder), {} (without)",
+        cn_b.display(),
+        cn_o.display()
+    );
+    println!(
+        "operator: ops (key {}), customer: cust (key {})",
+        dir.join("keys/ops").display(),
+        dir.join("keys/cust").display()
+    );
+    println!(
+        "\nwith the triton CLI (the key must be in ~/.ssh or the agent: ssh-add {}):",
+        dir.join("keys/ops").display()
+    );
+    println!(
+        "  TRITON_URL={cloudapi} TRITON_ACCOUNT=ops TRITON_KEY_ID={} triton package list",
+        fingerprints["ops"].as_str().unwrap_or_default()
+    );
+    println!(
+        "\nstop with: cargo xtask deploy --stop --dir {}",
+        dir.display()
+    );
+    Ok(true)
+}
+
+/// `cargo xtask deploy --stop`.
+fn deploy_stop(dir: &Path) -> Result<bool> {
+    let state = dir.join("deploy.json");
+    let t = std::fs::read_to_string(&state)
+        .with_context(|| format!("nothing deployed in {}", dir.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&t)?;
+    for pid in v["pids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_u64())
+    {
+        if alive(pid as u32) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            println!("stopped {pid}");
+        }
+    }
+    Ok(true)
+}
+
 /// The binaries a release carries, by package.
 const RELEASE_BINS: &[(&str, &str)] = &[
     ("brand", "brand"),
@@ -938,6 +1199,13 @@ fn main() -> ExitCode {
         Cmd::Rollout { out } => rollout(&out),
         Cmd::Test { args } => test(&args),
         Cmd::Release { out } => release(&out),
+        Cmd::Deploy { dir, stop } => {
+            if stop {
+                deploy_stop(&dir)
+            } else {
+                deploy(&dir)
+            }
+        }
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

@@ -174,6 +174,20 @@ pub fn run() {
         .iter()
         .any(|(u, b, _)| *u == vm && b == "builder"));
 
+    // operator: the instance shows in `triton instance list` (paged by
+    // x-resource-count) and `instance get`
+    let o = op.run(&["instance", "list", "-j"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        json_lines(&o)
+            .iter()
+            .any(|i| i["id"] == vm.as_str() && i["brand"] == "builder"),
+        "{}",
+        text(&o)
+    );
+    let o = op.run(&["instance", "get", "-j", &vm]);
+    assert!(o.status.success(), "{}", text(&o));
+
     // customer: no builder package listed, brand builder refused with CloudAPI's text
     let o = cu.run(&["package", "list", "-j"]);
     assert!(o.status.success(), "{}", text(&o));

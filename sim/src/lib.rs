@@ -29,3 +29,24 @@ pub const TOOLS: &[&str] = &[
     "uname",
     "zpool",
 ];
+
+/// Run `tool` (one of [`TOOLS`]) for the node in `SIM_ROOT`, as that
+/// program would run; returns its exit status.
+pub fn run_tool(tool: &str, args: &[String]) -> i32 {
+    let node = match node::Node::from_env() {
+        Ok(n) => n,
+        Err(e) => return tools::fail(tool, e),
+    };
+    match tool {
+        "vmadm" => vmadm::main(&node, args),
+        "zoneadm" => tools::zoneadm(&node, args),
+        "imgadm" => tools::imgadm(&node, args),
+        "piadm" => tools::piadm(&node, args),
+        "sysinfo" => tools::sysinfo(&node, args),
+        "nictagadm" => tools::nictagadm(&node, args),
+        "zlogin" => tools::zlogin(&node, args),
+        "uname" => tools::uname(&node, args),
+        "zpool" => tools::zpool(&node, args),
+        _ => tools::fail("sim", format!("unknown tool {tool}")),
+    }
+}

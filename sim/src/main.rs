@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sim::node::Node;
-use sim::{init, platform, tools, vmadm, vminfod, zones, TOOLS};
+use sim::{init, platform, run_tool, vminfod, zones, TOOLS};
 
 /// The embedded default: simulated SmartOS nodes and Triton APIs.
 #[derive(Parser)]
@@ -84,25 +84,6 @@ enum PlatformCmd {
         #[arg(long)]
         out: PathBuf,
     },
-}
-
-fn run_tool(tool: &str, args: &[String]) -> i32 {
-    let node = match Node::from_env() {
-        Ok(n) => n,
-        Err(e) => return tools::fail(tool, e),
-    };
-    match tool {
-        "vmadm" => vmadm::main(&node, args),
-        "zoneadm" => tools::zoneadm(&node, args),
-        "imgadm" => tools::imgadm(&node, args),
-        "piadm" => tools::piadm(&node, args),
-        "sysinfo" => tools::sysinfo(&node, args),
-        "nictagadm" => tools::nictagadm(&node, args),
-        "zlogin" => tools::zlogin(&node, args),
-        "uname" => tools::uname(&node, args),
-        "zpool" => tools::zpool(&node, args),
-        _ => tools::fail("sim", format!("unknown tool {tool}")),
-    }
 }
 
 fn print_boot(r: &zones::BootReport) {

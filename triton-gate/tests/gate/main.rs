@@ -15,31 +15,10 @@ mod triton_cli;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 
-use sim::node::Node;
-use sim::{tools, vmadm};
-
-fn run_tool(tool: &str, args: &[String]) -> i32 {
-    let node = match Node::from_env() {
-        Ok(n) => n,
-        Err(e) => return tools::fail(tool, e),
-    };
-    match tool {
-        "vmadm" => vmadm::main(&node, args),
-        "zoneadm" => tools::zoneadm(&node, args),
-        "imgadm" => tools::imgadm(&node, args),
-        "piadm" => tools::piadm(&node, args),
-        "sysinfo" => tools::sysinfo(&node, args),
-        "nictagadm" => tools::nictagadm(&node, args),
-        "zlogin" => tools::zlogin(&node, args),
-        "uname" => tools::uname(&node, args),
-        _ => tools::fail("sim", format!("unknown tool {tool}")),
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() > 1 && sim::TOOLS.contains(&args[1].as_str()) {
-        std::process::exit(run_tool(&args[1], &args[2..]));
+        std::process::exit(sim::run_tool(&args[1], &args[2..]));
     }
     let me = std::env::current_exe().expect("current_exe");
     std::env::set_var("SIM_BIN", &me);

@@ -28,6 +28,7 @@ pub const TOOLS: &[&str] = &[
     "zlogin",
     "uname",
     "zpool",
+    "zfs",
 ];
 
 /// Run `tool` (one of [`TOOLS`]) for the node in `SIM_ROOT`, as that
@@ -47,6 +48,7 @@ pub fn run_tool(tool: &str, args: &[String]) -> i32 {
         "zlogin" => tools::zlogin(&node, args),
         "uname" => tools::uname(&node, args),
         "zpool" => tools::zpool(&node, args),
+        "zfs" => tools::zfs(&node, args),
         _ => tools::fail("sim", format!("unknown tool {tool}")),
     }
 }

@@ -316,6 +316,26 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         },
     )?;
     w.step(
+        "vmadm-ext get reads the zone and its zfs settings",
+        "vmadm-ext",
+        &["get", &uuid],
+        None,
+        |o, out, _| {
+            exit(o, 0)?;
+            let v: Value = serde_json::from_str(out).map_err(|e| e.to_string())?;
+            let seen = format!(
+                "brand {} quota {} compression {} state {}",
+                v["brand"], v["quota"], v["zfs_root_compression"], v["state"]
+            );
+            (v["brand"] == "builder"
+                && v["quota"] == 50
+                && v["zfs_root_compression"] == "lz4"
+                && v["state"] == "running")
+                .then(|| seen.clone())
+                .ok_or(format!("unexpected object: {seen}"))
+        },
+    )?;
+    w.step(
         "vmadm-ext check passes",
         "vmadm-ext",
         &["check", &uuid],

@@ -292,6 +292,138 @@ pub fn zpool(node: &Node, args: &[String]) -> i32 {
     0
 }
 
+/// `zfs get [-Hp] [-o field,...] prop[,prop...] dataset...` for the zone
+/// datasets (`<pool>/<zone>` and its delegated `<pool>/<zone>/data`); the
+/// values come from the zfs properties the node recorded at create/update.
+pub fn zfs(node: &Node, args: &[String]) -> i32 {
+    let usage = || {
+        eprintln!("usage:\n\tget [-Hp] [-o \"all\" | field[,...]] <\"all\" | property[,...]> [filesystem|volume|snapshot] ...");
+        2
+    };
+    let mut it = args.iter();
+    if it.next().map(String::as_str) != Some("get") {
+        return usage();
+    }
+    let (mut header, mut parsable) = (true, false);
+    let mut fields = vec![
+        "name".to_string(),
+        "property".into(),
+        "value".into(),
+        "source".into(),
+    ];
+    let mut pos: Vec<&String> = Vec::new();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" => match it.next() {
+                Some(f) => fields = f.split(',').map(str::to_string).collect(),
+                None => return usage(),
+            },
+            f if f.starts_with('-') => {
+                for c in f[1..].chars() {
+                    match c {
+                        'H' => header = false,
+                        'p' => parsable = true,
+                        _ => return usage(),
+                    }
+                }
+            }
+            _ => pos.push(a),
+        }
+    }
+    let Some((props, datasets)) = pos.split_first() else {
+        return usage();
+    };
+    let props: Vec<&str> = props.split(',').collect();
+    let mut rows = Vec::new();
+    for ds in datasets {
+        let (zone_ds, data) = match ds.strip_suffix("/data") {
+            Some(z) => (z, true),
+            None => (ds.as_str(), false),
+        };
+        let rec = node.path(zone_ds).join(".sim-zfs.json");
+        let Some(v) = fs::read_to_string(&rec)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        else {
+            return fail("zfs", format!("cannot open '{ds}': dataset does not exist"));
+        };
+        if data && !node.path(zone_ds).join("data").is_dir() {
+            return fail("zfs", format!("cannot open '{ds}': dataset does not exist"));
+        }
+        for p in &props {
+            let (key, default) = match (*p, data) {
+                ("quota", false) => ("quota", json!(0)),
+                ("quota", true) => ("", json!(0)),
+                ("compression", false) => ("zfs_root_compression", json!("off")),
+                ("compression", true) => ("zfs_data_compression", json!("off")),
+                ("recsize" | "recordsize", false) => ("zfs_root_recsize", json!(131072)),
+                ("recsize" | "recordsize", true) => ("zfs_data_recsize", json!(131072)),
+                (other, _) => {
+                    return fail(
+                        "zfs",
+                        format!("bad property list: invalid property '{other}'"),
+                    )
+                }
+            };
+            let raw = if key.is_empty() {
+                default.clone()
+            } else {
+                v.get(key).cloned().unwrap_or(default.clone())
+            };
+            let value = match (*p, raw) {
+                ("quota", Value::Number(n)) => {
+                    let gib = n.as_u64().unwrap_or(0);
+                    if parsable {
+                        (gib << 30).to_string()
+                    } else if gib == 0 {
+                        "none".into()
+                    } else {
+                        format!("{gib}G")
+                    }
+                }
+                (_, Value::String(s)) => s,
+                (_, other) => other.to_string(),
+            };
+            let source = if raw_is_default(&v, key) {
+                "default"
+            } else {
+                "local"
+            };
+            rows.push([ds.to_string(), p.to_string(), value, source.to_string()]);
+        }
+    }
+    let pick = |r: &[String; 4]| -> Vec<String> {
+        fields
+            .iter()
+            .map(|f| match f.as_str() {
+                "name" => r[0].clone(),
+                "property" => r[1].clone(),
+                "value" => r[2].clone(),
+                "source" => r[3].clone(),
+                _ => "-".into(),
+            })
+            .collect()
+    };
+    if header {
+        println!(
+            "{}",
+            fields
+                .iter()
+                .map(|f| f.to_uppercase())
+                .collect::<Vec<_>>()
+                .join("  ")
+        );
+    }
+    for r in &rows {
+        println!("{}", pick(r).join(if header { "  " } else { "\t" }));
+    }
+    0
+}
+
+fn raw_is_default(v: &Value, key: &str) -> bool {
+    key.is_empty() || v.get(key).is_none()
+}
+
 /// `zoneadm list -p` line for a zone.
 fn zoneadm_line(node: &Node, st: &NodeState, e: &crate::node::IndexEntry) -> String {
     let z = zones::zone_config(node, &e.name).ok();

@@ -184,6 +184,35 @@ pub fn parse_zoneadm_list(out: &str) -> Result<Vec<ZoneRecord>, String> {
     Ok(v)
 }
 
+/// The zfs properties `vmadm get` reports for a zone's datasets.
+pub const ZFS_PROPERTIES: &[&str] = &["quota", "compression", "recsize"];
+
+/// `zfs get -Hp -o name,property,value quota,compression,recsize <ds>...`
+pub fn zfs_get_cmd(datasets: &[&str]) -> Cmd {
+    let props = ZFS_PROPERTIES.join(",");
+    let mut args = vec!["get", "-Hp", "-o", "name,property,value", props.as_str()];
+    args.extend_from_slice(datasets);
+    Cmd::new("zfs", &args)
+}
+
+/// Parse `zfs get -Hp -o name,property,value` output (tab-separated) into
+/// dataset -> property -> value.
+pub fn parse_zfs_get(
+    out: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    let mut m: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+        Default::default();
+    for line in out.lines() {
+        let mut f = line.split('\t');
+        if let (Some(ds), Some(prop), Some(val)) = (f.next(), f.next(), f.next()) {
+            m.entry(ds.to_string())
+                .or_default()
+                .insert(prop.to_string(), val.to_string());
+        }
+    }
+    m
+}
+
 /// What validation needs to ask the host.
 pub trait Host {
     /// The imported pools (empty when the question fails, as in vmadm).
@@ -226,6 +255,21 @@ mod tests {
         assert_eq!(z[1].zonepath, "/zones/with:colon");
         assert_eq!(z[1].state, "installed");
         assert!(parse_zoneadm_list("1:x:running\n").is_err());
+    }
+
+    #[test]
+    fn zfs_get_builds_and_parses() {
+        assert_eq!(
+            zfs_get_cmd(&["zones/u", "zones/u/data"]).to_string(),
+            "zfs get -Hp -o name,property,value quota,compression,recsize zones/u zones/u/data"
+        );
+        // as printed by `zfs get -Hp` on SmartOS: bytes, raw values, tabs
+        let out = "zones/u\tquota\t53687091200\nzones/u\tcompression\tlz4\nzones/u\trecsize\t131072\n\
+                   zones/u/data\tquota\t0\nzones/u/data\tcompression\toff\nzones/u/data\trecsize\t131072\n";
+        let m = parse_zfs_get(out);
+        assert_eq!(m["zones/u"]["quota"], "53687091200");
+        assert_eq!(m["zones/u/data"]["compression"], "off");
+        assert!(parse_zfs_get("garbage\n").is_empty());
     }
 
     #[test]

@@ -151,6 +151,44 @@ impl LoadOptions {
     };
 }
 
+/// The zfs-derived fields of `vmadm get`: quota (GiB) and the root and
+/// delegated datasets' compression and recsize, from `zfs get`. A zfs that
+/// fails leaves the fields out, as vmadm does for a dataset it cannot read.
+fn zfs_fields(vm: &mut Map<String, Value>, ds: &str) {
+    let data = format!("{ds}/data");
+    let has_data = vm
+        .get("datasets")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|d| d.as_str() == Some(data.as_str())));
+    let mut list = vec![ds];
+    if has_data {
+        list.push(&data);
+    }
+    let Ok(out) = host::run(&host::zfs_get_cmd(&list)) else {
+        return;
+    };
+    let props = host::parse_zfs_get(&out);
+    if let Some(root) = props.get(ds) {
+        if let Some(q) = root.get("quota").and_then(|q| q.parse::<u64>().ok()) {
+            vm.insert("quota".into(), Value::from(q >> 30));
+        }
+        if let Some(c) = root.get("compression") {
+            vm.insert("zfs_root_compression".into(), Value::from(c.clone()));
+        }
+        if let Some(r) = root.get("recsize").and_then(|r| r.parse::<u64>().ok()) {
+            vm.insert("zfs_root_recsize".into(), Value::from(r));
+        }
+    }
+    if let Some(d) = props.get(&data) {
+        if let Some(c) = d.get("compression") {
+            vm.insert("zfs_data_compression".into(), Value::from(c.clone()));
+        }
+        if let Some(r) = d.get("recsize").and_then(|r| r.parse::<u64>().ok()) {
+            vm.insert("zfs_data_recsize".into(), Value::from(r));
+        }
+    }
+}
+
 /// A node rooted at a directory.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -385,7 +423,10 @@ impl Node {
                 "zpool".into(),
                 Value::from(ds.split('/').next().unwrap_or_default()),
             );
-            vm.insert("zfs_filesystem".into(), Value::from(ds));
+            vm.insert("zfs_filesystem".into(), Value::from(ds.clone()));
+            if opts.json && host::which("zfs").is_some() {
+                zfs_fields(&mut vm, &ds);
+            }
         }
         Ok(vm)
     }

@@ -674,6 +674,32 @@ fn vmadm_lifecycle_and_vm_objects_have_what_a_ui_needs() {
     assert_eq!(vm["platform_buildstamp"], "20261101T000000Z");
     assert_eq!(vm["datasets"][0], format!("zones/{uuid}/data"));
     assert_eq!(vm["nics"][0]["allow_ip_spoofing"], true);
+    // zfs answers for the zone's datasets as vmadm asks
+    let z = n.ok(
+        "zfs",
+        &[
+            "get",
+            "-Hp",
+            "-o",
+            "name,property,value",
+            "quota,compression",
+            &format!("zones/{uuid}"),
+            &format!("zones/{uuid}/data"),
+        ],
+    );
+    assert_eq!(
+        z,
+        format!(
+            "zones/{uuid}\tquota\t{}\nzones/{uuid}\tcompression\tlz4\nzones/{uuid}/data\tquota\t0\nzones/{uuid}/data\tcompression\toff\n",
+            50u64 << 30
+        )
+    );
+    let o = n.run("zfs", &["get", "quota", "zones/nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "zfs: cannot open 'zones/nope': dataset does not exist"
+    );
     // zoneadm and zlogin see the running zone; its /dev has the bhyve nodes
     let line = n.ok("zoneadm", &["-z", &uuid, "list", "-p"]);
     assert!(

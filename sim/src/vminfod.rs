@@ -57,18 +57,45 @@ async fn vm(State(node): State<Node>, UrlPath(uuid): UrlPath<String>) -> Respons
     }
 }
 
+/// Log each request as one bunyan record (method, path, status, latency).
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(
+        method = method.as_str(),
+        path = path.as_str(),
+        status = res.status().as_u16(),
+        latency_ms = start.elapsed().as_millis() as u64,
+        "handled request"
+    );
+    res
+}
+
 /// The vminfod router for a node.
 pub fn router(node: Node) -> Router {
     Router::new()
         .route("/ping", get(ping))
         .route("/vms", get(vms))
         .route("/vms/{uuid}", get(vm))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(node)
 }
 
 /// Serve on `listen` until the process is stopped. Prints the bound
-/// address (useful with port 0) on stdout.
+/// address (useful with port 0) on stdout; logs are bunyan JSON on stderr.
 pub fn serve_blocking(node: Node, listen: &str) -> anyhow::Result<()> {
+    {
+        use tracing_subscriber::prelude::*;
+        let _ = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(tracing_bunyan_formatter::JsonStorageLayer)
+            .with(tracing_bunyan_formatter::BunyanFormattingLayer::new(
+                "vminfod".into(),
+                std::io::stderr,
+            ))
+            .try_init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -757,6 +757,7 @@ fn vminfod_serves_ping_and_full_vm_objects() {
             "127.0.0.1:0",
         ])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -793,6 +794,26 @@ fn vminfod_serves_ping_and_full_vm_objects() {
     assert_eq!(code, 404);
     child.kill().unwrap();
     let _ = child.wait();
+    // one bunyan record per request on stderr
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let recs: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let vms_req = recs
+        .iter()
+        .find(|r| r["path"] == "/vms")
+        .unwrap_or_else(|| panic!("no request record in {log}"));
+    assert_eq!(vms_req["name"], "vminfod");
+    assert_eq!(vms_req["status"], 200);
+    assert_eq!(vms_req["level"], 30);
+    assert!(recs.iter().any(|r| r["status"] == 404));
 }
 
 #[test]

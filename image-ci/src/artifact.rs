@@ -139,7 +139,7 @@ pub fn unfilled(text: &str) -> Vec<&'static str> {
 mod tests {
     use super::*;
 
-    const TEMPLATE: &str = include_str!("../tests/data/manifest.in");
+    const TEMPLATE: &str = include_str!("../../../shared/oracle/cloud-images/manifest.in");
 
     fn fill_ubuntu() -> Fill {
         Fill {

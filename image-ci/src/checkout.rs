@@ -96,7 +96,7 @@ impl Checkout {
 mod tests {
     use super::*;
 
-    const ORACLE: &str = include_str!("../tests/data/imgconfigs.json");
+    const ORACLE: &str = include_str!("../../../shared/oracle/cloud-images/imgconfigs.json");
 
     #[test]
     fn oracle_has_thirteen_targets_in_file_order() {

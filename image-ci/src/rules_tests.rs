@@ -8,7 +8,7 @@ mod tests {
     use serde_json::{Map, Value};
 
     fn ubuntu() -> Map<String, Value> {
-        let t = include_str!("../tests/data/manifest.in");
+        let t = include_str!("../../../shared/oracle/cloud-images/manifest.in");
         let f = crate::artifact::Fill {
             uuid: "3f0a8c2e-6d7b-4f61-9a2e-5b1c0d9e7a41".into(),
             name: "ubuntu-24.04".into(),

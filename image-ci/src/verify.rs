@@ -288,7 +288,11 @@ mod tests {
             sha1: sha1.into(),
             size,
         };
-        serde_json::from_str(&fill(include_str!("../tests/data/manifest.in"), &f)).unwrap()
+        serde_json::from_str(&fill(
+            include_str!("../../../shared/oracle/cloud-images/manifest.in"),
+            &f,
+        ))
+        .unwrap()
     }
 
     fn expect() -> Expect {

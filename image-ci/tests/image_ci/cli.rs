@@ -29,7 +29,7 @@ fn usage_errors_exit_2_with_one_line() {
 
 #[test]
 fn targets_lists_the_checkout() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/cloud-images");
     let o = Command::new(image_ci_bin())
         .args(["-j", "targets", "-c"])
         .arg(&data)

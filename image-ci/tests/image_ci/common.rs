@@ -173,7 +173,7 @@ pub fn checkout(
     nosig: &[&str],
 ) -> PathBuf {
     let d = n.zone_root(zone).join(rel);
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/cloud-images");
     let s = image_ci::standin::Steer {
         fail: fail.iter().map(|x| x.to_string()).collect(),
         tamper: tamper.iter().map(|x| x.to_string()).collect(),

@@ -79,7 +79,7 @@ fn base() -> Map<String, Value> {
         sha1: "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12".into(),
         size: 734003200,
     };
-    let t = include_str!("../data/manifest.in");
+    let t = include_str!("../../../../shared/oracle/cloud-images/manifest.in");
     let mut m: Map<String, Value> = serde_json::from_str(&image_ci::artifact::fill(t, &f)).unwrap();
     m.insert("activated".into(), json!(true));
     m

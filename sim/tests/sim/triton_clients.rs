@@ -68,7 +68,10 @@ fn node_json(dir: &Path, script: &str, args: &[&str], env: &[(&str, String)]) ->
 
 /// triton-cloud-images' manifest.in filled the way build_all.sh fills it.
 fn cloud_image_manifest(uuid: &str, data: &[u8]) -> Value {
-    let tpl = std::fs::read_to_string(js_dir().join("fixtures/manifest.in")).unwrap();
+    let tpl = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/cloud-images/manifest.in"),
+    )
+    .unwrap();
     let filled = tpl
         .replace("@UUID@", uuid)
         .replace("@NAME@", "ubuntu-24.04")

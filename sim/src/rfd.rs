@@ -134,6 +134,25 @@ fn exit(o: &Output, want: i32) -> Result<(), String> {
     }
 }
 
+/// A check that only wants exit status 0.
+fn ok(o: &Output, _: &str, _: &str) -> Result<String, String> {
+    exit(o, 0).map(|_| String::new())
+}
+
+/// A check on `vmadm get`: exit 0 and the VM object's `field` is `want`.
+fn vm_field(
+    field: &'static str,
+    want: &'static str,
+) -> impl FnOnce(&Output, &str, &str) -> Result<String, String> {
+    move |o, out, _| {
+        exit(o, 0)?;
+        let v: Value = serde_json::from_str(out).map_err(|e| e.to_string())?;
+        (v[field] == want)
+            .then(|| format!("{field} {want}"))
+            .ok_or(format!("{field} {}", v[field]))
+    }
+}
+
 /// Walk the procedure in `work` (a fresh directory), upgrading to `image`
 /// (a platform tarball with builder, and its stamp) or to one the walk
 /// builds. Stops at the first failed step; the steps so far are returned
@@ -228,14 +247,14 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         "piadm",
         &["activate", new_stamp],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     w.step(
         "reboot into the new platform",
         "sim",
         &["reboot", "--root", &root],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     w.step(
         "uname shows the new platform",
@@ -363,7 +382,7 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         "vmadm",
         &["create"],
         Some(&joyent),
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     let juuid = text(&o)
         .1
@@ -411,7 +430,7 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         "piadm",
         &["activate", OLD_STAMP],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     w.step(
         "reboot into the old platform",
@@ -430,13 +449,7 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         "vmadm",
         &["get", &uuid],
         None,
-        |o, out, _| {
-            exit(o, 0)?;
-            let v: Value = serde_json::from_str(out).map_err(|e| e.to_string())?;
-            (v["state"] == "stopped")
-                .then(|| "state stopped".into())
-                .ok_or(format!("state {}", v["state"]))
-        },
+        vm_field("state", "stopped"),
     )?;
     w.step(
         "vmadm start fails with a clear error",
@@ -469,14 +482,14 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         "zlogin",
         &[&uuid, "test -e dev/vmmctl && test -e dev/viona"],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     w.step(
         "vmadm-ext check passes on the rescued zone",
         "vmadm-ext",
         &["check", &uuid],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     // Forward again.
     w.step(
@@ -484,14 +497,14 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         "piadm",
         &["activate", new_stamp],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     w.step(
         "reboot into the new platform",
         "sim",
         &["reboot", "--root", &root],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     w.step("vmadm stop", "vmadm", &["stop", &uuid], None, |o, _, _| {
         exit(o, 0).map(|_| String::new())
@@ -501,7 +514,7 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         "vmadm-ext",
         &["unrescue", &uuid],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     let after = fs::read(&xml_path).map_err(|e| e.to_string())?;
     w.steps.push(Step {
@@ -518,27 +531,21 @@ fn walk_inner(w: &mut Walk<'_>) -> Result<(), String> {
         "vmadm",
         &["get", &uuid],
         None,
-        |o, out, _| {
-            exit(o, 0)?;
-            let v: Value = serde_json::from_str(out).map_err(|e| e.to_string())?;
-            (v["brand"] == "builder")
-                .then(|| "brand builder".into())
-                .ok_or(format!("brand {}", v["brand"]))
-        },
+        vm_field("brand", "builder"),
     )?;
     w.step(
         "vmadm start the builder zone",
         "vmadm",
         &["start", &uuid],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     w.step(
         "vmadm-ext check passes again",
         "vmadm-ext",
         &["check", &uuid],
         None,
-        |o, _, _| exit(o, 0).map(|_| String::new()),
+        ok,
     )?;
     Ok(())
 }

@@ -646,18 +646,7 @@ fn cli_devices_reads_the_zone_file_and_platform_under_a_root() {
 #[test]
 fn man_page_passes_mandoc_lint() {
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/brand.1");
-    let o = Command::new("mandoc")
-        .args(["-T", "lint", "-W", "style"])
-        .arg(&page)
-        .output()
-        .expect("mandoc must be installed (apt-get install mandoc)");
-    let msgs: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&o.stderr).lines())
-        // pages of the illumos system are not installed here
-        .filter(|l| !l.contains("referenced manual not found"))
-        .map(str::to_string)
-        .collect();
+    let msgs = testkit::mandoc_lint(&page);
     assert!(msgs.is_empty(), "mandoc -T lint: {msgs:#?}");
     // every subcommand of the CLI is documented
     let text = read(&page);

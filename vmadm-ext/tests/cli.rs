@@ -1225,17 +1225,8 @@ fn every_command_has_help() {
 #[test]
 fn man_page_passes_mandoc_lint() {
     let page = manifest_dir().join("man/vmadm-ext.8");
-    let o = Command::new("mandoc")
-        .args(["-T", "lint", "-W", "warning"])
-        .arg(&page)
-        .output()
-        .expect("mandoc is installed");
-    assert!(
-        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
-        "{}{}",
-        out(&o),
-        err(&o)
-    );
+    let msgs = testkit::mandoc_lint(&page);
+    assert!(msgs.is_empty(), "mandoc -T lint: {msgs:#?}");
     let text = fs::read_to_string(&page).unwrap();
     for c in [
         "validate",

@@ -58,17 +58,7 @@ fn targets_lists_the_checkout() {
 #[test]
 fn man_page_lints_clean() {
     let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/image-ci.1");
-    let o = Command::new("mandoc")
-        .args(["-T", "lint", "-W", "all"])
-        .arg(&man)
-        .output()
-        .expect("mandoc must be installed");
-    let text =
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    let bad: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("referenced manual not found"))
-        .collect();
+    let bad = testkit::mandoc_lint(&man);
     assert!(bad.is_empty(), "mandoc -T lint:\n{}", bad.join("\n"));
     // every subcommand is documented
     let page = std::fs::read_to_string(&man).unwrap();

@@ -14,35 +14,16 @@ fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim/tests/js")
 }
 
-/// `npm install` in sim/tests/js once, under the sim tests' lock.
+/// `npm install` in sim/tests/js once, under the same lock as the sim's tests.
 fn npm_install() -> PathBuf {
     let dir = js_dir();
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("node_modules.lock"))
-        .unwrap();
-    let mut l = fd_lock::RwLock::new(f);
-    let _g = l.write().unwrap();
-    let ready = ["sdc-clients", "imgmanifest"].iter().all(|p| {
-        dir.join("node_modules")
-            .join(p)
-            .join("package.json")
-            .is_file()
-    });
-    if !ready {
-        let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .output()
-            .expect("npm must be installed to run the imgmanifest tests");
-        assert!(
-            out.status.success(),
-            "npm install failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    testkit::npm_install(
+        &dir,
+        &[
+            "node_modules/sdc-clients/package.json",
+            "node_modules/imgmanifest/package.json",
+        ],
+    );
     dir
 }
 

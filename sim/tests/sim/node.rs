@@ -819,17 +819,7 @@ fn vminfod_serves_ping_and_full_vm_objects() {
 #[test]
 fn man_page_passes_mandoc_lint_and_names_every_command() {
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/sim.1");
-    let o = Command::new("mandoc")
-        .args(["-T", "lint", "-W", "style"])
-        .arg(&page)
-        .output()
-        .expect("mandoc must be installed (apt-get install mandoc)");
-    let msgs: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&o.stderr).lines())
-        .filter(|l| !l.contains("referenced manual not found"))
-        .map(str::to_string)
-        .collect();
+    let msgs = testkit::mandoc_lint(&page);
     assert!(msgs.is_empty(), "mandoc -T lint: {msgs:#?}");
     let text = fs::read_to_string(&page).unwrap();
     for c in [

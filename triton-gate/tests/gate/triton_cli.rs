@@ -25,32 +25,11 @@ fn have(cmd: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// `npm install` once, under a lock.
+/// The triton CLI, installed once (`testkit::npm_install` holds a lock).
 fn install() -> PathBuf {
     let dir = js_dir();
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("node_modules.lock"))
-        .unwrap();
-    let mut l = fd_lock::RwLock::new(f);
-    let _g = l.write().unwrap();
-    let bin = dir.join("node_modules/.bin/triton");
-    if !bin.exists() {
-        let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .output()
-            .expect("npm");
-        assert!(
-            out.status.success(),
-            "npm install failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    bin
+    testkit::npm_install(&dir, &["node_modules/.bin/triton"]);
+    dir.join("node_modules/.bin/triton")
 }
 
 struct Cli {

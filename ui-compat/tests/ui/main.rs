@@ -1271,17 +1271,7 @@ async fn binary_serves_tls_with_cert_and_key() {
 #[test]
 fn man_page_passes_mandoc_lint() {
     let page = concat!(env!("CARGO_MANIFEST_DIR"), "/man/ui-compat.8");
-    let out = std::process::Command::new("mandoc")
-        .args(["-T", "lint", "-W", "style", page])
-        .output()
-        .expect("mandoc is installed (apt-get install mandoc)");
-    let msgs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&out.stderr).lines())
-        // the SmartOS tools' own pages are not installed here
-        .filter(|l| !l.contains("referenced manual not found"))
-        .map(str::to_string)
-        .collect();
+    let msgs = testkit::mandoc_lint(std::path::Path::new(page));
     assert!(msgs.is_empty(), "mandoc -T lint: {msgs:#?}");
     // The page documents every option the binary has.
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_ui-compat"))

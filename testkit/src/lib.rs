@@ -1,0 +1,51 @@
+//! Helpers the workspace's test suites share (a dev-dependency only).
+
+use std::path::Path;
+use std::process::Command;
+
+/// `mandoc -T lint -W style` on a man page: every message except
+/// "referenced manual not found" (the SmartOS and illumos pages a page
+/// refers to are not installed here). Panics when mandoc is missing: the
+/// check must not be skipped.
+pub fn mandoc_lint(page: &Path) -> Vec<String> {
+    let o = Command::new("mandoc")
+        .args(["-T", "lint", "-W", "style"])
+        .arg(page)
+        .output()
+        .expect("mandoc must be installed (apt-get install mandoc)");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&o.stderr).lines())
+        .filter(|l| !l.trim().is_empty() && !l.contains("referenced manual not found"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Run `npm install` in `dir` (which holds a package.json) unless every
+/// path in `ready` (relative to `dir`) exists. Test binaries may get here
+/// at the same time, so it runs under a lock on `dir/node_modules.lock`.
+pub fn npm_install(dir: &Path, ready: &[&str]) {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("node_modules.lock"))
+        .expect("lock file");
+    let mut lock = fd_lock::RwLock::new(f);
+    let _held = lock.write().expect("lock");
+    if ready.iter().all(|p| dir.join(p).exists()) {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .output()
+        .expect("npm must be installed for the real-client tests (apt-get install npm)");
+    assert!(
+        out.status.success(),
+        "npm install in {} failed: {}\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

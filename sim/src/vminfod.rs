@@ -85,17 +85,8 @@ pub fn router(node: Node) -> Router {
 /// Serve on `listen` until the process is stopped. Prints the bound
 /// address (useful with port 0) on stdout; logs are bunyan JSON on stderr.
 pub fn serve_blocking(node: Node, listen: &str) -> anyhow::Result<()> {
-    {
-        use tracing_subscriber::prelude::*;
-        let _ = tracing_subscriber::registry()
-            .with(tracing_subscriber::EnvFilter::new("info"))
-            .with(tracing_bunyan_formatter::JsonStorageLayer)
-            .with(tracing_bunyan_formatter::BunyanFormattingLayer::new(
-                "vminfod".into(),
-                std::io::stderr,
-            ))
-            .try_init();
-    }
+    // A subscriber may already be installed (sim embedded in another program).
+    let _ = bunyan_log::init("vminfod", "info");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

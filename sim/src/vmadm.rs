@@ -235,8 +235,9 @@ fn create(node: &Node, args: &[String]) -> i32 {
         .to_string();
     if !node.brands().contains(&brand) {
         return fail_plain(&format!(
-            "Cannot create VM: brand \"{brand}\" is not installed on the booted platform ({}); \
+            "Cannot create VM: brand \"{}\" is not installed on the booted platform ({}); \
              boot a platform image that has it (piadm install/activate, reboot)",
+            vmadm_ext::quote::printable(&brand, 64),
             st.booted
         ));
     }
@@ -598,8 +599,23 @@ fn apply_update(
     use base64::Engine as _;
     use vmadm_ext::jsval;
     let s = |v: &Value| jsval::to_string(v);
-    let attr = |name: &str, value: &str| {
-        format!("remove attr name={name}\nadd attr; set name=\"{name}\"; set type=string; set value=\"{value}\"; end\n")
+    use vmadm_ext::quote::{self, Quoting};
+    // every value goes through vmadm-ext's quoting, as the create plan does
+    let attr = |name: &str, value: &str| -> Result<String, String> {
+        Ok(format!(
+            "remove attr name={name}\n{}",
+            vmadm_ext::create::attr_line(name, value).map_err(|e| e.to_string())?
+        ))
+    };
+    let q = |what: &str, v: &str| -> Result<String, String> {
+        quote::zonecfg(what, v, Quoting::Quoted)
+            .map(|c| c.into_owned())
+            .map_err(|e| e.to_string())
+    };
+    let bare = |what: &str, v: &str| -> Result<String, String> {
+        quote::zonecfg(what, v, Quoting::Bare)
+            .map(|c| c.into_owned())
+            .map_err(|e| e.to_string())
     };
     let mut text = String::new();
     let (mut zfs, mut meta, mut tags) = (Map::new(), Map::new(), None::<Map<String, Value>>);
@@ -613,9 +629,9 @@ fn apply_update(
             "alias" => text.push_str(&attr(
                 "alias",
                 &base64::engine::general_purpose::STANDARD.encode(s(v)),
-            )),
+            )?),
             "hostname" | "dns_domain" | "billing_id" | "owner_uuid" | "package_name"
-            | "package_version" => text.push_str(&attr(&k.replace('_', "-"), &s(v))),
+            | "package_version" => text.push_str(&attr(&k.replace('_', "-"), &s(v))?),
             "resolvers" => {
                 let list: Vec<String> = match v {
                     Value::Array(a) => a.iter().map(s).collect(),
@@ -625,21 +641,23 @@ fn apply_update(
                         .map(str::to_string)
                         .collect(),
                 };
-                text.push_str(&attr("resolvers", &list.join(",")));
+                text.push_str(&attr("resolvers", &list.join(","))?);
             }
             "firewall_enabled" => {
                 if jsval::truthy(v) {
-                    text.push_str(&attr("firewall-enabled", "true"));
+                    text.push_str(&attr("firewall-enabled", "true")?);
                 } else {
                     text.push_str("remove attr name=firewall-enabled\n");
                 }
             }
             "autoboot" => text.push_str(&format!("set autoboot={}\n", jsval::truthy(v))),
-            "limit_priv" => text.push_str(&format!("set limitpriv=\"{}\"\n", s(v))),
-            "fs_allowed" => text.push_str(&format!("set fs-allowed=\"{}\"\n", s(v))),
-            "max_lwps" => text.push_str(&format!("set max-lwps={}\n", s(v))),
-            "zfs_io_priority" => text.push_str(&format!("set zfs-io-priority={}\n", s(v))),
-            "cpu_shares" => text.push_str(&format!("set cpu-shares={}\n", s(v))),
+            "limit_priv" => text.push_str(&format!("set limitpriv={}\n", q(k, &s(v))?)),
+            "fs_allowed" => text.push_str(&format!("set fs-allowed={}\n", q(k, &s(v))?)),
+            "max_lwps" => text.push_str(&format!("set max-lwps={}\n", bare(k, &s(v))?)),
+            "zfs_io_priority" => {
+                text.push_str(&format!("set zfs-io-priority={}\n", bare(k, &s(v))?))
+            }
+            "cpu_shares" => text.push_str(&format!("set cpu-shares={}\n", bare(k, &s(v))?)),
             "cpu_cap" => text.push_str(&format!(
                 "add capped-cpu; set ncpus={}; end\n",
                 jsval::number(v) / 100.0

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::host::Host;
 use crate::jsval;
+use crate::quote::{self, Quoting};
 use crate::table::Table;
 use crate::validate::{self, Invalid};
 
@@ -14,6 +15,24 @@ use crate::validate::{self, Invalid};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct CreateError(pub String);
+
+/// Longest create error, in characters: payload text echoed in a message is
+/// cut there, and control characters are shown escaped, so every error is
+/// one printable line of bounded length.
+pub const MAX_ERROR_CHARS: usize = 400;
+
+impl CreateError {
+    /// A one-line, printable, bounded error.
+    pub fn new(msg: impl AsRef<str>) -> CreateError {
+        CreateError(quote::printable(msg.as_ref(), MAX_ERROR_CHARS))
+    }
+}
+
+impl From<quote::UnsafeValue> for CreateError {
+    fn from(e: quote::UnsafeValue) -> CreateError {
+        CreateError::new(format!("Invalid value for {}: {}", e.what, e.reason))
+    }
+}
 
 /// Values vmadm makes up at create time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +43,8 @@ pub struct Runtime {
     pub create_timestamp: String,
     /// `now ms + PROVISION_TIMEOUT * 1000`.
     pub transition_expire: String,
-    /// MACs for nics without one, used in order.
+    /// MACs for nics without one, used in order; when they run out, fresh
+    /// ones are generated (see [`Runtime::mac`]).
     pub macs: Vec<String>,
 }
 
@@ -33,17 +53,30 @@ impl Runtime {
     /// administered-style MACs under vmadm's default prefix `90:b8:d0`.
     pub fn generate(provision_timeout_s: i64) -> Runtime {
         let now = chrono::Utc::now();
-        let macs = (0..32)
-            .map(|_| {
-                let b = uuid::Uuid::new_v4().into_bytes();
-                format!("90:b8:d0:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
-            })
-            .collect();
+        let macs = Vec::new();
         Runtime {
             uuid: uuid::Uuid::new_v4().to_string(),
             create_timestamp: now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
             transition_expire: (now.timestamp_millis() + provision_timeout_s * 1000).to_string(),
             macs,
+        }
+    }
+}
+
+impl Runtime {
+    /// The MAC for the `i`th nic without one: from [`Runtime::macs`], then
+    /// random ones under vmadm's default prefix `90:b8:d0`, never one
+    /// already in `taken`.
+    pub fn mac(&self, i: usize, taken: &[String]) -> String {
+        if let Some(m) = self.macs.get(i) {
+            return m.clone();
+        }
+        loop {
+            let b = uuid::Uuid::new_v4().into_bytes();
+            let m = format!("90:b8:d0:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
+            if !taken.contains(&m) {
+                return m;
+            }
         }
     }
 }
@@ -118,7 +151,9 @@ pub fn normalize(
                 }
                 let n = jsval::number(&v);
                 if n.is_nan() {
-                    return Err(CreateError(format!("Invalid value for {k}: null:number")));
+                    return Err(CreateError::new(format!(
+                        "Invalid value for {k}: null:number"
+                    )));
                 }
                 p.insert(k, jsval::json_number(n));
             }
@@ -134,10 +169,13 @@ pub fn normalize(
     let brand_name = p["brand"].as_str().unwrap_or_default().to_string();
     let Some(brand) = table.brand(&brand_name) else {
         // vmadm itself dies with a TypeError here (BRAND_OPTIONS[brand] is undefined)
-        return Err(CreateError(format!("Unsupported brand: {brand_name}")));
+        return Err(CreateError::new(format!(
+            "Unsupported brand: {}",
+            quote::printable(&brand_name, 64)
+        )));
     };
     if brand.hvm {
-        return Err(CreateError(format!(
+        return Err(CreateError::new(format!(
             "create planning for HVM brand {brand_name} is not implemented (OS brands only)"
         )));
     }
@@ -215,27 +253,33 @@ pub fn normalize(
     // VM.validate(create)
     match validate::validate(table, Some(&brand_name), "create", &p, host) {
         Ok(v) => warnings.extend(v.warnings),
-        Err(Invalid::BadBrand(b)) => return Err(CreateError(format!("Unsupported brand: {b}"))),
+        Err(Invalid::BadBrand(b)) => {
+            return Err(CreateError::new(format!(
+                "Unsupported brand: {}",
+                quote::printable(&b, 64)
+            )))
+        }
         Err(Invalid::Lists {
             bad_values,
             bad_properties,
             missing_properties,
         }) => {
             if !bad_values.is_empty() {
-                return Err(CreateError(format!(
+                return Err(CreateError::new(format!(
                     "Invalid value(s) for: {}",
                     bad_values.join(",")
                 )));
             }
             if !missing_properties.is_empty() {
-                return Err(CreateError(format!(
+                return Err(CreateError::new(format!(
                     "Missing required properties: {}",
                     missing_properties.join(",")
                 )));
             }
             for bp in bad_properties {
                 warnings.push(format!(
-                    "Warning, invalid create property: [{bp}] removing from payload."
+                    "Warning, invalid create property: [{}] removing from payload.",
+                    quote::printable(&bp, 64)
                 ));
                 match bp.split_once(".*.") {
                     Some((list, key)) => {
@@ -260,7 +304,7 @@ pub fn normalize(
         if let Some(v) = p.remove(k) {
             let add = format!("add_{k}");
             if p.contains_key(&add) {
-                return Err(CreateError(format!(
+                return Err(CreateError::new(format!(
                     "Cannot specify both \"{k}\" and \"{add}\""
                 )));
             }
@@ -281,7 +325,14 @@ pub fn normalize(
             p.insert(k, v);
         }
     }
-    let mut macs = rt.macs.iter();
+    let mut generated = 0usize;
+    let mut taken: Vec<String> = match p.get("add_nics") {
+        Some(Value::Array(nics)) => nics
+            .iter()
+            .filter_map(|n| n.get("mac").and_then(Value::as_str).map(str::to_lowercase))
+            .collect(),
+        _ => Vec::new(),
+    };
     if let Some(Value::Array(nics)) = p.get_mut("add_nics") {
         for nic in nics.iter_mut() {
             let Value::Object(n) = nic else { continue };
@@ -308,10 +359,9 @@ pub fn normalize(
                 }
             }
             if !n.contains_key("mac") {
-                let mac = macs
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| CreateError("out of generated MACs".into()))?;
+                let mac = rt.mac(generated, &taken);
+                generated += 1;
+                taken.push(mac.clone());
                 n.insert("mac".into(), Value::from(mac));
             }
             // nics.*.model defaults to the payload's nic_driver
@@ -327,7 +377,7 @@ pub fn normalize(
     for k in ["zfs_root_recsize", "zfs_data_recsize"] {
         if let Some(n) = num(&p, k) {
             if !valid_recsize(n) {
-                return Err(CreateError(format!(
+                return Err(CreateError::new(format!(
                     "invalid {k} ({}), must be 512-131072 and a power of 2. (0 to disable)",
                     jsval::fmt_number(n)
                 )));
@@ -347,7 +397,7 @@ pub fn normalize(
     for k in ["zfs_root_compression", "zfs_data_compression"] {
         if let Some(v) = p.get(k) {
             if !types.contains(&jsval::to_string(v)) {
-                return Err(CreateError(format!(
+                return Err(CreateError::new(format!(
                     "invalid compression type for {k}, must be one of: {}",
                     types.join(", ")
                 )));
@@ -361,7 +411,7 @@ pub fn normalize(
             let dynamic = |s: &str| s == "dhcp" || s == "addrconf";
             if let Some(ip) = ip {
                 if !dynamic(ip) && nic.get("netmask").is_none() && nic.get("ips").is_none() {
-                    return Err(CreateError(format!(
+                    return Err(CreateError::new(format!(
                         "Missing .netmask option for NIC: {nic}"
                     )));
                 }
@@ -371,9 +421,7 @@ pub fn normalize(
             }
         }
         if primaries > 1 {
-            return Err(CreateError(
-                "Cannot specify more than one primary NIC".into(),
-            ));
+            return Err(CreateError::new("Cannot specify more than one primary NIC"));
         }
     }
     Ok(Normalized {
@@ -407,8 +455,14 @@ fn prefix_len(netmask: &str) -> Option<u32> {
     (n.leading_ones() + n.trailing_zeros() == 32).then_some(n.leading_ones())
 }
 
-fn attr_line(name: &str, value: &str) -> String {
-    format!("add attr; set name=\"{name}\"; set type=string; set value=\"{value}\"; end\n")
+/// `add attr; set name="N"; set type=string; set value="V"; end`, every
+/// value through [`quote::zonecfg`].
+pub fn attr_line(name: &str, value: &str) -> Result<String, quote::UnsafeValue> {
+    Ok(format!(
+        "add attr; set name={}; set type=string; set value={}; end\n",
+        quote::zonecfg("attr name", name, Quoting::Quoted)?,
+        quote::zonecfg(name, value, Quoting::Quoted)?
+    ))
 }
 
 /// The attrs createZone writes, in its order (booleans only when they
@@ -455,34 +509,65 @@ const NIC_PROPS: &[&str] = &[
     "mtu",
 ];
 
-/// The text createZone sends on stdin to `zonecfg -z <zonename>`.
-pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> String {
+/// The text createZone sends on stdin to `zonecfg -z <zonename>`. Every
+/// value goes through [`quote::zonecfg`]: a value that could break out of
+/// its place (a quote, a line break, NUL) is an error, never text.
+pub fn render_zonecfg(
+    table: &Table,
+    p: &Map<String, Value>,
+    rt: &Runtime,
+) -> Result<String, CreateError> {
+    use std::fmt::Write as _;
+    let bare = |what: &str, v: &str| -> Result<String, CreateError> {
+        Ok(quote::zonecfg(what, v, Quoting::Bare)?.into_owned())
+    };
+    let quoted = |what: &str, v: &str| -> Result<String, CreateError> {
+        Ok(quote::zonecfg(what, v, Quoting::Quoted)?.into_owned())
+    };
     let get = |k: &str| p.get(k).filter(|v| !v.is_null());
     let zonename = get("zonename").map(s).unwrap_or_default();
     let uuid = get("uuid").map(s).unwrap_or_default();
     let zpool = get("zpool").map(s).unwrap_or_else(|| "zones".into());
     let brand = get("brand").map(s).unwrap_or_default();
     let b = table.brand(&brand);
+    if !quote::rule_ok(quote::Rule::ZoneName, &zonename) {
+        return Err(CreateError::new(
+            "Invalid value for zonename: not a zone name",
+        ));
+    }
+    if !quote::rule_ok(quote::Rule::ZoneName, &zpool) {
+        return Err(CreateError::new("Invalid value for zpool: not a pool name"));
+    }
     let mut o = String::new();
     o.push_str("create -b\n");
-    o.push_str(&format!("set zonepath=/{zpool}/{zonename}\n"));
-    o.push_str(&format!("set brand={brand}\n"));
-    o.push_str(&format!("set uuid={uuid}\n"));
+    let _ = writeln!(
+        o,
+        "set zonepath=/{}/{}",
+        bare("zpool", &zpool)?,
+        bare("zonename", &zonename)?
+    );
+    let _ = writeln!(o, "set brand={}", bare("brand", &brand)?);
+    let _ = writeln!(o, "set uuid={}", bare("uuid", &uuid)?);
     o.push_str("set ip-type=exclusive\n");
     o.push_str("add attr; set name=\"provisioning\"; set type=string; set value=true;end\n");
     o.push_str("add attr; set name=\"vm-version\"; set type=string; set value=\"1\"; end\n");
-    o.push_str(&format!(
-        "add attr; set name=\"create-timestamp\"; set type=string; set value=\"{}\"; end\n",
-        rt.create_timestamp
-    ));
+    let _ = writeln!(
+        o,
+        "add attr; set name=\"create-timestamp\"; set type=string; set value={}; end",
+        quoted("create-timestamp", &rt.create_timestamp)?
+    );
     if get("autoboot").is_some_and(jsval::truthy) {
-        o.push_str(&format!(
-            "add attr; set name=transition; set value=\"provisioning:running:{}\"; set type=string; end\n",
-            rt.transition_expire
-        ));
+        let _ = writeln!(
+            o,
+            "add attr; set name=transition; set value={}; set type=string; end",
+            quoted(
+                "transition",
+                &format!("provisioning:running:{}", rt.transition_expire)
+            )?
+        );
     }
     if let Some(img) = get("image_uuid") {
-        o.push_str(&attr_line("dataset-uuid", &s(img)));
+        o.push_str(&attr_line("dataset-uuid", &s(img))?);
     }
     for (prop, key) in [
         ("cpu_shares", "cpu-shares"),
@@ -496,37 +581,47 @@ pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> St
     ] {
         let Some(v) = get(prop) else { continue };
         match prop {
-            "limit_priv" => o.push_str(&format!("set {key}=\"{}\"\n", s(v))),
-            "max_shm_memory" => o.push_str(&format!(
-                "set {key}={}\n",
-                jsval::fmt_number(jsval::number(v) * 1_048_576.0)
-            )),
-            _ => o.push_str(&format!("set {key}={}\n", s(v))),
+            "limit_priv" => {
+                let _ = writeln!(o, "set {key}={}", quoted(prop, &s(v))?);
+            }
+            "max_shm_memory" => {
+                let _ = writeln!(
+                    o,
+                    "set {key}={}",
+                    jsval::fmt_number(jsval::number(v) * 1_048_576.0)
+                );
+            }
+            _ => {
+                let _ = writeln!(o, "set {key}={}", bare(prop, &s(v))?);
+            }
         }
     }
     if !b.is_some_and(|b| b.feature_bool("use_vm_autoboot")) {
         if let Some(a) = get("autoboot") {
-            o.push_str(&format!("set autoboot={}\n", jsval::truthy(a)));
+            let _ = writeln!(o, "set autoboot={}", jsval::truthy(a));
         }
     }
-    let mem: Vec<String> = [
+    let mut mem = Vec::new();
+    for (prop, k) in [
         ("max_physical_memory", "physical"),
         ("max_locked_memory", "locked"),
         ("max_swap", "swap"),
-    ]
-    .iter()
-    .filter_map(|(prop, k)| get(prop).map(|v| format!("set {k}={}m", s(v))))
-    .collect();
+    ] {
+        if let Some(v) = get(prop) {
+            mem.push(format!("set {k}={}m", bare(prop, &s(v))?));
+        }
+    }
     if !mem.is_empty() {
-        o.push_str(&format!("add capped-memory; {}; end\n", mem.join("; ")));
+        let _ = writeln!(o, "add capped-memory; {}; end", mem.join("; "));
     }
     if let Some(cap) = get("cpu_cap") {
         let n = jsval::number(cap);
         if n != 0.0 {
-            o.push_str(&format!(
-                "add capped-cpu; set ncpus={}; end\n",
+            let _ = writeln!(
+                o,
+                "add capped-cpu; set ncpus={}; end",
                 jsval::fmt_number(n / 100.0)
-            ));
+            );
         }
     }
     for prop in ATTRS {
@@ -554,14 +649,19 @@ pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> St
         if text.is_empty() {
             continue;
         }
-        o.push_str(&attr_line(name, &text));
+        o.push_str(&attr_line(name, &text).map_err(|e| {
+            CreateError::from(quote::UnsafeValue {
+                what: prop.to_string(),
+                ..e
+            })
+        })?);
     }
     if let Some(fa) = get("fs_allowed") {
         let t = s(fa);
         if t.is_empty() {
             o.push_str("clear fs-allowed\n");
         } else {
-            o.push_str(&format!("set fs-allowed=\"{t}\"\n"));
+            let _ = writeln!(o, "set fs-allowed={}", quoted("fs_allowed", &t)?);
         }
     }
     if let Some(Value::Array(fss)) = get("add_filesystems") {
@@ -574,12 +674,18 @@ pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> St
                 ("raw", "raw"),
             ] {
                 if let Some(v) = f.get(k) {
-                    o.push_str(&format!("set {z}={}\n", s(v)));
+                    let what = format!("filesystems.*.{k}");
+                    let text = if k == "type" {
+                        bare(&what, &s(v))?
+                    } else {
+                        quoted(&what, &s(v))?
+                    };
+                    let _ = writeln!(o, "set {z}={text}");
                 }
             }
             if let Some(Value::Array(opts)) = f.get("options") {
                 for x in opts {
-                    o.push_str(&format!("add options \"{}\"\n", s(x)));
+                    let _ = writeln!(o, "add options {}", quoted("filesystems.*.options", &s(x))?);
                 }
             }
             o.push_str("end\n");
@@ -608,16 +714,21 @@ pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> St
                 primary_mac = Some(mac.clone());
             }
             o.push_str("add net\n");
-            o.push_str(&format!("set physical={iface}\n"));
-            o.push_str(&format!("set mac-addr={mac}\n"));
+            let _ = writeln!(o, "set physical={}", bare("nics.*.interface", &iface)?);
+            let _ = writeln!(o, "set mac-addr={}", bare("nics.*.mac", &mac)?);
             if let Some(t) = nic.get("nic_tag") {
-                o.push_str(&format!("set global-nic={}\n", s(t)));
+                let _ = writeln!(o, "set global-nic={}", bare("nics.*.nic_tag", &s(t))?);
             }
             if let Some(v) = nic.get("vlan_id").filter(|v| jsval::truthy(v)) {
-                o.push_str(&format!("set vlan-id={}\n", s(v)));
+                let _ = writeln!(o, "set vlan-id={}", bare("nics.*.vlan_id", &s(v))?);
             }
-            let prop = |o: &mut String, name: &str, value: String| {
-                o.push_str(&format!("add property (name={name}, value=\"{value}\")\n"));
+            let prop = |o: &mut String, name: &str, value: String| -> Result<(), CreateError> {
+                let _ = writeln!(
+                    o,
+                    "add property (name={name}, value={})",
+                    quoted(&format!("nics.*.{name}"), &value)?
+                );
+                Ok(())
             };
             let gateways: Vec<String> = match (nic.get("gateways"), nic.get("gateway")) {
                 (Some(Value::Array(g)), _) => g.iter().map(s).collect(),
@@ -625,8 +736,8 @@ pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> St
                 _ => vec![],
             };
             if let Some(g) = gateways.first() {
-                prop(&mut o, "gateway", g.clone());
-                prop(&mut o, "gateways", gateways.join(","));
+                prop(&mut o, "gateway", g.clone())?;
+                prop(&mut o, "gateways", gateways.join(","))?;
             }
             let dynamic = |x: &str| x == "dhcp" || x == "addrconf";
             let mut ips: Vec<String> = match nic.get("ips") {
@@ -661,14 +772,14 @@ pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> St
             }
             if let (Some(m), Some(i)) = (&netmask, &ip) {
                 if !dynamic(i) {
-                    prop(&mut o, "netmask", m.clone());
+                    prop(&mut o, "netmask", m.clone())?;
                 }
             }
             if let Some(i) = ip {
-                prop(&mut o, "ip", i);
+                prop(&mut o, "ip", i)?;
             }
             if !ips.is_empty() {
-                prop(&mut o, "ips", ips.join(","));
+                prop(&mut o, "ips", ips.join(","))?;
             }
             for k in NIC_PROPS {
                 let Some(v) = nic.get(*k) else { continue };
@@ -677,10 +788,10 @@ pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> St
                     .and_then(|x| x.ptype.clone());
                 if ty.as_deref() == Some("boolean") {
                     if jsval::truthy(v) {
-                        prop(&mut o, k, "true".into());
+                        prop(&mut o, k, "true".into())?;
                     }
                 } else {
-                    prop(&mut o, k, s(v));
+                    prop(&mut o, k, s(v))?;
                 }
             }
             o.push_str("end\n");
@@ -689,12 +800,14 @@ pub fn render_zonecfg(table: &Table, p: &Map<String, Value>, rt: &Runtime) -> St
             .first()
             .map(|n| zonecfg_mac(&n.get("mac").map(s).unwrap_or_default()));
         if let Some(m) = primary_mac.or(first_mac) {
-            o.push_str(&format!(
-                "select net mac-addr={m}; add property (name=primary,value=\"true\"); end\n"
-            ));
+            let _ = writeln!(
+                o,
+                "select net mac-addr={}; add property (name=primary,value=\"true\"); end",
+                bare("nics.*.mac", &m)?
+            );
         }
     }
-    o
+    Ok(o)
 }
 
 /// The create plan: the zonecfg text and the commands after it (steps that
@@ -710,11 +823,13 @@ pub struct Plan {
 
 impl Plan {
     /// The plan as a shell script: zonecfg with its stdin, then the steps.
+    /// The here-document delimiter is never a line of the zonecfg text.
     pub fn script(&self) -> String {
-        let mut s = format!(
-            "zonecfg -z {} <<'EOF'\n{}EOF\n",
-            self.zonename, self.zonecfg
-        );
+        let d = quote::heredoc_delimiter(&self.zonecfg);
+        let zonename = quote::shell("zonename", &self.zonename)
+            .map(|z| z.into_owned())
+            .unwrap_or_else(|_| "''".into());
+        let mut s = format!("zonecfg -z {zonename} <<'{d}'\n{}{d}\n", self.zonecfg);
         for st in &self.steps {
             s.push_str(st);
             s.push('\n');
@@ -732,10 +847,14 @@ pub fn plan(
 ) -> Result<Plan, CreateError> {
     let n = normalize(table, input, host, rt)?;
     let p = &n.payload;
-    let zonecfg = render_zonecfg(table, p, rt);
+    let zonecfg = render_zonecfg(table, p, rt)?;
+    let sh = |what: &str, v: &str| -> Result<String, CreateError> {
+        Ok(quote::shell(what, v)?.into_owned())
+    };
     let zonename = jsval::to_string(&p["zonename"]);
     let zpool = jsval::to_string(&p["zpool"]);
     let ds = format!("{zpool}/{zonename}");
+    let (z, dsq) = (sh("zonename", &zonename)?, sh("zpool", &ds)?);
     let mut steps = Vec::new();
     let quota = p
         .get("quota")
@@ -746,50 +865,72 @@ pub fn plan(
         .map(jsval::to_string)
         .unwrap_or_default();
     steps.push(format!(
-        "zoneadm -z {zonename} install -q {quota} -t {img} -x nodataset"
+        "zoneadm -z {z} install -q {} -t {} -x nodataset",
+        sh("quota", &quota)?,
+        sh("image_uuid", &img)?
     ));
     if let Some(c) = p
         .get("zfs_root_compression")
         .map(jsval::to_string)
         .filter(|c| c != "off")
     {
-        steps.push(format!("zfs set compression={c} {ds}"));
+        steps.push(format!(
+            "zfs set {} {dsq}",
+            sh("zfs_root_compression", &format!("compression={c}"))?
+        ));
     }
     if let Some(r) = p
         .get("zfs_root_recsize")
         .map(jsval::to_string)
         .filter(|r| r != "131072")
     {
-        steps.push(format!("zfs set recsize={r} {ds}"));
-    }
-    if let Some(l) = p.get("zfs_snapshot_limit") {
         steps.push(format!(
-            "zfs set snapshot_limit={} {ds}",
-            jsval::to_string(l)
+            "zfs set {} {dsq}",
+            sh("zfs_root_recsize", &format!("recsize={r}"))?
         ));
     }
-    if let Some(l) = p.get("zfs_filesystem_limit") {
-        steps.push(format!(
-            "zfs set filesystem_limit={} {ds}",
-            jsval::to_string(l)
-        ));
+    for k in ["zfs_snapshot_limit", "zfs_filesystem_limit"] {
+        if let Some(l) = p.get(k) {
+            let prop = k.trim_start_matches("zfs_");
+            steps.push(format!(
+                "zfs set {} {dsq}",
+                sh(k, &format!("{prop}={}", jsval::to_string(l)))?
+            ));
+        }
     }
     if p.get("delegate_dataset").is_some_and(jsval::truthy) {
         let mut opts = String::new();
         if let Some(c) = p.get("zfs_data_compression") {
-            opts.push_str(&format!("-o compression={} ", jsval::to_string(c)));
+            opts.push_str(&format!(
+                "-o {} ",
+                sh(
+                    "zfs_data_compression",
+                    &format!("compression={}", jsval::to_string(c))
+                )?
+            ));
         }
         if let Some(r) = p
             .get("zfs_data_recsize")
             .map(jsval::to_string)
             .filter(|r| r != "131072")
         {
-            opts.push_str(&format!("-o recsize={r} "));
+            opts.push_str(&format!(
+                "-o {} ",
+                sh("zfs_data_recsize", &format!("recsize={r}"))?
+            ));
         }
-        steps.push(format!("zfs create {opts}{ds}/data"));
         steps.push(format!(
-            "zonecfg -u {} \"add dataset; set name={ds}/data; end\"",
-            jsval::to_string(&p["uuid"])
+            "zfs create {opts}{}",
+            sh("zpool", &format!("{ds}/data"))?
+        ));
+        let add = format!(
+            "add dataset; set name={}; end",
+            quote::zonecfg("delegate_dataset", &format!("{ds}/data"), Quoting::Bare)?
+        );
+        steps.push(format!(
+            "zonecfg -u {} {}",
+            sh("uuid", &jsval::to_string(&p["uuid"]))?,
+            sh("delegate_dataset", &add)?
         ));
     }
     steps.push(format!(
@@ -798,11 +939,9 @@ pub fn plan(
     steps.push(format!(
         "# write /{ds}/root/var/svc/provisioning, the zoneinit and nic files"
     ));
-    steps.push(format!(
-        "zonecfg -z {zonename} \"remove attr name=provisioning\""
-    ));
+    steps.push(format!("zonecfg -z {z} 'remove attr name=provisioning'"));
     if p.get("autoboot").is_some_and(jsval::truthy) {
-        steps.push(format!("zoneadm -z {zonename} boot"));
+        steps.push(format!("zoneadm -z {z} boot"));
         steps.push("# wait for provision_success or provision_failure".to_string());
     }
     Ok(Plan {

@@ -13,6 +13,8 @@
 //! - [`check`]: can a zone run bhyve image builds.
 //! - [`zonecfg`]: apply zonecfg command text to a zone file (for simulated nodes).
 //! - [`host`]: host commands (build / run / parse).
+//! - [`quote`]: the one way values become zonecfg text or shell words, and
+//!   the per-property rules validation applies first.
 
 pub mod check;
 pub mod create;
@@ -22,9 +24,13 @@ pub mod list;
 pub mod load;
 pub mod node;
 pub mod preflight;
+pub mod quote;
 pub mod rescue;
 pub mod table;
 pub mod validate;
 pub mod zonecfg;
 
 pub use table::Table;
+
+#[cfg(test)]
+mod injection_tests;

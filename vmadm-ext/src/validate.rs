@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::host::Host;
 use crate::jsval;
+use crate::quote;
 use crate::table::{Property, Table};
 
 /// Why a payload is not valid, in the shape vmadm prints.
@@ -119,11 +120,15 @@ pub fn check_value(p: &Property, v: &Value, pools: &[String]) -> Result<Option<S
     let Some(t) = p.ptype.as_deref() else {
         return Ok(None);
     };
+    // vmadm's own validator, then the rule for text that reaches zonecfg
+    // or a command line (see [`crate::quote`]).
+    let rule = quote::property_rule(&p.name, p.zonexml.is_some());
     let validator = |s: &str| {
         p.validator
             .as_deref()
             .map(|f| value_valid(f, s))
             .unwrap_or(true)
+            && rule.is_none_or(|r| quote::rule_ok(r, s))
     };
     match t {
         "uuid" => match v {
@@ -145,7 +150,15 @@ pub fn check_value(p: &Property, v: &Value, pools: &[String]) -> Result<Option<S
         },
         "string" => {
             if blank(v) {
-                return Ok(None);
+                // blank means unset, but a line break is never harmless text
+                let unsafe_blank = v
+                    .as_str()
+                    .is_some_and(|s| rule.is_some() && s.chars().any(|c| c.is_control()));
+                return if unsafe_blank {
+                    Err(BadValue)
+                } else {
+                    Ok(None)
+                };
             }
             match v {
                 Value::String(s) if validator(s) => Ok(None),

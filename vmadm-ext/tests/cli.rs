@@ -292,7 +292,7 @@ fn zonecfg_text_matches_the_notes_for_the_seed_payload() {
             format!("zoneadm -z {U} install -q 50 -t {IMG} -x nodataset"),
             format!("zfs set compression=lz4 zones/{U}"),
             format!("zfs create -o compression=off zones/{U}/data"),
-            format!("zonecfg -u {U} \"add dataset; set name=zones/{U}/data; end\""),
+            format!("zonecfg -u {U} 'add dataset; set name=zones/{U}/data; end'"),
         ]
     );
 }

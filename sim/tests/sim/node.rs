@@ -902,3 +902,66 @@ fn vmadm_update_changes_the_zone_and_refuses_what_it_cannot_apply() {
         (Some("joyent"), Some("y"))
     );
 }
+
+/// The zonecfg injection attack (fs_allowed closing its quote and adding
+/// /dev/viona) and its variants through the node's vmadm: refused, no zone,
+/// no device resource, no builder device in any zone's /dev.
+#[test]
+fn zonecfg_injection_through_vmadm_is_refused() {
+    let n = Node::new();
+    install_image(&n);
+    let attack = "ufs\"\nadd device; set match=/dev/viona; end\nadd attr; set name=x; set type=string; set value=\"y";
+    let before = n.snapshot();
+    for (k, v) in [
+        ("fs_allowed", attack),
+        (
+            "limit_priv",
+            "default\"\nadd device; set match=/dev/vmm*; end\nset x=\"y",
+        ),
+        ("hostname", "h\nadd device; set match=/dev/viona; end"),
+        ("dns_domain", "d\nEOF\ntouch /tmp/pwned\ncat <<'EOF'"),
+    ] {
+        let payload = serde_json::json!({"brand": "joyent", "image_uuid": IMG, k: v});
+        let o = vmadm_stdin(&n, &["create"], &payload.to_string());
+        assert_eq!(o.status.code(), Some(1), "{k}: {}", stderr(&o));
+        assert_eq!(stderr(&o).trim(), format!("Invalid value(s) for: {k}"));
+        let o = vmadm_stdin(&n, &["validate", "create"], &payload.to_string());
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains(&format!("\"{k}\"")), "{}", stderr(&o));
+    }
+    let nic = serde_json::json!({"brand": "joyent", "image_uuid": IMG,
+        "nics": [{"nic_tag": "admin\nadd device; set match=/dev/viona; end", "ip": "dhcp"}]});
+    let o = vmadm_stdin(&n, &["create"], &nic.to_string());
+    assert_eq!(stderr(&o).trim(), "Invalid value(s) for: nics.*.nic_tag");
+    assert_eq!(n.snapshot(), before, "a refused create changed the node");
+
+    // a good zone, then the same attack as an update
+    let payload = serde_json::json!({"brand": "joyent", "image_uuid": IMG, "autoboot": true});
+    let o = vmadm_stdin(&n, &["create"], &payload.to_string());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let uuid = created_uuid(&o);
+    let xml = n.root.join(format!("etc/zones/{uuid}.xml"));
+    let zone_before = fs::read(&xml).unwrap();
+    let upd = serde_json::json!({"fs_allowed": attack}).to_string();
+    let o = vmadm_stdin(&n, &["update", &uuid], &upd);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        fs::read(&xml).unwrap(),
+        zone_before,
+        "update changed the zone"
+    );
+    let text = fs::read_to_string(&xml).unwrap();
+    assert!(!text.contains("<device"), "{text}");
+    // zlogin runs in the zone root: dev/ is the zone's /dev
+    let dev = n.ok("zlogin", &[&uuid, "ls", "dev"]);
+    assert!(
+        dev.lines().any(|l| l.trim() == "null"),
+        "not the zone's /dev: {dev}"
+    );
+    for d in ["viona", "vmmctl", "vmm"] {
+        assert!(
+            !dev.lines().any(|l| l.trim() == d),
+            "{d} in the zone's /dev: {dev}"
+        );
+    }
+}

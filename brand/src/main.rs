@@ -147,6 +147,15 @@ fn devices(
     pool: &str,
     extra: &[String],
 ) -> Result<()> {
+    let name_ok = !zone.is_empty()
+        && zone.len() < 64
+        && zone.as_bytes()[0].is_ascii_alphanumeric()
+        && zone
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if !name_ok {
+        bail!("{zone:?} is not a zone name");
+    }
     let zpath = root.join("etc/zones").join(format!("{zone}.xml"));
     let cfg = match std::fs::read_to_string(&zpath) {
         Ok(t) => Some(ZoneConfig::parse(&t).with_context(|| format!("{}", zpath.display()))?),

@@ -29,6 +29,12 @@ pub enum XmlError {
     Invalid(String),
 }
 
+/// The deepest element nesting [`Document::parse`] accepts. Zone files and
+/// brand files are at most four levels deep; a limit keeps hostile files
+/// (100,000 nested elements) from exhausting the stack of anything that
+/// walks or drops the tree.
+pub const MAX_DEPTH: usize = 64;
+
 /// Something that may stand before or after the root element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Misc {
@@ -313,6 +319,13 @@ impl Document {
                     if root.is_some() {
                         return Err(syntax(pos, text, "more than one root element"));
                     }
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(syntax(
+                            pos,
+                            text,
+                            format!("elements nested deeper than {MAX_DEPTH} levels"),
+                        ));
+                    }
                     stack.push(start_element(text, pos, &s)?);
                 }
                 Event::Empty(s) => {
@@ -510,6 +523,25 @@ mod tests {
             Document::parse("<a x=\"1\" x=\"2\"/>"),
             Err(XmlError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_with_a_clear_error() {
+        let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+        match Document::parse(&deep) {
+            Err(XmlError::Syntax(m)) => {
+                assert!(m.contains("nested deeper than 64 levels"), "{m}")
+            }
+            other => panic!("deep XML accepted: {:?}", other.map(|_| ())),
+        }
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(Document::parse(&ok).is_ok());
+        let over = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        assert!(Document::parse(&over).is_err());
     }
 
     #[test]

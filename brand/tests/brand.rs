@@ -655,3 +655,25 @@ fn man_page_passes_mandoc_lint() {
         assert!(cli(&[sub, "--help"]).status.success());
     }
 }
+
+#[test]
+fn cli_devices_refuses_deep_xml_and_path_names() {
+    let z = "c1a5e2f4-0000-4000-8000-000000000009";
+    let root = tempfile::tempdir().unwrap();
+    brand::stage::stage(&brands::builder(), root.path()).unwrap();
+    fs::create_dir_all(root.path().join("etc/zones")).unwrap();
+    fs::create_dir_all(root.path().join("dev")).unwrap();
+    let deep = format!("{}{}", "<zone>".repeat(100_000), "</zone>".repeat(100_000));
+    fs::write(root.path().join(format!("etc/zones/{z}.xml")), deep).unwrap();
+    let r = root.path().to_str().unwrap();
+    let o = cli(&["devices", "--root", r, "--zone", z]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("nested deeper than 64 levels") && e.lines().count() == 1,
+        "{e}"
+    );
+    let o = cli(&["devices", "--root", r, "--zone", "../../etc/passwd"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a zone name"));
+}

@@ -55,6 +55,12 @@ fn expat_message(e: &XmlError) -> String {
         "mismatched tag"
     } else if d.contains("given twice") {
         "duplicate attribute"
+    } else if d.contains("nested deeper than") {
+        // expat has no limit; ours keeps hostile files from the stack
+        return format!(
+            "elements nested deeper than {} levels",
+            brand::xml::MAX_DEPTH
+        );
     } else {
         "not well-formed (invalid token)"
     };

@@ -459,10 +459,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json: needs_json(&keys),
                 last_modified: false,
             };
-            let out = list::run_list(table, node.vms(lo)?, &filters, &opts)?;
+            let (vms, bad) = node.vms_partial(lo)?;
+            let out = list::run_list(table, vms, &filters, &opts)?;
             use std::io::Write as _;
             std::io::stdout().lock().write_all(out.as_bytes())?;
-            Ok(ExitCode::SUCCESS)
+            Ok(partial(&bad))
         }
         Cmd::Lookup {
             json,
@@ -474,17 +475,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Err(ListError::OutputWithoutJson.into());
             }
             let filters = list::parse_filters(table, &filters, true)?;
-            let out = list::run_lookup(
-                table,
-                node.vms(LoadOptions::FULL)?,
-                &filters,
-                json,
-                unique,
-                output.as_deref(),
-            )?;
+            let (vms, bad) = node.vms_partial(LoadOptions::FULL)?;
+            let out = list::run_lookup(table, vms, &filters, json, unique, output.as_deref())?;
             use std::io::Write as _;
             std::io::stdout().lock().write_all(out.as_bytes())?;
-            Ok(ExitCode::SUCCESS)
+            Ok(partial(&bad))
         }
         Cmd::Preflight { platform } => {
             let dir = preflight::find_platform(&cli.root, &platform)?;
@@ -576,6 +571,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         }
+    }
+}
+
+/// A listing that left zones out: one line per zone on stderr, exit 1.
+fn partial(bad: &[vmadm_ext::node::NodeError]) -> ExitCode {
+    for e in bad {
+        let msg = vmadm_ext::quote::printable(&format!("{e}"), 400);
+        eprintln!("vmadm-ext: {msg}");
+    }
+    if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

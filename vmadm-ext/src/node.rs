@@ -38,6 +38,10 @@ pub enum NodeError {
     /// The message vmadm prints for an unknown zone.
     #[error("zoneadm: {0}: No such zone configured")]
     NoSuchZone(String),
+    /// An index entry whose name or zonepath could lead outside the node's
+    /// zone files (`../../etc/passwd`): never joined onto the root.
+    #[error("zone {name}: {what} in /etc/zones/index is not valid")]
+    BadIndexEntry { name: String, what: &'static str },
 }
 
 /// One line of `/etc/zones/index` (`name:state:zonepath:uuid`).
@@ -232,6 +236,29 @@ impl Node {
         self.zones_dir().join(format!("{zonename}.xml"))
     }
 
+    /// Check an index entry's name and zonepath before either is joined
+    /// onto the root: the name must be a zone name and the zonepath an
+    /// absolute path without `..`.
+    pub fn check_record(rec: &ZoneRecord) -> Result<(), NodeError> {
+        let bad = |what| NodeError::BadIndexEntry {
+            name: crate::quote::printable(&rec.zonename, 64),
+            what,
+        };
+        if !crate::quote::rule_ok(crate::quote::Rule::ZoneName, &rec.zonename) {
+            return Err(bad("the zone name"));
+        }
+        let zp = Path::new(&rec.zonepath);
+        if !rec.zonepath.is_empty()
+            && (!zp.is_absolute()
+                || zp
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir)))
+        {
+            return Err(bad("the zonepath"));
+        }
+        Ok(())
+    }
+
     pub fn index(&self) -> Result<Vec<IndexEntry>, NodeError> {
         let p = self.zones_dir().join("index");
         match std::fs::read_to_string(&p) {
@@ -305,6 +332,7 @@ impl Node {
         rec: &ZoneRecord,
         opts: LoadOptions,
     ) -> Result<Map<String, Value>, NodeError> {
+        Self::check_record(rec)?;
         let xml_path = self.zone_xml_path(&rec.zonename);
         let text = std::fs::read_to_string(&xml_path).map_err(io(&xml_path))?;
         let mut vm = load::vmobj_from_xml(&text).map_err(|source| NodeError::Load {
@@ -431,38 +459,57 @@ impl Node {
         Ok(vm)
     }
 
-    /// Every VM on the node, in record order (loaded on all CPUs).
+    /// Every VM on the node, in record order (loaded on all CPUs). The
+    /// first zone that cannot be loaded fails the whole call; see
+    /// [`Node::vms_partial`] for listings that go on.
     pub fn vms(&self, opts: LoadOptions) -> Result<Vec<Map<String, Value>>, NodeError> {
+        let (vms, mut bad) = self.vms_partial(opts)?;
+        match bad.is_empty() {
+            true => Ok(vms),
+            false => Err(bad.remove(0)),
+        }
+    }
+
+    /// Every VM that loads, in record order, and an error for each zone
+    /// that does not (an unreadable or hostile zone file, a bad index
+    /// entry). Only a failure to read the zone list itself is an `Err`.
+    pub fn vms_partial(
+        &self,
+        opts: LoadOptions,
+    ) -> Result<(Vec<Map<String, Value>>, Vec<NodeError>), NodeError> {
         let recs = self.records()?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .min(8);
-        if threads < 2 || recs.len() < 64 {
-            return recs.iter().map(|r| self.load_vm(r, opts)).collect();
+        let load = |c: &[ZoneRecord]| -> Vec<Result<Map<String, Value>, NodeError>> {
+            c.iter().map(|r| self.load_vm(r, opts)).collect()
+        };
+        let results: Vec<Result<Map<String, Value>, NodeError>> = if threads < 2 || recs.len() < 64
+        {
+            load(&recs)
+        } else {
+            let chunk = recs.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = recs
+                    .chunks(chunk)
+                    .map(|c| s.spawn(move || load(c)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("loader thread panicked"))
+                    .collect()
+            })
+        };
+        let mut vms = Vec::with_capacity(results.len());
+        let mut bad = Vec::new();
+        for r in results {
+            match r {
+                Ok(vm) => vms.push(vm),
+                Err(e) => bad.push(e),
+            }
         }
-        let chunk = recs.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<_>, NodeError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = recs
-                .chunks(chunk)
-                .map(|c| {
-                    s.spawn(move || {
-                        c.iter()
-                            .map(|r| self.load_vm(r, opts))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("loader thread panicked"))
-                .collect()
-        });
-        let mut out = Vec::with_capacity(recs.len());
-        for p in parts {
-            out.extend(p?);
-        }
-        Ok(out)
+        Ok((vms, bad))
     }
 
     /// `vmadm get <uuid>`.

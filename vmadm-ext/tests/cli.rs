@@ -1315,3 +1315,72 @@ fn planned_zone_round_trips_through_zone_xml() {
     let o = r.run(&["check", U]);
     assert_eq!(code(&o), 0, "{}", out(&o));
 }
+
+/// Hostile or broken zone files: deep XML, an unreadable file, an index
+/// line that names a path outside /etc/zones. No crash; `list` and
+/// `lookup` report each bad zone on stderr, list the rest and exit 1.
+#[test]
+fn bad_zones_give_a_partial_listing_not_a_crash() {
+    let r = populated();
+    let deep = format!(
+        "<?xml version=\"1.0\"?>\n{}{}",
+        "<zone>".repeat(100_000),
+        "</zone>".repeat(100_000)
+    );
+    let d = "d0000000-0000-4000-8000-000000000001";
+    r.add_zone(d, "installed", &deep);
+    let u = "d0000000-0000-4000-8000-000000000002";
+    r.add_zone(u, "installed", "<zone/>");
+    let xml = r.path().join(format!("etc/zones/{u}.xml"));
+    fs::remove_file(&xml).unwrap();
+    fs::create_dir(&xml).unwrap(); // unreadable as a file
+    let mut idx = fs::read_to_string(r.path().join("etc/zones/index")).unwrap();
+    idx.push_str(
+        "../../../../etc/passwd:installed:/zones/x:d0000000-0000-4000-8000-000000000003\n",
+    );
+    idx.push_str("good-name:installed:/../../etc:d0000000-0000-4000-8000-000000000004\n");
+    fs::write(r.path().join("etc/zones/index"), idx).unwrap();
+
+    let o = r.run(&["list", "-H", "-o", "uuid"]);
+    assert_eq!(code(&o), 1, "{}", err(&o));
+    let mut listed: Vec<String> = out(&o).lines().map(str::to_string).collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "073ae53b-c444-4e23-866b-10f99f276242",
+            U,
+            "aaac8650-4b58-6633-9054-a2c22e7beb36",
+            "e9f6d7c2-49c5-4b54-9414-ca1405663e4f",
+        ]
+    );
+    let e = err(&o);
+    assert_eq!(e.lines().count(), 4, "{e}");
+    assert!(
+        e.contains(&format!("zone {d}: cannot load")) && e.contains("nested deeper than 64 levels"),
+        "{e}"
+    );
+    assert!(e.contains(&format!("cannot read {}", xml.display())), "{e}");
+    assert!(
+        e.contains("zone ../../../../etc/passwd: the zone name in /etc/zones/index is not valid"),
+        "{e}"
+    );
+    assert!(
+        e.contains("zone good-name: the zonepath in /etc/zones/index is not valid"),
+        "{e}"
+    );
+
+    let o = r.run(&["lookup", "brand=builder"]);
+    assert_eq!((code(&o), out(&o)), (1, format!("{U}\n")));
+
+    let o = r.run(&["get", d]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        err(&o).contains("nested deeper than 64 levels") && err(&o).lines().count() == 1,
+        "{}",
+        err(&o)
+    );
+    // the good zones are still fine one by one
+    let o = r.run(&["get", U]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+}

@@ -412,6 +412,99 @@ pub fn vet_tarball(bytes: &[u8]) -> Result<String, PiError> {
     top.ok_or_else(|| bad("empty archive".into()))
 }
 
+/// Check every entry of a boot archive (a tar of the root file system)
+/// before it is trusted: relative paths without `..`, only files,
+/// directories and links; hard links and relative symlinks that stay inside
+/// the archive; and no entry written through a link (the way an archive
+/// escapes the directory it is unpacked into). Absolute symlink targets are
+/// normal in a root file system and name paths inside the booted root.
+pub fn vet_boot_archive(data: &[u8]) -> Result<(), PiError> {
+    let bad = |m: String| PiError::Refused(format!("boot archive: {m}"));
+    let mut ar = tar::Archive::new(data);
+    let mut links: std::collections::BTreeSet<PathBuf> = Default::default();
+    let entries = ar
+        .entries()
+        .map_err(|e| bad(format!("not a tar archive: {e}")))?;
+    let mut n = 0usize;
+    for e in entries {
+        let e = e.map_err(|e| bad(format!("not a tar archive: {e}")))?;
+        n += 1;
+        let path = e
+            .path()
+            .map_err(|e| bad(format!("bad entry name: {e}")))?
+            .into_owned();
+        let norm: PathBuf = path
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect();
+        if path.is_absolute()
+            || path.components().any(|c| {
+                matches!(
+                    c,
+                    Component::ParentDir | Component::Prefix(_) | Component::RootDir
+                )
+            })
+        {
+            return Err(bad(format!("refusing path {}", path.display())));
+        }
+        if norm.ancestors().skip(1).any(|a| links.contains(a)) {
+            return Err(bad(format!(
+                "refusing {}: it is written through a link",
+                path.display()
+            )));
+        }
+        let kind = e.header().entry_type();
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Directory | tar::EntryType::Continuous => {}
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let t = e
+                    .link_name()
+                    .map_err(|e| bad(format!("bad link: {e}")))?
+                    .ok_or_else(|| bad(format!("link {} has no target", path.display())))?;
+                let inside = if kind == tar::EntryType::Link {
+                    !t.is_absolute() && link_stays_inside_root(Path::new(""), &t)
+                } else {
+                    t.is_absolute()
+                        || link_stays_inside_root(norm.parent().unwrap_or(Path::new("")), &t)
+                };
+                if !inside {
+                    return Err(bad(format!(
+                        "refusing link {} -> {} leaving the archive",
+                        path.display(),
+                        t.display()
+                    )));
+                }
+                links.insert(norm.clone());
+            }
+            other => return Err(bad(format!("refusing {other:?} entry {}", path.display()))),
+        }
+    }
+    if n == 0 {
+        return Err(bad("empty archive".into()));
+    }
+    Ok(())
+}
+
+/// Does a relative link target, resolved from directory `dir` (relative to
+/// the archive root), stay inside the archive root?
+fn link_stays_inside_root(dir: &Path, target: &Path) -> bool {
+    let mut depth = dir.components().count();
+    for c in target.components() {
+        match c {
+            Component::ParentDir => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+            }
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Read a platform directory's stamp and check its boot archive hash.
 pub fn verify_platform_dir(dir: &Path) -> Result<String, PiError> {
     let vp = dir.join("etc/version/platform");
@@ -437,6 +530,7 @@ pub fn verify_platform_dir(dir: &Path) -> Result<String, PiError> {
             want.trim()
         )));
     }
+    vet_boot_archive(&data)?;
     Ok(stamp)
 }
 
@@ -505,6 +599,8 @@ pub fn activate(bootfs: &Path, stamp: &str) -> Result<(), PiError> {
             bootfs.display()
         )));
     }
+    // what boots must still be what install vetted
+    verify_platform_dir(&bootfs.join(&target))?;
     let tmp = bootfs.join(format!(".platform-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&target, &tmp).map_err(ioe(&tmp))?;

@@ -238,9 +238,17 @@ pub fn boot_node(node: &Node) -> Result<BootReport, PiError> {
         PiError::Refused("no platform is activated in the boot pool (piadm activate)".into())
     })?;
     let pdir = bootfs.join(format!("platform-{stamp}"));
+    // Leftovers of an earlier boot that failed half way.
+    for e in fs::read_dir(&node.root).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(".boot-") {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
     let stage = node.path(&format!(".boot-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&stage);
-    platform::unpack_boot_archive(&pdir, &stage)?;
+    if let Err(e) = platform::unpack_boot_archive(&pdir, &stage) {
+        let _ = fs::remove_dir_all(&stage);
+        return Err(e);
+    }
     // Swap the platform's files in: /usr and /etc/release.
     let usr = node.path("usr");
     let old = node.path(&format!(".boot-old-{}", std::process::id()));

@@ -965,3 +965,128 @@ fn zonecfg_injection_through_vmadm_is_refused() {
         );
     }
 }
+
+/// A raw (not gzipped) tar, as a boot archive is.
+fn raw_tar(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, data, link) in entries {
+        let mut h = tar::Header::new_gnu();
+        let g = h.as_gnu_mut().unwrap();
+        g.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(l) = link {
+            g.linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Platform images whose boot archive escapes its destination, with a
+/// hash that matches: piadm install refuses them and changes nothing; an
+/// archive altered after install cannot be activated.
+#[test]
+fn hostile_boot_archives_are_refused_at_install_and_activate() {
+    let n = Node::new();
+    let good = build(&n, "20261101T000000Z", "joyent");
+    let before = n.snapshot();
+    let f = tar::EntryType::Regular;
+    let sym = tar::EntryType::Symlink;
+    type Entries<'a> = Vec<(&'a str, tar::EntryType, &'a [u8], Option<&'a str>)>;
+    let cases: Vec<(&str, Entries, &str)> = vec![
+        (
+            "dotdot",
+            vec![("usr/../../../evil", f, b"x", None)],
+            "refusing path",
+        ),
+        (
+            "absolute",
+            vec![("/etc/evil", f, b"x", None)],
+            "refusing path",
+        ),
+        (
+            "through-link",
+            vec![("usr", sym, b"", Some("/tmp")), ("usr/evil", f, b"x", None)],
+            "written through a link",
+        ),
+        (
+            "relative-escape",
+            vec![("usr/lib", sym, b"", Some("../../../../tmp"))],
+            "leaving the archive",
+        ),
+        (
+            "device",
+            vec![("dev/kmem", tar::EntryType::Char, b"", None)],
+            "refusing Char",
+        ),
+    ];
+    let x = tempfile::tempdir().unwrap();
+    let untar = |dir: &Path| {
+        assert!(Command::new("tar")
+            .arg("xzf")
+            .arg(&good)
+            .arg("-C")
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success());
+    };
+    for (name, entries, why) in cases {
+        let d = x.path().join(name);
+        fs::create_dir(&d).unwrap();
+        untar(&d);
+        let amd64 = d.join("platform-20261101T000000Z/i86pc/amd64");
+        let data = raw_tar(&entries);
+        fs::write(amd64.join("boot_archive"), &data).unwrap();
+        use sha1::Digest as _;
+        let hash: String = sha1::Sha1::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        fs::write(amd64.join("boot_archive.hash"), format!("{hash}\n")).unwrap();
+        let p = n.tmp().join(format!("ba-{name}.tgz"));
+        assert!(Command::new("tar")
+            .arg("czf")
+            .arg(&p)
+            .arg("-C")
+            .arg(&d)
+            .arg("platform-20261101T000000Z")
+            .status()
+            .unwrap()
+            .success());
+        let o = n.run("piadm", &["install", p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{name} accepted: {}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{name}: {}", stderr(&o));
+        assert_eq!(n.snapshot(), before, "{name} changed the node");
+    }
+    // installed good, then altered on disk: activate refuses it
+    n.ok("piadm", &["install", good.to_str().unwrap()]);
+    let amd64 = n
+        .root
+        .join("zones/boot/platform-20261101T000000Z/i86pc/amd64");
+    let data = raw_tar(&[("usr", sym, b"", Some("/tmp")), ("usr/evil", f, b"x", None)]);
+    fs::write(amd64.join("boot_archive"), &data).unwrap();
+    use sha1::Digest as _;
+    let hash: String = sha1::Sha1::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    fs::write(amd64.join("boot_archive.hash"), format!("{hash}\n")).unwrap();
+    let o = n.run("piadm", &["activate", "20261101T000000Z"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("written through a link"),
+        "{}",
+        stderr(&o)
+    );
+    let leftovers: Vec<_> = fs::read_dir(&n.root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".boot-"))
+        .collect();
+    assert!(leftovers.is_empty());
+}

@@ -39,6 +39,9 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long)]
         stop: bool,
+        /// Clear DIR even when it is not empty and was not made by deploy.
+        #[arg(long)]
+        force: bool,
     },
     /// Build release binaries and bundle them with man pages, docs and a
     /// platform image, with SHA256SUMS.
@@ -58,6 +61,9 @@ enum Cmd {
         /// Where the work and the report go.
         #[arg(long, default_value = "target/rollout")]
         out: PathBuf,
+        /// Clear OUT even when it is not empty and was not made by rollout.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -680,9 +686,48 @@ fn xmllint_gates(proto: &Path, gates: &mut Vec<Gate>) {
     }
 }
 
-fn rollout(out: &Path) -> Result<bool> {
-    let _ = std::fs::remove_dir_all(out);
-    std::fs::create_dir_all(out)?;
+/// The file that marks a directory as made by `cargo xtask <kind>`.
+fn marker(kind: &str) -> String {
+    format!(".made-by-xtask-{kind}")
+}
+
+/// Make `dir` ready for a fresh `cargo xtask <kind>`: create it, or reuse
+/// it when it is empty or was made by an earlier run of the same kind
+/// (its content is cleared then). A non-empty directory this task did not
+/// make is refused unless `force`: nothing in it is touched.
+fn prepare_dir(dir: &Path, kind: &str, force: bool) -> Result<()> {
+    let mark = marker(kind);
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Ok(entries) => {
+            let names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
+            let ours = names.iter().any(|n| *n == *mark);
+            if !names.is_empty() && !ours && !force {
+                bail!(
+                    "refusing to use {}: it is not empty and was not made by `cargo xtask {kind}` \
+                     (choose another directory, or give --force to clear it)",
+                    dir.display()
+                );
+            }
+            for n in names {
+                let p = dir.join(n);
+                if p.is_dir() && !p.is_symlink() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                }
+                .with_context(|| format!("cannot clear {}", p.display()))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(dir.join(&mark), b"")?;
+    Ok(())
+}
+
+fn rollout(out: &Path, force: bool) -> Result<bool> {
+    prepare_dir(out, "rollout", force)?;
     let out = &std::fs::canonicalize(out)?;
     let mut gates = Vec::new();
 
@@ -803,7 +848,7 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<()> {
 }
 
 /// `cargo xtask deploy`.
-fn deploy(dir: &Path) -> Result<bool> {
+fn deploy(dir: &Path, force: bool) -> Result<bool> {
     use sim::triton::client;
     let state = dir.join("deploy.json");
     if let Ok(t) = std::fs::read_to_string(&state) {
@@ -822,7 +867,7 @@ fn deploy(dir: &Path) -> Result<bool> {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
+    prepare_dir(dir, "deploy", force)?;
     std::fs::create_dir_all(dir.join("log"))?;
     std::fs::create_dir_all(dir.join("keys"))?;
     let dir = &std::fs::canonicalize(dir)?;
@@ -1196,14 +1241,14 @@ fn main() -> ExitCode {
                 true
             })
         }
-        Cmd::Rollout { out } => rollout(&out),
+        Cmd::Rollout { out, force } => rollout(&out, force),
         Cmd::Test { args } => test(&args),
         Cmd::Release { out } => release(&out),
-        Cmd::Deploy { dir, stop } => {
+        Cmd::Deploy { dir, stop, force } => {
             if stop {
                 deploy_stop(&dir)
             } else {
-                deploy(&dir)
+                deploy(&dir, force)
             }
         }
     };
@@ -1214,5 +1259,47 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_dir_refuses_what_it_did_not_make() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("out");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("precious"), b"keep me").unwrap();
+        let e = prepare_dir(&d, "rollout", false).unwrap_err().to_string();
+        assert!(e.contains("not made by `cargo xtask rollout`"), "{e}");
+        assert_eq!(std::fs::read(d.join("precious")).unwrap(), b"keep me");
+        // a deploy directory is not a rollout directory either
+        std::fs::remove_file(d.join("precious")).unwrap();
+        prepare_dir(&d, "deploy", false).unwrap();
+        std::fs::write(d.join("state"), b"x").unwrap();
+        assert!(prepare_dir(&d, "rollout", false).is_err());
+        assert!(d.join("state").exists());
+        // its own directory is cleared and reused
+        prepare_dir(&d, "deploy", false).unwrap();
+        assert!(!d.join("state").exists() && d.join(marker("deploy")).exists());
+        // missing: created; --force: cleared
+        let n = t.path().join("new/deep");
+        prepare_dir(&n, "rollout", false).unwrap();
+        assert!(n.join(marker("rollout")).exists());
+        std::fs::write(d.join("x"), b"x").unwrap();
+        prepare_dir(&d, "rollout", true).unwrap();
+        assert!(!d.join("x").exists());
+    }
+
+    #[test]
+    fn rollout_refuses_a_foreign_directory_before_doing_anything() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("notes.txt"), b"mine").unwrap();
+        let e = rollout(t.path(), false).unwrap_err().to_string();
+        assert!(e.contains("refusing to use"), "{e}");
+        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1);
     }
 }

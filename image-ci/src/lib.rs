@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod report;
 pub mod standin;
 pub mod verify;
+pub mod zonefile;
 
 pub use error::{Error, Result};
 

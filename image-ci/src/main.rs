@@ -165,6 +165,10 @@ fn real_main(cli: Cli) -> Result<bool> {
                     .parent()
                     .map(|p| p.join("logs"))
                     .unwrap_or_else(|| "logs".into()),
+                stage_dir: hist
+                    .parent()
+                    .map(|p| p.join("stage"))
+                    .unwrap_or_else(|| "stage".into()),
                 history: hist,
                 boot,
                 now,

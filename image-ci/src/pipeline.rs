@@ -33,7 +33,22 @@ pub struct Config {
     /// Build logs go here as `<run>.log`.
     pub log_dir: PathBuf,
     pub boot: Box<dyn BootTest>,
+    /// Verified images are copied here (per run) before they are boot
+    /// tested and shipped.
+    pub stage_dir: PathBuf,
     pub now: fn() -> DateTime<Utc>,
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        if let Some(d) = self.0.parent() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 impl Config {
@@ -56,6 +71,10 @@ impl Config {
                 .parent()
                 .map(|p| p.join("logs"))
                 .unwrap_or_else(|| "logs".into()),
+            stage_dir: history
+                .parent()
+                .map(|p| p.join("stage"))
+                .unwrap_or_else(|| "stage".into()),
             history,
             boot: Box::new(crate::boot::DiskSignature),
             now: Utc::now,
@@ -103,7 +122,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
         started.format("%Y%m%dT%H%M%SZ"),
         std::process::id()
     );
-    let dir = checkout_dir(cfg)?;
+    let zone_root = commands::zone_root(&cfg.tools.root, &cfg.zone)?;
+    let dir = commands::in_zone(&zone_root, &cfg.checkout);
     let co = Checkout::load(&dir)?;
     let mut selected: Vec<String> = co
         .select(&opts.targets)?
@@ -221,11 +241,13 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
             report.targets.push(r);
             continue;
         }
+        // symlink_metadata: a link is found (and then refused by verify)
+        let present = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
         let found = build_dates(build_start, build_end)
             .into_iter()
             .rev()
             .map(|d| Artifact::at(&dir, t, &version_for(d)))
-            .find(|a| a.image.exists() || a.manifest.exists());
+            .find(|a| present(&a.image) || present(&a.manifest));
         let Some(a) = found else {
             r.detail = format!(
                 "no artifact in {} (build exit {}{})",
@@ -246,14 +268,22 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
         };
         r.version = Some(a.version.clone());
         // Verify.
+        let stage = cfg
+            .stage_dir
+            .join(&run_id)
+            .join(crate::artifact::image_file(t, &a.version));
         let v = verify::verify(
+            &zone_root,
             &a,
             &Expect {
                 target: t.clone(),
                 version: a.version.clone(),
                 not_before: Some(build_start),
             },
+            &stage,
         );
+        // The staged copy goes when this target is done, whatever happens.
+        let _cleanup = RemoveOnDrop(stage.clone());
         r.checks = v.checks.clone();
         r.sha1 = v.sha1.clone();
         r.size = v.size;
@@ -262,7 +292,12 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
             .as_ref()
             .and_then(|m| m["uuid"].as_str())
             .map(str::to_string);
-        let (true, Some(m), Some(sha1)) = (v.ok(), v.manifest.as_ref(), v.sha1.as_ref()) else {
+        let (true, Some(m), Some(sha1), Some(image)) = (
+            v.ok(),
+            v.manifest.as_ref(),
+            v.sha1.as_ref(),
+            v.staged.as_ref(),
+        ) else {
             r.outcome = Outcome::VerifyFailed;
             r.detail = v.failures();
             record(&r)?;
@@ -270,7 +305,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
             continue;
         };
         // Boot test.
-        let boot = cfg.boot.boot(&a.image, m);
+        let boot = cfg.boot.boot(image, m);
         r.checks.push(verify::Check {
             name: format!("boot test ({})", cfg.boot.name()),
             ok: boot.is_ok(),
@@ -287,7 +322,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
             continue;
         }
         // Ship: the file is re-checked against the verified sha1 by IMGAPI.
-        match cfg.imgapi.ship(m, &a.image, sha1, cfg.channel.as_deref()) {
+        match cfg.imgapi.ship(m, image, sha1, cfg.channel.as_deref()) {
             Ok(img) => {
                 r.outcome = Outcome::Shipped;
                 r.detail = format!(

@@ -10,7 +10,8 @@
 //! `packer command failed with exit code N` for a failed target, goes on,
 //! and exits 0. Files in the checkout steer it, one target per line:
 //! `fail-targets` (packer fails), `tamper-targets` (the `.gz` changes after
-//! the manifest is written), `nosig-targets` (no boot signature).
+//! the manifest is written), `nosig-targets` (no boot signature); an
+//! executable `post-build.sh` runs last (tests play a hostile build there).
 
 use std::path::Path;
 
@@ -82,6 +83,8 @@ for t in "$@"; do
     fi
     echo "==> $src: Builds finished: $base.gz"
 done
+# tests play a hostile build here (anything a build in the zone could do)
+if [ -x ./post-build.sh ]; then ./post-build.sh "$date"; fi
 exit 0
 "#;
 

@@ -189,6 +189,10 @@ pub struct Verification {
     pub manifest: Option<Value>,
     pub sha1: Option<String>,
     pub size: Option<u64>,
+    /// The image as verified, copied out of the zone: what the boot test
+    /// reads and what ships.
+    #[serde(skip)]
+    pub staged: Option<std::path::PathBuf>,
 }
 
 impl Verification {
@@ -207,30 +211,43 @@ impl Verification {
     }
 }
 
-/// Verify the artifact on disk.
-pub fn verify(a: &Artifact, expect: &Expect) -> Verification {
+/// The largest manifest read from a zone.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Verify the artifact a zone wrote. `anchor` is a directory the global
+/// zone owns (the zone root) that holds the artifact; every file is opened
+/// below it without following links ([`crate::zonefile`]). The image is
+/// copied to `stage` while it is hashed, and every later stage uses that
+/// copy.
+pub fn verify(anchor: &Path, a: &Artifact, expect: &Expect, stage: &Path) -> Verification {
+    use crate::zonefile;
     let mut v = Verification {
         checks: vec![],
         manifest: None,
         sha1: None,
         size: None,
+        staged: None,
     };
-    let img_ok = a.image.is_file();
+    let staged = zonefile::stage(anchor, &a.image, stage);
     v.checks.push(check(
         "image file exists",
-        img_ok,
-        a.image.display().to_string(),
+        staged.is_ok(),
+        match &staged {
+            Ok(_) => a.image.display().to_string(),
+            Err(e) => e.to_string(),
+        },
     ));
-    let text = std::fs::read_to_string(&a.manifest);
+    let text = zonefile::read_text(anchor, &a.manifest, MAX_MANIFEST_BYTES);
     v.checks.push(check(
         "manifest file exists",
         text.is_ok(),
         match &text {
             Ok(_) => a.manifest.display().to_string(),
-            Err(e) => format!("{}: {e}", a.manifest.display()),
+            Err(e) => e.to_string(),
         },
     ));
-    let (Ok(text), true) = (text, img_ok) else {
+    let (Ok(text), Ok(staged)) = (text, staged) else {
+        let _ = std::fs::remove_file(stage);
         return v;
     };
     let left = unfilled(&text);
@@ -248,26 +265,21 @@ pub fn verify(a: &Artifact, expect: &Expect) -> Verification {
         Err(e) => {
             v.checks
                 .push(check("manifest is JSON", false, e.to_string()));
+            let _ = std::fs::remove_file(stage);
             return v;
         }
     };
-    let (sha1, size) = match file_digest(&a.image) {
-        Ok(x) => x,
-        Err(e) => {
-            v.checks
-                .push(check("image file readable", false, e.to_string()));
-            return v;
-        }
-    };
-    let mut head = [0u8; 2];
-    let n = std::fs::File::open(&a.image)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    v.checks
-        .extend(check_manifest(&m, expect, &sha1, size, &head[..n]));
+    v.checks.extend(check_manifest(
+        &m,
+        expect,
+        &staged.sha1,
+        staged.size,
+        &staged.head[..staged.head.len().min(2)],
+    ));
     v.manifest = Some(m);
-    v.sha1 = Some(sha1);
-    v.size = Some(size);
+    v.sha1 = Some(staged.sha1);
+    v.size = Some(staged.size);
+    v.staged = Some(staged.path);
     v
 }
 
@@ -387,6 +399,8 @@ mod tests {
     fn verify_on_disk() {
         let d = tempfile::tempdir().unwrap();
         let a = Artifact::at(d.path(), "debian-12", "20261125");
+        let st = d.path().join("stage.gz");
+        let verify = |a: &Artifact, e: &Expect| super::verify(d.path(), a, e, &st);
         let v = verify(&a, &expect());
         assert!(!v.ok());
         assert_eq!(
@@ -401,6 +415,7 @@ mod tests {
         std::fs::write(&a.manifest, good(&sha1, size).to_string()).unwrap();
         let v = verify(&a, &expect());
         assert!(v.ok(), "{}", v.failures());
+        assert_eq!(std::fs::read(v.staged.as_ref().unwrap()).unwrap(), data);
         std::fs::write(&a.image, [0x1f, 0x8b, 8, 0, 1, 2, 4]).unwrap();
         let v = verify(&a, &expect());
         assert_eq!(failed(&v.checks), ["sha1 matches the manifest"]);
@@ -410,5 +425,16 @@ mod tests {
             failed(&v.checks),
             ["manifest fully filled", "manifest is JSON"]
         );
+        // a symlink to a host file with a matching manifest is never read
+        let host = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(host.path(), data).unwrap();
+        std::fs::remove_file(&a.image).unwrap();
+        std::os::unix::fs::symlink(host.path(), &a.image).unwrap();
+        std::fs::write(&a.manifest, good(&sha1, size).to_string()).unwrap();
+        let v = verify(&a, &expect());
+        assert!(!v.ok());
+        assert_eq!(failed(&v.checks), ["image file exists"]);
+        assert!(v.failures().contains("symbolic link"), "{}", v.failures());
+        assert!(v.staged.is_none() && !st.exists());
     }
 }

@@ -422,3 +422,81 @@ fn ship_failure_is_recorded() {
         r.targets[0].detail
     );
 }
+
+/// A hostile build replaces its artifact with a symlink to a file of the
+/// host and fixes the manifest's sha1 and size to match it: the link is
+/// refused, nothing ships, and the host file never reaches IMGAPI.
+#[test]
+fn artifact_symlinked_out_of_the_zone_is_never_shipped() {
+    let n = node();
+    let t = tempfile::tempdir().unwrap();
+    let co = checkout(n, &n.builder, "opt/tci-symlink", &[], &[], &[]);
+    // the host file: a real gzip, so only the link gives it away
+    let secret = t.path().join("host-secret.zfs.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, b"host secret data").unwrap();
+    std::fs::write(&secret, gz.finish().unwrap()).unwrap();
+    let hook = format!(
+        r#"#!/bin/sh
+d="$1"
+img="output-debian-12-x86_64/debian-12-$d.x86_64.zfs.gz"
+man="output-debian-12-x86_64/debian-12-$d.json"
+old_sha=$(sha1sum "$img" | cut -d' ' -f1); old_size=$(wc -c < "$img" | tr -d ' ')
+rm -f "$img"; ln -s '{secret}' "$img"
+new_sha=$(sha1sum '{secret}' | cut -d' ' -f1); new_size=$(wc -c < '{secret}' | tr -d ' ')
+sed -i -e "s/$old_sha/$new_sha/" -e "s/\"size\": $old_size/\"size\": $new_size/" "$man"
+# and a directory link for ubuntu's whole output folder
+mkdir -p '{outside}'
+mv output-ubuntu-2404-x86_64/* '{outside}'/ && rmdir output-ubuntu-2404-x86_64
+ln -s '{outside}' output-ubuntu-2404-x86_64
+"#,
+        secret = secret.display(),
+        outside = t.path().join("outside").display()
+    );
+    std::fs::write(co.join("post-build.sh"), hook).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        co.join("post-build.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let bg = triton(t.path());
+    let cfg = config(n, &n.builder, "opt/tci-symlink", bg.url("imgapi"), t.path());
+    let r = pipeline::run(&cfg, &opts(&["debian-12", "ubuntu-24.04", "rocky-9"])).unwrap();
+    let by = |name: &str| r.targets.iter().find(|x| x.target == name).unwrap();
+    for name in ["debian-12", "ubuntu-24.04"] {
+        let x = by(name);
+        assert_eq!(x.outcome, Outcome::VerifyFailed, "{name}: {}", x.detail);
+        assert!(x.detail.contains("symbolic link"), "{name}: {}", x.detail);
+    }
+    // the manifest really did match the host file: only the link stopped it
+    let today = chrono::Utc::now().format("%Y%m%d").to_string();
+    let a = image_ci::artifact::Artifact::at(&co, "debian-12", &today);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&a.manifest).unwrap()).unwrap();
+    let (sha, _) = image_ci::verify::file_digest(&secret).unwrap();
+    assert_eq!(m["files"][0]["sha1"], sha.as_str());
+    assert_eq!(by("rocky-9").outcome, Outcome::Shipped);
+    let shipped = all_images(bg.url("imgapi"));
+    assert_eq!(names(&shipped), ["rocky-9"]);
+    let text = serde_json::to_string(&shipped).unwrap();
+    assert!(!text.contains(&sha), "the host file sha1 reached IMGAPI");
+    // no staged copy is left behind
+    let stage = t.path().join("stage");
+    let left: Vec<_> = walk_files(&stage);
+    assert!(left.is_empty(), "{left:?}");
+    bg.stop();
+}
+
+fn walk_files(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

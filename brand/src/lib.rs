@@ -4,6 +4,8 @@
 //! - [`xml`]: a lossless XML tree (zone files survive a read and a write).
 //! - [`config`], [`platform`], [`zone`]: typed views of brand.dtd.1,
 //!   zone_platform.dtd.1 and zonecfg.dtd.1 documents.
+//! - [`registry`]: the one brand registry (names, same_as, HVM, image types,
+//!   titles, stock platform membership) every crate reads.
 //! - [`brands`]: joyent, joyent-minimal, bhyve and builder built from the model.
 //! - [`devices`]: which /dev entries a zone sees.
 //! - [`stage`]: writing a brand into a platform proto tree, with manifest lines.
@@ -14,6 +16,7 @@ pub mod check;
 pub mod config;
 pub mod devices;
 pub mod platform;
+pub mod registry;
 pub mod stage;
 pub mod xml;
 pub mod zone;

@@ -10,7 +10,11 @@ use crate::zones::{self, BootReport};
 /// The platform a node boots when none is given: the brands a SmartOS
 /// release had before `builder`.
 pub const DEFAULT_STAMP: &str = "20250101T000000Z";
-pub const DEFAULT_BRANDS: &[&str] = &["joyent", "joyent-minimal", "lx", "bhyve", "kvm"];
+/// The brands of that platform: a stock SmartOS platform's (the brand
+/// registry's `stock` rows).
+pub fn default_brands() -> Vec<&'static str> {
+    brand::registry::stock()
+}
 
 fn mac(seed: &[u8], n: u8) -> String {
     format!(
@@ -97,7 +101,7 @@ pub fn init(
                 source: e,
             })?;
             let out = tmp.path().join(format!("platform-{DEFAULT_STAMP}.tgz"));
-            let brands: Vec<String> = DEFAULT_BRANDS.iter().map(|s| s.to_string()).collect();
+            let brands: Vec<String> = default_brands().iter().map(|s| s.to_string()).collect();
             platform::build(DEFAULT_STAMP, &brands, None, &out)?;
             out
         }

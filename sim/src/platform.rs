@@ -116,14 +116,15 @@ pub fn stand_in_brand(name: &str) -> BrandFiles {
 
 /// The files of a brand a platform can carry.
 pub fn brand_files(name: &str) -> Result<BrandFiles, PiError> {
-    match name {
-        "lx" | "kvm" => Ok(stand_in_brand(name)),
-        n => brand::brands::by_name(n).ok_or_else(|| {
-            PiError::Refused(format!(
-                "unknown brand {n:?} (known: {}, lx, kvm)",
-                brand::brands::KNOWN.join(", ")
-            ))
-        }),
+    // the brands whose files the brand crate generates, else a stand-in
+    // for any brand the registry knows (lx, kvm, ...)
+    match brand::brands::by_name(name) {
+        Some(b) => Ok(b),
+        None if brand::registry::get(name).is_some() => Ok(stand_in_brand(name)),
+        None => Err(PiError::Refused(format!(
+            "unknown brand {name:?} (known: {})",
+            brand::registry::names().join(", ")
+        ))),
     }
 }
 

@@ -5,10 +5,18 @@
 
 use serde::{Deserialize, Serialize};
 
-/// CloudAPI's `VALID_BRANDS`.
-pub const VALID_BRANDS: &[&str] = &["bhyve", "joyent", "joyent-minimal", "kvm", "lx"];
+/// CloudAPI's `VALID_BRANDS` (the brand registry's upstream rows).
+pub fn valid_brands() -> Vec<&'static str> {
+    brand::registry::triton_upstream()
+}
+
 /// CloudAPI's `VALID_HVM_BRANDS`: the only brands `params.brand` may name.
-pub const VALID_HVM_BRANDS: &[&str] = &["bhyve", "kvm"];
+pub fn valid_hvm_brands() -> Vec<&'static str> {
+    brand::registry::triton_upstream()
+        .into_iter()
+        .filter(|b| brand::registry::get(b).is_some_and(|i| i.hvm))
+        .collect()
+}
 /// The brand this gate guards.
 pub const BUILDER: &str = "builder";
 
@@ -125,7 +133,7 @@ fn present(s: &Option<String>) -> Option<&str> {
 
 /// getBrand with CloudAPI's lists: `param_brands` is what `params.brand` may
 /// name (upstream: bhyve, kvm), `valid_brands` what an image or package may
-/// require (upstream: [`VALID_BRANDS`]).
+/// require (upstream: [`valid_brands`]).
 pub fn get_brand_with(
     inp: &BrandInputs,
     defaults: &Defaults,
@@ -205,7 +213,7 @@ pub fn get_brand_with(
             });
         }
     }
-    if VALID_HVM_BRANDS.contains(&sel) {
+    if valid_hvm_brands().contains(&sel) {
         if image_type != "zvol" {
             return Err(BrandError::NeedsZvol(safe_brand_name(sel)));
         }
@@ -217,7 +225,7 @@ pub fn get_brand_with(
 
 /// CloudAPI's getBrand as shipped today (no builder anywhere).
 pub fn get_brand(inp: &BrandInputs, defaults: &Defaults) -> Result<Resolved, BrandError> {
-    get_brand_with(inp, defaults, VALID_HVM_BRANDS, VALID_BRANDS)
+    get_brand_with(inp, defaults, &valid_hvm_brands(), &valid_brands())
 }
 
 /// Whether a brand value is, or tries to pass for, `builder`: compared after
@@ -384,7 +392,7 @@ mod tests {
         let r = get_brand_with(
             &inp("", "builder", "zone-dataset", "builder"),
             &d,
-            VALID_HVM_BRANDS,
+            &valid_hvm_brands(),
             &["bhyve", "builder", "joyent", "joyent-minimal", "kvm", "lx"],
         )
         .unwrap();

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 
 use crate::audit::{AuditLog, AuditRecord, Decision};
 use crate::backend::{enc, BackendError, Backends, Urls};
-use crate::brand::{looks_like_builder, BrandSource, Defaults, BUILDER, VALID_HVM_BRANDS};
+use crate::brand::{looks_like_builder, valid_hvm_brands, BrandSource, Defaults, BUILDER};
 use crate::error::CloudApiError;
 use crate::httpsig;
 use crate::policy::{self, CreateFacts, Denial, Principal};
@@ -596,7 +596,7 @@ impl Gate {
                 vm.insert(k.into(), v.clone());
             }
         }
-        if !VALID_HVM_BRANDS.contains(&brand) {
+        if !valid_hvm_brands().contains(&brand) {
             if let Some(q) = pkg["quota"].as_f64() {
                 vm.insert("quota".into(), json!((q / 1024.0).round() as u64));
             }

@@ -16,8 +16,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::brand::{
-    get_brand, get_brand_with, looks_like_builder, BrandInputs, Defaults, Resolved, BUILDER,
-    VALID_BRANDS, VALID_HVM_BRANDS,
+    get_brand, get_brand_with, looks_like_builder, valid_brands, valid_hvm_brands, BrandInputs,
+    Defaults, Resolved, BUILDER,
 };
 use crate::error::CloudApiError;
 
@@ -143,7 +143,7 @@ impl CreateFacts {
 
 /// The brands operators may name or require.
 pub fn operator_brands() -> Vec<&'static str> {
-    let mut v: Vec<&str> = VALID_BRANDS.to_vec();
+    let mut v: Vec<&str> = valid_brands();
     v.push(BUILDER);
     v.sort_unstable();
     v
@@ -179,7 +179,7 @@ pub fn resolve_brand(
             }),
         };
     }
-    let mut params: Vec<&str> = VALID_HVM_BRANDS.to_vec();
+    let mut params: Vec<&str> = valid_hvm_brands();
     params.push(BUILDER);
     let r = get_brand_with(&inputs, defaults, &params, &operator_brands()).map_err(|e| Denial {
         error: CloudApiError::invalid_argument(e.to_string()),
@@ -293,7 +293,7 @@ pub fn cloudapi_image(m: &Value) -> Value {
 /// A VMAPI VM as CloudAPI's GetMachine shows it.
 pub fn cloudapi_machine(vm: &Value) -> Value {
     let brand = vm.get("brand").and_then(Value::as_str).unwrap_or_default();
-    let hvm = VALID_HVM_BRANDS.contains(&brand);
+    let hvm = valid_hvm_brands().contains(&brand);
     let mut o = Map::new();
     copy(&mut o, "id", vm.get("uuid"));
     copy(&mut o, "name", vm.get("alias"));

@@ -1,10 +1,9 @@
 //! Brands as data: a [`Brand`] keeps any name it is given, and the facts
-//! about the brands we know live in one table, [`BRANDS`].
-//!
-//! Adding a brand means one [`Brand`] variant and one table row; everything
-//! else (display, provisioning choices) reads the table.
+//! about the brands we know come from the workspace's one brand registry
+//! (`brand::registry`). Adding a brand there is all the UI needs.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
 
 /// What an image is, as `imgadm` says in `manifest.type`.
@@ -65,100 +64,37 @@ impl Kind {
     }
 }
 
-/// One row of the brand table.
-#[derive(Debug)]
-pub struct BrandFacts {
-    /// The brand's name as zones and vmadm spell it.
-    pub name: &'static str,
-    pub kind: Kind,
-    /// `manifest.type` values of images this brand provisions from.
-    pub image_types: &'static [&'static str],
-    /// The title shown next to the brand.
-    pub title: &'static str,
+/// Everything the UI knows about brands: the workspace's one brand
+/// registry (`brand::registry`). Order is display order: the first brand
+/// that takes an image type is the default choice for it.
+pub fn brands() -> Vec<&'static BrandFacts> {
+    brand::registry::all()
 }
 
-/// Everything the UI knows about brands. Order is display order: the first
-/// brand that takes an image type is the default choice for it.
-pub const BRANDS: &[BrandFacts] = &[
-    BrandFacts {
-        name: "joyent",
-        kind: Kind::Os,
-        image_types: &["zone-dataset"],
-        title: "Joyent Native Zone",
-    },
-    BrandFacts {
-        name: "joyent-minimal",
-        kind: Kind::Os,
-        image_types: &["zone-dataset"],
-        title: "Joyent Minimal Native Zone",
-    },
-    BrandFacts {
-        name: "builder",
-        kind: Kind::Os,
-        image_types: &["zone-dataset"],
-        title: "Joyent Native Zone with BHYVE devices",
-    },
-    BrandFacts {
-        name: "lx",
-        kind: Kind::Os,
-        image_types: &["lx-dataset"],
-        title: "LX Branded Zone (Linux)",
-    },
-    BrandFacts {
-        name: "bhyve",
-        kind: Kind::Hvm,
-        image_types: &["zvol"],
-        title: "Hardware Virtual Machine (bhyve)",
-    },
-    BrandFacts {
-        name: "kvm",
-        kind: Kind::Hvm,
-        image_types: &["zvol"],
-        title: "Hardware Virtual Machine (KVM)",
-    },
-];
+/// One brand's facts (a row of the registry).
+pub type BrandFacts = brand::registry::BrandInfo;
 
-/// A zone brand. Names outside the table are kept as [`Brand::Other`].
+/// A zone brand: any name a VM carries; names the registry does not know
+/// are kept as they are and shown as unknown.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Brand {
-    Joyent,
-    JoyentMinimal,
-    Builder,
-    Lx,
-    Bhyve,
-    Kvm,
-    Other(String),
-}
+pub struct Brand(Cow<'static, str>);
 
 impl Brand {
+    pub const JOYENT: Brand = Brand(Cow::Borrowed("joyent"));
+    pub const BUILDER: Brand = Brand(Cow::Borrowed("builder"));
+    pub const BHYVE: Brand = Brand(Cow::Borrowed("bhyve"));
+
     pub fn parse(s: &str) -> Brand {
-        match s {
-            "joyent" => Brand::Joyent,
-            "joyent-minimal" => Brand::JoyentMinimal,
-            "builder" => Brand::Builder,
-            "lx" => Brand::Lx,
-            "bhyve" => Brand::Bhyve,
-            "kvm" => Brand::Kvm,
-            other => Brand::Other(other.to_string()),
-        }
+        Brand(Cow::Owned(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
-        match self {
-            Brand::Joyent => "joyent",
-            Brand::JoyentMinimal => "joyent-minimal",
-            Brand::Builder => "builder",
-            Brand::Lx => "lx",
-            Brand::Bhyve => "bhyve",
-            Brand::Kvm => "kvm",
-            Brand::Other(s) => s,
-        }
+        &self.0
     }
 
-    /// The table row for this brand, `None` for a brand we do not know.
+    /// The registry row for this brand, `None` for a brand we do not know.
     pub fn facts(&self) -> Option<&'static BrandFacts> {
-        let name = self.as_str();
-        BRANDS.iter().find(|b| b.name == name)
+        brand::registry::get(self.as_str())
     }
 
     pub fn is_known(&self) -> bool {
@@ -167,7 +103,8 @@ impl Brand {
 
     /// OS or HVM; `None` when the brand is unknown.
     pub fn kind(&self) -> Option<Kind> {
-        self.facts().map(|f| f.kind)
+        self.facts()
+            .map(|f| if f.hvm { Kind::Hvm } else { Kind::Os })
     }
 
     /// The display title; an unknown brand is shown by its name.
@@ -209,11 +146,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_table_row_round_trips_through_a_variant() {
-        for row in BRANDS {
+    fn every_registry_row_is_a_known_brand() {
+        for row in brands() {
             let b = Brand::parse(row.name);
-            assert!(!matches!(b, Brand::Other(_)), "{} has no variant", row.name);
-            assert_eq!(b.as_str(), row.name);
+            assert!(b.is_known());
             assert_eq!(b.facts().unwrap().name, row.name);
         }
     }
@@ -221,7 +157,6 @@ mod tests {
     #[test]
     fn unknown_names_are_kept() {
         let b = Brand::parse("futurebrand");
-        assert_eq!(b, Brand::Other("futurebrand".into()));
         assert_eq!(b.as_str(), "futurebrand");
         assert!(!b.is_known());
         assert_eq!(b.kind(), None);
@@ -232,12 +167,13 @@ mod tests {
 
     #[test]
     fn builder_facts() {
-        let b = Brand::Builder;
+        let b = Brand::BUILDER;
+        assert_eq!(b, Brand::parse("builder"));
         assert_eq!(b.title(), "Joyent Native Zone with BHYVE devices");
         assert_eq!(b.kind(), Some(Kind::Os));
         assert!(b.takes(&ImageType::ZoneDataset));
         assert!(!b.takes(&ImageType::Zvol));
-        assert!(Brand::Bhyve.takes(&ImageType::Zvol));
-        assert_eq!(Brand::Kvm.kind(), Some(Kind::Hvm));
+        assert!(Brand::BHYVE.takes(&ImageType::Zvol));
+        assert_eq!(Brand::parse("kvm").kind(), Some(Kind::Hvm));
     }
 }

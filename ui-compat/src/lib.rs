@@ -17,5 +17,5 @@ pub mod vm;
 pub mod vminfod;
 pub mod web;
 
-pub use brands::{Brand, ImageType, Kind, BRANDS};
+pub use brands::{brands, Brand, ImageType, Kind};
 pub use vm::{decode_list, Vm, VmEntry};

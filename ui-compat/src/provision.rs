@@ -1,6 +1,6 @@
 //! What may be provisioned on this node, and the payload for `vmadm create`.
 
-use crate::brands::{Brand, ImageType, Kind, BRANDS};
+use crate::brands::{brands, Brand, ImageType, Kind};
 use crate::tools::Image;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -26,8 +26,8 @@ pub struct Choice {
 
 /// The brands that take this image type and are installed, in table order.
 pub fn choices(image_type: &ImageType, installed: &[Brand]) -> Vec<Choice> {
-    BRANDS
-        .iter()
+    brands()
+        .into_iter()
         .map(|row| Brand::parse(row.name))
         .filter(|b| b.takes(image_type) && installed.contains(b))
         .enumerate()
@@ -195,7 +195,7 @@ pub fn payload(
             d["size"] = json!(sz);
         }
         o.insert("disks".into(), json!([d]));
-        if brand == Brand::Bhyve {
+        if brand == Brand::BHYVE {
             o.insert("flexible_disk_size".into(), json!(disk_gib * 1024));
         }
     } else {
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn zone_payload() {
-        let inst = [Brand::Joyent, Brand::Builder];
+        let inst = [Brand::JOYENT, Brand::BUILDER];
         let r = Request {
             image_uuid: img("zone-dataset").uuid,
             brand: "builder".into(),
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(p["nics"][0]["gateways"][0], "10.0.0.1");
         assert!(p.get("disks").is_none());
         // builder not installed: refused even if the form says so
-        let e = payload(&r, &img("zone-dataset"), &[Brand::Joyent], "u").unwrap_err();
+        let e = payload(&r, &img("zone-dataset"), &[Brand::JOYENT], "u").unwrap_err();
         assert!(matches!(e, PayloadError::BrandNotOffered { .. }));
         let bad = Request {
             ip: "10.0.0.5".into(),
@@ -297,7 +297,7 @@ mod tests {
             nic_tag: "admin".into(),
             ..Default::default()
         };
-        let p = payload(&r, &img("zvol"), &[Brand::Bhyve], "u").unwrap();
+        let p = payload(&r, &img("zvol"), &[Brand::BHYVE], "u").unwrap();
         assert_eq!(p["disks"][0]["boot"], true);
         assert_eq!(p["disks"][0]["size"], 10240);
         assert_eq!(p["flexible_disk_size"], 20480);

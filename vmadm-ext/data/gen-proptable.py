@@ -4,9 +4,10 @@ oracle dump of vmadm's proptable.js.
 
     python3 data/gen-proptable.py ../../shared/oracle/vmadm/proptable.json > data/proptable.json
 
-Brands that vmadm treats exactly like another brand are written once as
-`"same_as": "<brand>"` and left out of every property's allowed/required
-lists, so adding such a brand is one line of data. The parity test
+Brands that vmadm treats exactly like another brand (builder: joyent) are
+left out entirely: the one brand registry (brand/src/registry.rs, `same_as`)
+adds them when the table is loaded, so adding such a brand is one row
+there. The parity test
 (tests/cli.rs, table_matches_oracle) expands the table again and compares it
 with the oracle for every brand and property.
 """
@@ -28,7 +29,7 @@ for b, base in alias.items():
 out_brands = {}
 for b in brands:
     if b in alias:
-        out_brands[b] = {"same_as": alias[b]}
+        continue
     else:
         out_brands[b] = {
             "hvm": b in src["hvm_brands"],

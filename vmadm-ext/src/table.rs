@@ -231,9 +231,48 @@ impl Table {
     }
 
     /// The embedded table (parsed once).
+    /// The embedded table, with every brand of the one brand registry
+    /// (`brand::registry`) that is written as `same_as` another.
     pub fn get() -> &'static Table {
         static T: OnceLock<Table> = OnceLock::new();
-        T.get_or_init(|| Table::parse(TABLE_JSON).expect("embedded property table parses"))
+        T.get_or_init(|| {
+            let mut t = Table::parse(TABLE_JSON).expect("embedded property table parses");
+            for (name, base) in brand::registry::aliases() {
+                t.add_alias(name, base)
+                    .expect("registry same_as rows name table brands");
+            }
+            t
+        })
+    }
+
+    /// Add `name` as a brand vmadm treats exactly like `base` (its features
+    /// and every property's allowed and required actions). A brand the
+    /// table already has is left as it is.
+    pub fn add_alias(&mut self, name: &str, base: &str) -> Result<(), String> {
+        if self.brands.contains_key(name) {
+            return Ok(());
+        }
+        let b = self
+            .brands
+            .get(base)
+            .ok_or_else(|| format!("brand {name}: same_as unknown brand {base}"))?;
+        if b.same_as.is_some() {
+            return Err(format!("brand {name}: same_as chains are not supported"));
+        }
+        let nb = Brand {
+            name: name.to_string(),
+            same_as: Some(base.to_string()),
+            ..b.clone()
+        };
+        self.brands.insert(name.to_string(), nb);
+        for p in &mut self.properties {
+            for m in [&mut p.allowed, &mut p.required] {
+                if let Some(a) = m.get(base).cloned() {
+                    m.insert(name.to_string(), a);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn property(&self, name: &str) -> Option<&Property> {

@@ -67,9 +67,6 @@ enum Cmd {
     },
 }
 
-/// The brands a SmartOS platform with builder carries.
-const PLATFORM_BRANDS: &[&str] = &["joyent", "joyent-minimal", "lx", "bhyve", "kvm", "builder"];
-
 struct Built {
     manifest: Vec<String>,
     image: PathBuf,
@@ -92,7 +89,10 @@ fn platform(out: &Path, stamp: &str) -> Result<Built> {
     let text: String = manifest.iter().map(|l| format!("{l}\n")).collect();
     brand::stage::write_atomic(&out.join("manifest"), text.as_bytes(), 0o644)?;
     let image = out.join(format!("platform-{stamp}.tgz"));
-    let brands: Vec<String> = PLATFORM_BRANDS.iter().map(|s| s.to_string()).collect();
+    let brands: Vec<String> = brand::registry::platform()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     sim::platform::build(stamp, &brands, Some(&proto), &image)?;
     let bytes = std::fs::read(&image)?;
     sim::platform::vet_tarball(&bytes)?;

@@ -36,7 +36,10 @@ pub use store::Store;
 pub const SERVICES: &[&str] = &["papi", "vmapi", "cnapi", "imgapi", "mahi"];
 
 /// The brands VMAPI and PAPI accept (upstream's list plus `builder`, RFD 184).
-pub const VALID_BRANDS: &[&str] = &["bhyve", "builder", "joyent", "joyent-minimal", "kvm", "lx"];
+/// (the brand registry's names, sorted).
+pub fn valid_brands() -> Vec<&'static str> {
+    brand::registry::triton()
+}
 
 /// How to run the services.
 #[derive(Debug, Clone)]

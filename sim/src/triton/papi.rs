@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::http::{empty_response, json_body, json_response, ApiError, ApiResult, Query};
 use super::store::PACKAGES;
-use super::{is_uuid, new_uuid, Ctx, VALID_BRANDS};
+use super::{is_uuid, new_uuid, valid_brands, Ctx};
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Ty {
@@ -185,11 +185,11 @@ pub fn validate(pkg: &Map<String, Value>) -> Option<Vec<Value>> {
         }
     }
     if let Some(b) = pkg.get("brand") {
-        if !b.as_str().is_some_and(|b| VALID_BRANDS.contains(&b)) {
+        if !b.as_str().is_some_and(|b| valid_brands().contains(&b)) {
             errs.push(err(
                 "brand",
                 "Invalid",
-                &format!("must be one of: {}", VALID_BRANDS.join(", ")),
+                &format!("must be one of: {}", valid_brands().join(", ")),
             ));
         }
     }

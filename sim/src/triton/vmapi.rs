@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 use super::cnapi::{self, Server, Wanted};
 use super::http::{json_body, json_response, ApiError, ApiResult, Query};
 use super::store::{JOBS, PACKAGES, VMS};
-use super::{is_uuid, new_uuid, now_iso, Ctx, VALID_BRANDS};
+use super::{is_uuid, new_uuid, now_iso, valid_brands, Ctx};
 
 pub const HVM_BRANDS: &[&str] = &["bhyve", "kvm"];
 const ALIAS_RE: &str = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
@@ -44,7 +44,7 @@ pub fn validation_failed(message: &str, errors: Vec<Value>) -> ApiError {
 }
 
 fn brand_message() -> String {
-    format!("Must be one of: {}", VALID_BRANDS.join(", "))
+    format!("Must be one of: {}", valid_brands().join(", "))
 }
 
 fn num(v: &Value) -> Option<f64> {
@@ -206,7 +206,7 @@ pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
                     ));
                 }
             }
-            "brand" if !v.as_str().is_some_and(|b| VALID_BRANDS.contains(&b)) => {
+            "brand" if !v.as_str().is_some_and(|b| valid_brands().contains(&b)) => {
                 errs.push(e("brand", "Invalid", &brand_message()));
             }
             "networks" => match v {
@@ -268,7 +268,7 @@ pub fn validate_sync(p: &Map<String, Value>) -> Vec<Value> {
         ));
     }
     // validateBrandParams: container brands need an image
-    if VALID_BRANDS.contains(&brand)
+    if valid_brands().contains(&brand)
         && !HVM_BRANDS.contains(&brand)
         && p.get("image_uuid").is_none_or(Value::is_null)
     {
@@ -997,7 +997,7 @@ async fn list(State(ctx): State<Arc<Ctx>>, uri: Uri) -> ApiResult {
         }
     }
     if let Some(b) = q.get("brand") {
-        if !VALID_BRANDS.contains(&b) {
+        if !valid_brands().contains(&b) {
             errs.push(e("brand", "Invalid", &brand_message()));
         }
     }

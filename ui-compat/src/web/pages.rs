@@ -3,7 +3,7 @@
 use super::session::{self, Current, LOGIN_COOKIE, SESSION_COOKIE};
 use super::view::{self, error_page, page};
 use super::AppState;
-use crate::brands::{Brand, Kind, BRANDS};
+use crate::brands::{brands, Brand, Kind};
 use crate::provision::{self, is_uuid};
 use crate::tools::{self, Action, CommandError, Image};
 use crate::vm::{self, VmEntry};
@@ -269,8 +269,8 @@ pub async fn dashboard(State(state): State<AppState>, Extension(cur): Cur) -> Re
         }
     }
     let mut seen = std::collections::HashSet::new();
-    let brands: Vec<BrandLine> = BRANDS
-        .iter()
+    let brands: Vec<BrandLine> = brands()
+        .into_iter()
         .map(|r| Brand::parse(r.name))
         .chain(
             per_brand

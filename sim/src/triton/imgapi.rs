@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
@@ -138,7 +139,12 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .route("/channels", get(list_channels))
         .route("/images", get(list))
         .route("/images/{uuid}", get(get_one).post(action).delete(delete))
-        .route("/images/{uuid}/file", put(add_file).get(get_file))
+        .route(
+            "/images/{uuid}/file",
+            put(add_file)
+                .get(get_file)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .with_state(ctx)
 }
 
@@ -553,12 +559,92 @@ pub fn import(
 
 /// AddImageFile: compression is required; the size must match
 /// Content-Length and the sha1 the `sha1` param.
+/// What AddImageFile checks before it reads the body: the image is in the
+/// channel and not activated, and `compression` is valid. Returns the
+/// compression.
+fn add_file_precheck(ctx: &Ctx, uuid: &str, q: &Query) -> Result<String, ApiError> {
+    let channel = req_channel(q)?;
+    ctx.store.locked(|s| {
+        let (m, _) = load_in_channel(s, uuid, &channel)?;
+        if m["activated"] == true {
+            return Err(ApiError::new(
+                422,
+                "ImageFilesImmutable",
+                format!("cannot modify files on activated image {uuid}"),
+            ));
+        }
+        match q.get("compression") {
+            None | Some("") => Err(ApiError::with_errors(
+                422,
+                "InvalidParameter",
+                "missing \"compression\"",
+                vec![json!({"field": "compression", "code": "Missing"})],
+            )),
+            Some(c) if !imgmanifest::VALID_COMPRESSIONS.contains(&c) => Err(invalid_param(
+                "compression",
+                format!(
+                    "invalid compression \"{c}\" (must be one of {})",
+                    imgmanifest::VALID_COMPRESSIONS.join(", ")
+                ),
+            )),
+            Some(c) => Ok(c.to_string()),
+        }
+    })?
+}
+
+/// An uploaded file, streamed to a temporary file beside its final place.
+pub struct Upload {
+    pub file: tempfile::NamedTempFile,
+    pub size: u64,
+    pub sha1: String,
+}
+
+/// Stream a request body to a temporary file in the image's file
+/// directory, hashing it on the way (no size limit, constant memory).
+pub async fn receive_upload(ctx: &Ctx, uuid: &str, body: Body) -> Result<Upload, ApiError> {
+    use http_body_util::BodyExt as _;
+    use std::io::Write as _;
+    let dir = ctx
+        .store
+        .image_file_path(uuid)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let internal = |e: std::io::Error| ApiError::new(500, "InternalError", e.to_string());
+    std::fs::create_dir_all(&dir).map_err(internal)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempfile_in(&dir)
+        .map_err(internal)?;
+    let mut h = Sha1::new();
+    let mut size = 0u64;
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::new(400, "Download", format!("upload interrupted: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            h.update(&data);
+            size += data.len() as u64;
+            file.write_all(&data).map_err(internal)?;
+        }
+    }
+    file.as_file().sync_all().map_err(internal)?;
+    Ok(Upload {
+        file,
+        size,
+        sha1: hex(&h.finalize()),
+    })
+}
+
+/// AddImageFile once the body is on disk: size, Content-Length and sha1
+/// checks, then the file is renamed into place and the manifest's
+/// `files` set.
 pub fn add_image_file(
     ctx: &Ctx,
     uuid: &str,
     q: &Query,
     content_length: Option<u64>,
-    data: &[u8],
+    upload: Upload,
 ) -> Result<Value, ApiError> {
     let channel = req_channel(q)?;
     ctx.store.locked(|s| {
@@ -570,27 +656,8 @@ pub fn add_image_file(
                 format!("cannot modify files on activated image {uuid}"),
             ));
         }
-        let compression = match q.get("compression") {
-            None | Some("") => {
-                return Err(ApiError::with_errors(
-                    422,
-                    "InvalidParameter",
-                    "missing \"compression\"",
-                    vec![json!({"field": "compression", "code": "Missing"})],
-                ))
-            }
-            Some(c) if !imgmanifest::VALID_COMPRESSIONS.contains(&c) => {
-                return Err(invalid_param(
-                    "compression",
-                    format!(
-                        "invalid compression \"{c}\" (must be one of {})",
-                        imgmanifest::VALID_COMPRESSIONS.join(", ")
-                    ),
-                ))
-            }
-            Some(c) => c.to_string(),
-        };
-        let size = data.len() as u64;
+        let compression = q.get("compression").unwrap_or_default().to_string();
+        let size = upload.size;
         if size == 0 {
             return Err(ApiError::new(
                 400,
@@ -609,7 +676,7 @@ pub fn add_image_file(
                 ));
             }
         }
-        let sha1 = hex(&Sha1::digest(data));
+        let sha1 = upload.sha1.clone();
         if let Some(want) = q.get("sha1").filter(|w| !w.is_empty()) {
             if want != sha1 {
                 return Err(ApiError::new(
@@ -622,7 +689,10 @@ pub fn add_image_file(
             }
         }
         let p = s.image_file_path(uuid);
-        super::store::write_atomic(&p, data)?;
+        upload
+            .file
+            .persist(&p)
+            .map_err(|e| ApiError::new(500, "InternalError", e.error.to_string()))?;
         let mut file = json!({"sha1": sha1, "size": size, "compression": compression});
         if let Some(g) = q.get("dataset_guid") {
             file["dataset_guid"] = json!(g);
@@ -742,12 +812,14 @@ async fn add_file(
     Path(uuid): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult {
     valid_uuid(&uuid, &uri)?;
     let q = Query::from_uri(&uri);
+    add_file_precheck(&ctx, &uuid, &q)?;
     let cl = header(&headers, "content-length").and_then(|v| v.parse().ok());
-    let res = add_image_file(&ctx, &uuid, &q, cl, &body)?;
+    let upload = receive_upload(&ctx, &uuid, body).await?;
+    let res = add_image_file(&ctx, &uuid, &q, cl, upload)?;
     Ok(json_response(200, &res))
 }
 
@@ -759,9 +831,16 @@ async fn get_file(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Ur
         .store
         .locked(|s| load_in_channel(s, &uuid, &channel))??;
     let p = ctx.store.image_file_path(&uuid);
-    let data = std::fs::read(&p)
+    let f = tokio::fs::File::open(&p)
+        .await
         .map_err(|_| ApiError::not_found(format!("image \"{uuid}\" has no file")))?;
-    let mut r = Response::new(Body::from(data));
+    let len = f.metadata().await.map(|m| m.len()).ok();
+    // streamed: image files are hundreds of MiB
+    let mut r = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(f)));
+    if let Some(len) = len {
+        r.headers_mut()
+            .insert("content-length", len.to_string().parse().expect("header"));
+    }
     let h = r.headers_mut();
     h.insert(
         "content-type",

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Read;
 
 use serde_json::{json, Map, Value};
-use vmadm_ext::host::{Host, ZoneRecord};
+use vmadm_ext::host::{NodeFacts, ZoneRecord};
 use vmadm_ext::node::LoadOptions;
 use vmadm_ext::Table;
 
@@ -24,7 +24,7 @@ pub struct SimHost<'a> {
     pub pool: String,
 }
 
-impl Host for SimHost<'_> {
+impl NodeFacts for SimHost<'_> {
     fn pools(&self) -> Vec<String> {
         vec![self.pool.clone()]
     }

@@ -4,9 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 use crate::brands::ImageType;
 
@@ -34,57 +32,37 @@ impl Default for Tools {
     }
 }
 
-/// A command to run: program, arguments, and what to write on stdin.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cmd {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub stdin: Option<Vec<u8>>,
-}
-
-impl Cmd {
-    fn new(program: &std::path::Path, args: &[&str]) -> Cmd {
-        Cmd {
-            program: program.to_path_buf(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            stdin: None,
-        }
-    }
-
-    /// `program arg arg`, for logs and error messages.
-    pub fn display(&self) -> String {
-        let mut s = self.program.display().to_string();
-        for a in &self.args {
-            s.push(' ');
-            s.push_str(a);
-        }
-        s
-    }
-}
+/// Commands are the workspace's one host seam's (`host::Cmd`), with the
+/// tool's path as the program.
+pub use host::{Cmd, CmdError as CommandError, Output};
 
 impl Tools {
+    /// A command of the host seam with its program replaced by this
+    /// node's path for it.
+    fn at(&self, c: Cmd, path: &std::path::Path) -> Cmd {
+        Cmd {
+            program: path.display().to_string(),
+            ..c
+        }
+    }
     pub fn imgadm_list(&self) -> Cmd {
-        Cmd::new(&self.imgadm, &["list", "-j"])
+        self.at(host::imgadm::list_json(), &self.imgadm)
     }
     pub fn sysinfo(&self) -> Cmd {
-        Cmd::new(&self.sysinfo, &[])
+        self.at(host::sysinfo::get(), &self.sysinfo)
     }
     pub fn nictagadm_list(&self) -> Cmd {
-        Cmd::new(&self.nictagadm, &["list", "-p", "-d", ","])
+        self.at(host::nictagadm::list(), &self.nictagadm)
     }
     pub fn vmadm_validate_create(&self, payload: &Value) -> Cmd {
-        let mut c = Cmd::new(&self.vmadm, &["validate", "create"]);
-        c.stdin = Some(payload.to_string().into_bytes());
-        c
+        self.at(host::vmadm::validate("create", payload), &self.vmadm)
     }
     pub fn vmadm_create(&self, payload: &Value) -> Cmd {
-        let mut c = Cmd::new(&self.vmadm, &["create"]);
-        c.stdin = Some(payload.to_string().into_bytes());
-        c
+        self.at(host::vmadm::create(payload), &self.vmadm)
     }
     /// `vmadm start|stop|delete <uuid>`.
     pub fn vmadm_action(&self, action: Action, uuid: &str) -> Cmd {
-        Cmd::new(&self.vmadm, &[action.as_str(), uuid])
+        self.at(host::vmadm::action(action.as_str(), uuid), &self.vmadm)
     }
 }
 
@@ -114,107 +92,18 @@ impl Action {
     }
 }
 
-/// A command that could not run or did not succeed. Keeps the command, the
-/// exit status and stderr.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    #[error("{command}: cannot run: {source}")]
-    Spawn {
-        command: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{command}: timed out after {secs}s")]
-    Timeout { command: String, secs: u64 },
-    #[error("{command}: exit status {status}: {}", stderr.trim())]
-    Failed {
-        command: String,
-        status: i32,
-        stdout: String,
-        stderr: String,
-    },
-}
-
-impl CommandError {
-    /// What the tool said, for showing to the user.
-    pub fn message(&self) -> String {
-        match self {
-            CommandError::Failed { stderr, stdout, .. } if !stderr.trim().is_empty() => {
-                stderr.trim().to_string()
-            }
-            CommandError::Failed { stdout, .. } if !stdout.trim().is_empty() => {
-                stdout.trim().to_string()
-            }
-            other => other.to_string(),
-        }
-    }
-}
-
-/// What a successful command printed.
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub stdout: Vec<u8>,
-    pub stderr: String,
-}
-
 /// Run a command: stdin from [`Cmd::stdin`] (else /dev/null); success is
-/// exit status 0.
+/// exit status 0; killed after `timeout`.
 pub async fn run(cmd: &Cmd, timeout: Duration) -> Result<Output, CommandError> {
-    let command = cmd.display();
     let started = std::time::Instant::now();
-    let mut c = tokio::process::Command::new(&cmd.program);
-    c.args(&cmd.args)
-        .stdin(if cmd.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = c.spawn().map_err(|source| CommandError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
-    if let (Some(input), Some(mut pipe)) = (cmd.stdin.clone(), child.stdin.take()) {
-        // A tool that exits without reading stdin closes the pipe: ignore that.
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&input).await;
-            let _ = pipe.shutdown().await;
-        });
-    }
-    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(r) => r.map_err(|source| CommandError::Spawn {
-            command: command.clone(),
-            source,
-        })?,
-        Err(_) => {
-            return Err(CommandError::Timeout {
-                command,
-                secs: timeout.as_secs(),
-            })
-        }
-    };
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let status = out.status.code().unwrap_or(-1);
+    let r = host::SystemHost::default().run_async(cmd, timeout).await;
     tracing::info!(
-        command = %command,
-        status,
+        command = %cmd,
+        ok = r.is_ok(),
         ms = started.elapsed().as_millis() as u64,
         "ran command"
     );
-    if !out.status.success() {
-        return Err(CommandError::Failed {
-            command,
-            status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr,
-        });
-    }
-    Ok(Output {
-        stdout: out.stdout,
-        stderr,
-    })
+    r
 }
 
 /// Output that does not have the shape its command promises.
@@ -397,7 +286,7 @@ mod tests {
     #[test]
     fn builds_argv() {
         let t = Tools::default();
-        assert_eq!(t.imgadm_list().display(), "/usr/sbin/imgadm list -j");
+        assert_eq!(t.imgadm_list().to_string(), "/usr/sbin/imgadm list -j");
         assert_eq!(t.nictagadm_list().args, ["list", "-p", "-d", ","]);
         let c = t.vmadm_validate_create(&json!({"brand":"builder"}));
         assert_eq!(c.args, ["validate", "create"]);

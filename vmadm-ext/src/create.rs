@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::host::Host;
+use crate::host::NodeFacts;
 use crate::jsval;
 use crate::quote::{self, Quoting};
 use crate::table::Table;
@@ -130,7 +130,7 @@ fn valid_recsize(n: f64) -> bool {
 pub fn normalize(
     table: &Table,
     input: &Map<String, Value>,
-    host: &dyn Host,
+    host: &dyn NodeFacts,
     rt: &Runtime,
 ) -> Result<Normalized, CreateError> {
     let mut p = input.clone();
@@ -842,7 +842,7 @@ impl Plan {
 pub fn plan(
     table: &Table,
     input: &Map<String, Value>,
-    host: &dyn Host,
+    host: &dyn NodeFacts,
     rt: &Runtime,
 ) -> Result<Plan, CreateError> {
     let n = normalize(table, input, host, rt)?;

@@ -9,7 +9,6 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 
 use vmadm_ext::create::{self, Runtime};
-use vmadm_ext::host::SystemHost;
 use vmadm_ext::list::{self, ListError, ListOptions};
 use vmadm_ext::node::{LoadOptions, Node, StateSource};
 use vmadm_ext::rescue::{self, Outcome};
@@ -381,7 +380,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .unwrap_or_else(|| b.to_string())
                 })
             };
-            match validate::validate(table, brand.as_deref(), &action, &payload, &SystemHost) {
+            match validate::validate(
+                table,
+                brand.as_deref(),
+                &action,
+                &payload,
+                &vmadm_ext::host::system(),
+            ) {
                 Ok(v) => {
                     for w in v.warnings {
                         eprintln!("Warning: {w}");
@@ -410,7 +415,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let payload = read_payload(file.as_deref(), "create")?;
             let rt = Runtime::generate(table.default_i64("provision_timeout"));
-            let plan = create::plan(table, &payload, &SystemHost, &rt)?;
+            let plan = create::plan(table, &payload, &vmadm_ext::host::system(), &rt)?;
             for w in &plan.warnings {
                 eprintln!("{w}");
             }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use crate::host::{self, CmdError, ZoneRecord};
+use crate::host::{CmdError, Host, ZoneRecord};
 use crate::load::{self, LoadError};
 
 /// Why a node could not be read.
@@ -158,7 +158,7 @@ impl LoadOptions {
 /// The zfs-derived fields of `vmadm get`: quota (GiB) and the root and
 /// delegated datasets' compression and recsize, from `zfs get`. A zfs that
 /// fails leaves the fields out, as vmadm does for a dataset it cannot read.
-fn zfs_fields(vm: &mut Map<String, Value>, ds: &str) {
+fn zfs_fields(h: &dyn Host, vm: &mut Map<String, Value>, ds: &str) {
     let data = format!("{ds}/data");
     let has_data = vm
         .get("datasets")
@@ -168,10 +168,10 @@ fn zfs_fields(vm: &mut Map<String, Value>, ds: &str) {
     if has_data {
         list.push(&data);
     }
-    let Ok(out) = host::run(&host::zfs_get_cmd(&list)) else {
+    let Ok(out) = h.run(&host::zfs::get(host::zfs::VM_PROPERTIES, &list)) else {
         return;
     };
-    let props = host::parse_zfs_get(&out);
+    let props = host::zfs::parse_get(&out.text());
     if let Some(root) = props.get(ds) {
         if let Some(q) = root.get("quota").and_then(|q| q.parse::<u64>().ok()) {
             vm.insert("quota".into(), Value::from(q >> 30));
@@ -198,6 +198,8 @@ fn zfs_fields(vm: &mut Map<String, Value>, ds: &str) {
 pub struct Node {
     pub root: PathBuf,
     pub state_source: StateSource,
+    /// Runs the node's commands (`zoneadm`, `zfs`).
+    pub host: crate::host::SystemHost,
     sysinfo: std::sync::OnceLock<Option<Map<String, Value>>>,
 }
 
@@ -219,6 +221,7 @@ impl Node {
         Node {
             root: root.into(),
             state_source: StateSource::Auto,
+            host: crate::host::system(),
             sysinfo: std::sync::OnceLock::new(),
         }
     }
@@ -270,7 +273,7 @@ impl Node {
 
     fn use_zoneadm(&self) -> bool {
         match self.state_source {
-            StateSource::Auto => host::which("zoneadm").is_some(),
+            StateSource::Auto => self.host.tools.has("zoneadm"),
             StateSource::Index => false,
             StateSource::Zoneadm => true,
         }
@@ -281,8 +284,8 @@ impl Node {
     /// XML), so listing a node reads each zone file once.
     pub fn records(&self) -> Result<Vec<ZoneRecord>, NodeError> {
         if self.use_zoneadm() {
-            let out = host::run(&host::zoneadm_list_cmd())?;
-            return host::parse_zoneadm_list(&out).map_err(NodeError::Zoneadm);
+            let out = self.host.run(&host::zoneadm::list())?;
+            return host::zoneadm::parse_list(&out.text()).map_err(NodeError::Zoneadm);
         }
         let mut v = Vec::new();
         for e in self.index()? {
@@ -452,8 +455,8 @@ impl Node {
                 Value::from(ds.split('/').next().unwrap_or_default()),
             );
             vm.insert("zfs_filesystem".into(), Value::from(ds.clone()));
-            if opts.json && host::which("zfs").is_some() {
-                zfs_fields(&mut vm, &ds);
+            if opts.json && self.host.tools.has("zfs") {
+                zfs_fields(&self.host, &mut vm, &ds);
             }
         }
         Ok(vm)

@@ -252,9 +252,9 @@ fn stopped(zone: &str, state: &str) -> Result<(), RescueError> {
 fn refresh_vminfod() {
     #[cfg(target_os = "illumos")]
     {
-        let _ = crate::host::run(&crate::host::Cmd::new(
-            "svcadm",
-            &["restart", "svc:/system/smartdc/vminfod:default"],
+        use crate::host::Host as _;
+        let _ = crate::host::system().run(&host::svcadm::restart(
+            "svc:/system/smartdc/vminfod:default",
         ));
     }
 }

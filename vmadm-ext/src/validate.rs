@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::host::Host;
+use crate::host::NodeFacts;
 use crate::jsval;
 use crate::quote;
 use crate::table::{Property, Table};
@@ -238,7 +238,7 @@ pub fn validate(
     brand: Option<&str>,
     action: &str,
     payload: &Map<String, Value>,
-    host: &dyn Host,
+    host: &dyn NodeFacts,
 ) -> Result<Validated, Invalid> {
     let brand_name = brand.unwrap_or("undefined");
     let Some(b) = table.brand(brand_name) else {
@@ -341,7 +341,7 @@ pub(crate) mod tests {
         pub images: Vec<(String, String)>,
     }
 
-    impl Host for FakeHost {
+    impl NodeFacts for FakeHost {
         fn pools(&self) -> Vec<String> {
             self.pools.clone()
         }

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Map, Value};
 use vmadm_ext::create::{self, Runtime};
-use vmadm_ext::host::Host;
+use vmadm_ext::host::NodeFacts;
 use vmadm_ext::Table;
 
 const U: &str = "4c3a4cce-7c4b-4e5a-9c3c-8a0a3c1d2e3f";
@@ -226,7 +226,7 @@ fn vmload_xml_fixtures_load_as_expected() {
 // ---------------------------------------------------------------- zonecfg golden
 
 struct FakeHost;
-impl Host for FakeHost {
+impl NodeFacts for FakeHost {
     fn pools(&self) -> Vec<String> {
         vec!["zones".into()]
     }

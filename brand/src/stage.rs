@@ -5,7 +5,6 @@
 //! the form `<type> <path> <mode> <owner> <group>`.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -29,25 +28,13 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> StageError + '_ {
     }
 }
 
-/// Write `text` to `path` with `mode`: temp file in the same directory,
-/// fsync, rename, so a reader never sees a half-written file.
+/// Write `text` to `path` with `mode`, atomically (`common::fs`).
 pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> Result<(), StageError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".stage-")
-        .tempfile_in(dir)
-        .map_err(err(path))?;
-    tmp.write_all(text).map_err(err(path))?;
-    tmp.as_file().sync_all().map_err(err(path))?;
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(err(path))?;
-    tmp.persist(path).map_err(|e| StageError {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    let opts = common::fs::Atomic {
+        mode: Some(mode),
+        ..Default::default()
+    };
+    common::fs::write_atomic_with(path, text, &opts, &mut |_| {}).map_err(err(path))
 }
 
 /// The manifest lines for a brand's directory and files.

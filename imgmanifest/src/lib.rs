@@ -28,14 +28,7 @@ impl std::fmt::Display for FieldError {
 }
 
 /// A lowercase `8-4-4-4-12` hex UUID, as IMGAPI requires.
-pub fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
-        })
-}
+pub use common::uuid::is_uuid;
 
 const MAX_URL_LENGTH: usize = 1024;
 const MAX_NAME_LENGTH: usize = 1024;

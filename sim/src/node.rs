@@ -32,7 +32,6 @@ pub fn tool_command(root: &Path, tool: &str) -> Command {
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
@@ -100,24 +99,9 @@ pub struct Node {
     pub root: PathBuf,
 }
 
-/// Write a file atomically: temp file in the same directory, fsync, rename.
+/// Write a file atomically (`common::fs`).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NodeError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io(path))?;
-    tmp.write_all(data).map_err(io(path))?;
-    tmp.as_file().sync_all().map_err(io(path))?;
-    tmp.persist(path).map_err(|e| NodeError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    common::fs::write_atomic(path, data).map_err(io(path))
 }
 
 /// An exclusive lock on a file, released when dropped.

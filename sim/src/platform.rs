@@ -219,15 +219,11 @@ fn tar_tree(
 }
 
 pub fn sha1_hex(data: &[u8]) -> String {
-    let d = sha1::Sha1::digest(data);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    common::hex::encode(&sha1::Sha1::digest(data))
 }
 
 fn md5_hex(data: &[u8]) -> String {
-    md5::Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    common::hex::encode(&md5::Md5::digest(data))
 }
 
 /// Build a platform image tarball.

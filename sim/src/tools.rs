@@ -710,16 +710,7 @@ pub fn images(node: &Node) -> Vec<Value> {
     v
 }
 
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
-}
+use common::uuid::is_uuid_ci as is_uuid;
 
 pub fn imgadm(node: &Node, args: &[String]) -> i32 {
     let st = match state_or_fail(node, "imgadm") {

@@ -193,9 +193,7 @@ fn str_of(v: &Value, k: &str) -> String {
         .to_string()
 }
 
-fn is_uuid(s: &str) -> bool {
-    uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
-}
+use common::uuid::is_uuid;
 
 /// Compare `a.b.c` versions numerically where possible.
 fn version_key(v: &str) -> Vec<(u64, String)> {

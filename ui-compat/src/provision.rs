@@ -146,13 +146,7 @@ pub fn new_uuid() -> String {
 }
 
 /// Is this a lowercase `8-4-4-4-12` hex UUID, as vmadm requires?
-pub fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
-        })
-}
+pub use common::uuid::is_uuid;
 
 /// Build the `vmadm create` payload for a form, an image and what is
 /// installed. The brand must be one of [`choices`] for the image.

@@ -267,11 +267,6 @@ The exit status is 1 when any requirement fails."
     },
 }
 
-fn is_uuid_arg(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36 && b[8] == b'-' && b[13] == b'-' && b[18] == b'-' && b[23] == b'-'
-}
-
 /// A usage error (exit 2).
 #[derive(Debug)]
 struct Usage(String);
@@ -287,7 +282,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 fn uuid_arg(cmd: &str, u: &str) -> anyhow::Result<()> {
-    if is_uuid_arg(u) {
+    if common::uuid::is_uuid_ci(u) {
         Ok(())
     } else {
         Err(usage(format!("Invalid or missing UUID for {cmd}")))

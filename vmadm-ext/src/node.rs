@@ -44,65 +44,8 @@ pub enum NodeError {
     BadIndexEntry { name: String, what: &'static str },
 }
 
-/// One line of `/etc/zones/index` (`name:state:zonepath:uuid`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
-    pub name: String,
-    pub state: String,
-    pub zonepath: String,
-    pub uuid: String,
-}
-
-/// Parse `/etc/zones/index` as libzonecfg writes it: `#` comments, the
-/// zonepath double-quoted when it holds a `:`; the global zone is left out.
-pub fn parse_index(text: &str) -> Vec<IndexEntry> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut parts = line.splitn(3, ':');
-        let (Some(name), Some(state), Some(rest)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let (zonepath, uuid) = if let Some(q) = rest.strip_prefix('"') {
-            match q.find('"') {
-                Some(end) => (
-                    q[..end].to_string(),
-                    q[end + 1..].trim_start_matches(':').to_string(),
-                ),
-                None => (q.to_string(), String::new()),
-            }
-        } else {
-            match rest.split_once(':') {
-                Some((p, u)) => (p.to_string(), u.to_string()),
-                None => (rest.to_string(), String::new()),
-            }
-        };
-        if name == "global" {
-            continue;
-        }
-        out.push(IndexEntry {
-            name: name.into(),
-            state: state.into(),
-            zonepath,
-            uuid,
-        });
-    }
-    out
-}
-
-/// Render index lines (the inverse of [`parse_index`]).
-pub fn render_index_line(e: &IndexEntry) -> String {
-    let zp = if e.zonepath.contains(':') {
-        format!("\"{}\"", e.zonepath)
-    } else {
-        e.zonepath.clone()
-    };
-    format!("{}:{}:{}:{}", e.name, e.state, zp, e.uuid)
-}
+/// `/etc/zones/index` (the workspace's one parser, `common::zoneindex`).
+pub use common::zoneindex::{parse as parse_index, render_line as render_index_line, IndexEntry};
 
 /// `<zonepath>/lastexited` (`<secs.nsecs> <wait status>`) -> exit_status
 /// and exit_timestamp, as vmload reads it.

@@ -15,8 +15,7 @@
 //! record and restores the backup only when the result is byte-identical to
 //! the zone file (nothing else changed meanwhile).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use brand::ZoneConfig;
@@ -145,9 +144,9 @@ fn io_err(zone: &str, path: &Path) -> impl FnOnce(std::io::Error) -> RescueError
     move |source| RescueError::Io { zone, path, source }
 }
 
-/// Write `bytes` to `dest` atomically: temp file beside it, fsync, rename,
-/// fsync of the directory. `step` is told `"<label>-temp"` once the temp
-/// file is on disk and `"<label>-renamed"` once it is in place.
+/// Write `bytes` to `dest` atomically (`common::fs`, with a fixed temp
+/// path beside it). `step` is told `"<label>-temp"` once the temp file is
+/// on disk and `"<label>-renamed"` once it is in place.
 pub fn write_atomic(
     zone: &str,
     dest: &Path,
@@ -156,28 +155,12 @@ pub fn write_atomic(
     step: &mut dyn FnMut(&str),
 ) -> Result<(), RescueError> {
     let tmp = PathBuf::from(format!("{}{TMP_SUFFIX}", dest.display()));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err(zone, &tmp))?;
-        if let Ok(m) = dest.metadata() {
-            f.set_permissions(m.permissions())
-                .map_err(io_err(zone, &tmp))?;
-        }
-        f.write_all(bytes).map_err(io_err(zone, &tmp))?;
-        f.sync_all().map_err(io_err(zone, &tmp))?;
-    }
-    step(&format!("{label}-temp"));
-    std::fs::rename(&tmp, dest).map_err(io_err(zone, dest))?;
-    step(&format!("{label}-renamed"));
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(zone, dir))?;
-    Ok(())
+    let opts = common::fs::Atomic {
+        temp: Some(&tmp),
+        ..Default::default()
+    };
+    common::fs::write_atomic_with(dest, bytes, &opts, &mut |s| step(&format!("{label}-{s}")))
+        .map_err(io_err(zone, dest))
 }
 
 struct Paths {

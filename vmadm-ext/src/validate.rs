@@ -93,14 +93,7 @@ pub fn value_valid(validator: &str, v: &str) -> bool {
     }
 }
 
-fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
-        })
-}
+use common::uuid::is_uuid;
 
 fn blank(v: &Value) -> bool {
     match v {

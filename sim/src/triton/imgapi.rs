@@ -704,9 +704,7 @@ pub fn add_image_file(
     })?
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use common::hex::encode as hex;
 
 /// ActivateImage: needs a file.
 pub fn activate(ctx: &Ctx, uuid: &str, channel: &str) -> Result<Value, ApiError> {

@@ -336,14 +336,7 @@ pub fn serve_blocking(cfg: Config) -> anyhow::Result<()> {
 // ---- small shared helpers
 
 /// A lowercase `8-4-4-4-12` UUID, as Triton's validators want.
-pub fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
-        })
-}
+pub use common::uuid::is_uuid;
 
 pub fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -5,8 +5,7 @@
 //! the same directory, fsync, rename over the old file, fsync of the
 //! directory.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -161,30 +160,7 @@ pub fn write_json(p: &Path, v: &Value) -> anyhow::Result<()> {
 }
 
 pub fn write_atomic(p: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let dir = p.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = p
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.tmp.{}.{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    if let Err(e) = fs::rename(&tmp, p) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    common::fs::write_atomic(p, data).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
 }
 
 #[cfg(test)]

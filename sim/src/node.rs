@@ -3,31 +3,30 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The `sim` executable: `SIM_BIN` when set, else this program when it is
-/// `sim`, else a `sim` next to this program or one directory up (the layout
-/// of cargo's target directory, where tests run from `deps/`).
+/// This program when it is the `sim` binary, else a `sim` next to this
+/// program (how the sim binary finds itself to run node tools). Libraries
+/// that start node tools take the binary explicitly ([`tool_command_at`]).
 pub fn sim_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SIM_BIN") {
-        return PathBuf::from(p);
-    }
     let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sim"));
     if me.file_stem().is_some_and(|s| s == "sim") {
         return me;
     }
-    let dir = me.parent().map(Path::to_path_buf).unwrap_or_default();
-    for cand in [dir.join("sim"), dir.join("../sim")] {
-        if cand.is_file() {
-            return cand;
-        }
-    }
-    PathBuf::from("sim")
+    me.parent()
+        .map(|d| d.join("sim"))
+        .unwrap_or_else(|| PathBuf::from("sim"))
 }
 
-/// A command that runs `tool` (vmadm, sysinfo, ...) on the node at `root`.
-pub fn tool_command(root: &Path, tool: &str) -> Command {
-    let mut c = Command::new(sim_bin());
+/// A command that runs `tool` (vmadm, sysinfo, ...) on the node at `root`
+/// with the `sim` binary at `bin`.
+pub fn tool_command_at(bin: &Path, root: &Path, tool: &str) -> Command {
+    let mut c = Command::new(bin);
     c.arg(tool).env("SIM_ROOT", root);
     c
+}
+
+/// [`tool_command_at`] with [`sim_bin`].
+pub fn tool_command(root: &Path, tool: &str) -> Command {
+    tool_command_at(&sim_bin(), root, tool)
 }
 
 use std::collections::BTreeMap;

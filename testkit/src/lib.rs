@@ -49,3 +49,34 @@ pub fn npm_install(dir: &Path, ready: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The environment variable `cargo xtask test` sets to the directory of
+/// the workspace binaries it built once for every test binary.
+pub const BIN_DIR_ENV: &str = "BUILDER_BRAND_BIN_DIR";
+
+/// A workspace binary another package's tests run (`sim`, `vmadm-ext`,
+/// `zvol-stream`, ...): from `BUILDER_BRAND_BIN_DIR` (set by `cargo xtask
+/// test`, which builds them once), else from the cargo target directory
+/// this test binary runs in (`target/debug/deps/..`). Tests never build
+/// it themselves; when it is missing they fail saying how to get it.
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let dir = match std::env::var_os(BIN_DIR_ENV) {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe().expect("current_exe");
+            let deps = exe.parent().expect("test binary directory");
+            match deps.file_name() {
+                Some(n) if n == "deps" => deps.parent().expect("target dir").to_path_buf(),
+                _ => deps.to_path_buf(),
+            }
+        }
+    };
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is not built: run the tests with `cargo xtask test` (it builds the workspace \
+         binaries once), or `cargo build --bins` first",
+        p.display()
+    );
+    p
+}

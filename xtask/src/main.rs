@@ -337,7 +337,6 @@ fn phase2_triton(
     use serde_json::json;
     use sha1::Digest as _;
     use sim::triton::client;
-    std::env::set_var("SIM_BIN", &bins.sim);
     let cn_new = work.join("cn");
     let cn_old = work.join("cn-old");
     sim::init::init(&cn_old, None, Some("cn-old"))?;
@@ -369,6 +368,7 @@ fn phase2_triton(
     )?;
     drop(store);
     let mut cfg = sim::triton::Config::new(&work.join("triton"), &[cn_new.clone(), cn_old.clone()]);
+    cfg.node_bin = bins.sim.clone();
     cfg.admin_uuid = Some(admin.to_string());
     let bg = sim::triton::start(cfg)?;
     let (papi, vmapi, imgapi) = (
@@ -954,8 +954,7 @@ fn deploy(dir: &Path, force: bool) -> Result<bool> {
             .arg("--cn")
             .arg(&cn_b)
             .arg("--cn")
-            .arg(&cn_o)
-            .env("SIM_BIN", &bins.sim),
+            .arg(&cn_o),
         &dir.join("log/sim-triton.log"),
     )?);
     let endpoints = dir.join("triton/endpoints.json");
@@ -1218,14 +1217,37 @@ fn ensure_test_tools() -> Result<()> {
     Ok(())
 }
 
+/// Install what the tests need, build the workspace's binaries once (the
+/// tests of one package run another package's binaries by path, never
+/// building them), then run every test.
 fn test(args: &[String]) -> Result<bool> {
     ensure_test_tools()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = Command::new(&cargo)
+        .args(["build", "--workspace", "--bins"])
+        .status()?;
+    if !status.success() {
+        return Ok(false);
+    }
+    let bin_dir = target_dir()?.join("debug");
+    let status = Command::new(&cargo)
         .args(["test", "--workspace"])
         .args(args)
+        .env("BUILDER_BRAND_BIN_DIR", &bin_dir)
         .status()?;
     Ok(status.success())
+}
+
+/// The cargo target directory.
+fn target_dir() -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let meta = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
+    Ok(PathBuf::from(
+        v["target_directory"].as_str().unwrap_or("target"),
+    ))
 }
 
 fn main() -> ExitCode {

@@ -30,6 +30,8 @@ pub const RESERVATION_RATIO: f64 = 0.15;
 #[derive(Debug, Clone)]
 pub struct Server {
     pub root: PathBuf,
+    /// The `sim` binary that runs this node's tools.
+    pub bin: PathBuf,
     pub uuid: String,
     pub sysinfo: Value,
     /// `None` when the node's sysinfo could not be read.
@@ -110,8 +112,8 @@ fn num(v: &Value) -> Option<f64> {
 }
 
 /// Run the node's `sysinfo`.
-pub fn read_sysinfo(root: &Path) -> Result<Value, String> {
-    let out = crate::node::tool_command(root, "sysinfo")
+pub fn read_sysinfo(bin: &Path, root: &Path) -> Result<Value, String> {
+    let out = crate::node::tool_command_at(bin, root, "sysinfo")
         .output()
         .map_err(|e| format!("sysinfo: {e}"))?;
     if !out.status.success() {
@@ -131,7 +133,7 @@ pub fn servers(ctx: &Ctx) -> anyhow::Result<Vec<Server>> {
         .cns
         .iter()
         .map(|root| {
-            let (sysinfo, error) = match read_sysinfo(root) {
+            let (sysinfo, error) = match read_sysinfo(&ctx.cfg.node_bin, root) {
                 Ok(v) => (v, None),
                 Err(e) => (json!({}), Some(e)),
             };
@@ -146,6 +148,7 @@ pub fn servers(ctx: &Ctx) -> anyhow::Result<Vec<Server>> {
                 .unwrap_or_default();
             Server {
                 root: root.clone(),
+                bin: ctx.cfg.node_bin.clone(),
                 uuid,
                 sysinfo,
                 error,

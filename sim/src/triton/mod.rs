@@ -48,6 +48,8 @@ pub struct Config {
     pub data: PathBuf,
     /// Compute node directories.
     pub cns: Vec<PathBuf>,
+    /// The `sim` binary that runs the nodes' tools (`vmadm`, `sysinfo`).
+    pub node_bin: PathBuf,
     /// Port per service name (missing or 0: pick a free one).
     pub ports: BTreeMap<String, u16>,
     /// Placement: skip servers whose booted platform lacks the VM's brand
@@ -68,6 +70,7 @@ impl Config {
         Config {
             data: data.to_path_buf(),
             cns: cns.to_vec(),
+            node_bin: crate::node::sim_bin(),
             ports: BTreeMap::new(),
             filter_brands: true,
             builder_min_platform: None,

@@ -561,12 +561,13 @@ pub struct ToolOut {
 }
 
 pub fn run_tool(
+    bin: &std::path::Path,
     root: &std::path::Path,
     tool: &str,
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> ToolOut {
-    let mut cmd = crate::node::tool_command(root, tool);
+    let mut cmd = crate::node::tool_command_at(bin, root, tool);
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -606,7 +607,15 @@ pub fn run_tool(
 /// Make sure the image is installed on the node (cn-agent imports it from
 /// IMGAPI before `vmadm create`).
 fn ensure_image(ctx: &Ctx, root: &std::path::Path, image_uuid: &str) -> Result<(), String> {
-    if run_tool(root, "imgadm", &["get", image_uuid], None).ok {
+    if run_tool(
+        &ctx.cfg.node_bin,
+        root,
+        "imgadm",
+        &["get", image_uuid],
+        None,
+    )
+    .ok
+    {
         return Ok(());
     }
     let m = ctx
@@ -623,6 +632,7 @@ fn ensure_image(ctx: &Ctx, root: &std::path::Path, image_uuid: &str) -> Result<(
     std::fs::write(&mp, serde_json::to_vec_pretty(&mm).unwrap_or_default())
         .map_err(|e| e.to_string())?;
     let out = run_tool(
+        &ctx.cfg.node_bin,
         root,
         "imgadm",
         &[
@@ -713,8 +723,12 @@ fn merge_node_vm(vm: &mut Map<String, Value>, node_vm: &Map<String, Value>) {
     }
 }
 
-fn vmadm_get(root: &std::path::Path, uuid: &str) -> Option<Map<String, Value>> {
-    let out = run_tool(root, "vmadm", &["get", uuid], None);
+fn vmadm_get(
+    bin: &std::path::Path,
+    root: &std::path::Path,
+    uuid: &str,
+) -> Option<Map<String, Value>> {
+    let out = run_tool(bin, root, "vmadm", &["get", uuid], None);
     if !out.ok {
         return None;
     }
@@ -822,6 +836,7 @@ pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
         if ok {
             let payload = vmadm_payload(&p);
             let out = run_tool(
+                &s.bin,
                 &s.root,
                 "vmadm",
                 &["create"],
@@ -838,7 +853,7 @@ pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
                         .unwrap_or("")
                         .to_string()),
                 ));
-                if let Some(nvm) = vmadm_get(&s.root, &vm_uuid) {
+                if let Some(nvm) = vmadm_get(&s.bin, &s.root, &vm_uuid) {
                     merge_node_vm(&mut vm, &nvm);
                 } else {
                     vm.insert("state".into(), json!("running"));
@@ -874,7 +889,7 @@ pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
 /// Bring VMAPI's records for one server up to date with the node (what
 /// vm-agent does): states of known VMs, and VMs made on the node by hand.
 pub fn sync_server(ctx: &Ctx, s: &Server) -> anyhow::Result<()> {
-    let out = run_tool(&s.root, "vmadm", &["lookup", "-j"], None);
+    let out = run_tool(&s.bin, &s.root, "vmadm", &["lookup", "-j"], None);
     if !out.ok {
         return Ok(());
     }
@@ -1333,13 +1348,14 @@ fn run_action(
                         })
                         .collect();
                     run_tool(
+                        &s.bin,
                         &s.root,
                         "vmadm",
                         &["update", uuid],
                         Some(Value::Object(for_vmadm).to_string().as_bytes()),
                     )
                 }
-                other => run_tool(&s.root, "vmadm", &[other, uuid], None),
+                other => run_tool(&s.bin, &s.root, "vmadm", &[other, uuid], None),
             };
             let idempotent = q.flag("idempotent");
             if out.ok || idempotent {
@@ -1374,7 +1390,7 @@ fn run_action(
                     vm.insert("ram".into(), m.clone());
                 }
             }
-            if let Some(nvm) = vmadm_get(&s.root, uuid) {
+            if let Some(nvm) = vmadm_get(&s.bin, &s.root, uuid) {
                 merge_node_vm(&mut vm, &nvm);
             } else if act == "start" {
                 vm.insert("state".into(), json!("running"));
@@ -1416,7 +1432,7 @@ async fn destroy(State(ctx): State<Arc<Ctx>>, Path(uuid): Path<String>, uri: Uri
         };
         let step = match &node {
             Some(s) => {
-                let out = run_tool(&s.root, "vmadm", &["delete", &uuid], None);
+                let out = run_tool(&s.bin, &s.root, "vmadm", &["delete", &uuid], None);
                 if out.ok {
                     Ok(out.stderr)
                 } else {

@@ -2,23 +2,10 @@
 //! only: see `sim::rfd::walk` for the steps.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-/// The vmadm-ext binary next to the sim binary (built here when missing,
-/// e.g. under `cargo test -p sim`).
+/// The vmadm-ext binary (`cargo xtask test` builds it once).
 fn vmadm_ext() -> PathBuf {
-    let sim = PathBuf::from(env!("CARGO_BIN_EXE_sim"));
-    let p = sim.with_file_name("vmadm-ext");
-    if !p.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "vmadm-ext", "--bin", "vmadm-ext"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot build vmadm-ext");
-    }
-    p
+    testkit::bin("vmadm-ext")
 }
 
 #[test]

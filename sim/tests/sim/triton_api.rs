@@ -1131,6 +1131,7 @@ fn cnapi_builder_floor_without_brand_filter() {
     // an old platform that nevertheless carries the builder brand files
     let cn = node(t.path(), "cn-odd", OLD_STAMP, NEW_BRANDS);
     let mut cfg = sim::triton::Config::new(&t.path().join("data"), std::slice::from_ref(&cn));
+    cfg.node_bin = sim_bin();
     cfg.filter_brands = false;
     cfg.builder_min_platform = Some(
         [("7.0".to_string(), NEW_STAMP.to_string())]
@@ -1203,7 +1204,8 @@ fn vmapi_update_and_delete_through_vmadm() {
     let j = job(r);
     assert_eq!(j["execution"], "succeeded", "{j}");
     assert_eq!(get(&format!("{vmapi}/vms/{vm_uuid}")).json()["alias"], "b1");
-    let on_node = run(sim::node::tool_command(&new, "vmadm").args(["get", &vm_uuid]));
+    let on_node =
+        run(sim::node::tool_command_at(&sim_bin(), &new, "vmadm").args(["get", &vm_uuid]));
     let on_node: Value = serde_json::from_str(&on_node).unwrap();
     assert_eq!(on_node["alias"], "b1");
 

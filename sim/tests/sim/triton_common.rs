@@ -16,13 +16,7 @@ pub const NEW_BRANDS: &str = "joyent,joyent-minimal,lx,bhyve,kvm,builder";
 pub const OPERATOR: &str = "930896af-bf8c-48d4-885c-6573a94b1853";
 
 pub fn sim_bin() -> PathBuf {
-    static SET: OnceLock<PathBuf> = OnceLock::new();
-    SET.get_or_init(|| {
-        let p = PathBuf::from(env!("CARGO_BIN_EXE_sim"));
-        std::env::set_var("SIM_BIN", &p);
-        p
-    })
-    .clone()
+    PathBuf::from(env!("CARGO_BIN_EXE_sim"))
 }
 
 pub fn run(cmd: &mut Command) -> String {
@@ -76,13 +70,13 @@ pub fn node(parent: &Path, name: &str, stamp: &str, brands: &str) -> PathBuf {
 }
 
 pub fn sysinfo(node: &Path) -> Value {
-    let out = run(&mut sim::node::tool_command(node, "sysinfo"));
+    let out = run(&mut sim::node::tool_command_at(&sim_bin(), node, "sysinfo"));
     serde_json::from_str(&out).expect("sysinfo json")
 }
 
 pub fn start(data: &Path, cns: &[PathBuf]) -> Background {
-    sim_bin();
     let mut cfg = Config::new(data, cns);
+    cfg.node_bin = sim_bin();
     cfg.admin_uuid = Some(OPERATOR.to_string());
     triton::start(cfg).expect("start sim triton")
 }
@@ -155,8 +149,12 @@ pub fn ship_image(imgapi: &str, m: &Value, data: &[u8]) -> Value {
 
 /// `vmadm list -p -o uuid,brand,state` on a node, as (uuid, brand, state).
 pub fn vmadm_list(node: &Path) -> Vec<(String, String, String)> {
-    let out =
-        run(sim::node::tool_command(node, "vmadm").args(["list", "-p", "-o", "uuid,brand,state"]));
+    let out = run(sim::node::tool_command_at(&sim_bin(), node, "vmadm").args([
+        "list",
+        "-p",
+        "-o",
+        "uuid,brand,state",
+    ]));
     out.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {

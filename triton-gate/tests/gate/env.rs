@@ -156,7 +156,9 @@ fn build() -> Env {
         nodes.push(node);
     }
     let uuid_of = |n: &Path| -> String {
-        let out = sim::node::tool_command(n, "sysinfo").output().unwrap();
+        let out = sim::node::tool_command_at(&testkit::bin("sim"), n, "sysinfo")
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -203,6 +205,7 @@ fn build() -> Env {
     let sub = sub_key.as_user("ops", "sub1");
 
     let mut cfg = Config::new(&data, &[old.clone(), new.clone()]);
+    cfg.node_bin = testkit::bin("sim");
     cfg.admin_uuid = Some("00000000-1111-4222-8333-444444444444".into());
     let sim = triton::start(cfg).expect("sim triton");
     let urls = Urls::from_endpoints_file(&data.join("endpoints.json")).unwrap();
@@ -295,6 +298,7 @@ impl Env {
             .unwrap();
         assert!(st.success());
         let mut cfg = Config::new(&data, &[self.old.clone(), self.new.clone()]);
+        cfg.node_bin = testkit::bin("sim");
         cfg.filter_brands = false;
         let bg = triton::start(cfg).expect("sim triton");
         let urls = Urls::from_endpoints_file(&data.join("endpoints.json")).unwrap();
@@ -303,7 +307,7 @@ impl Env {
 
     /// `vmadm list -p -o uuid,brand,state` on a node.
     pub fn vmadm_list(&self, node: &Path) -> Vec<(String, String, String)> {
-        let out = sim::node::tool_command(node, "vmadm")
+        let out = sim::node::tool_command_at(&testkit::bin("sim"), node, "vmadm")
             .args(["list", "-p", "-o", "uuid,brand,state"])
             .output()
             .unwrap();

@@ -4,9 +4,8 @@
 //! packages and images, and the gate in front, spoken to with HTTP
 //! Signature.
 //!
-//! This binary has its own `main` (`harness = false`): when the sim's VMAPI
-//! or CNAPI run a node tool (`vmadm`, `sysinfo`, ...) through `SIM_BIN`,
-//! that is this executable, which then acts as the tool.
+//! The sim's VMAPI and CNAPI run node tools with the `sim` binary that
+//! `cargo xtask test` builds once (`testkit::bin("sim")`).
 
 mod env;
 mod tests;
@@ -17,11 +16,6 @@ use std::panic::AssertUnwindSafe;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() > 1 && sim::TOOLS.contains(&args[1].as_str()) {
-        std::process::exit(sim::run_tool(&args[1], &args[2..]));
-    }
-    let me = std::env::current_exe().expect("current_exe");
-    std::env::set_var("SIM_BIN", &me);
 
     let list = args.iter().any(|a| a == "--list");
     let exact = args.iter().any(|a| a == "--exact");

@@ -57,19 +57,9 @@ fn on_path(prog: &str) -> PathBuf {
         })
 }
 
-/// The sim binary, built (or found fresh) by cargo next to ui-compat.
+/// The sim binary (`cargo xtask test` builds it once for every test).
 fn sim_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "sim", "--bin", "sim"]);
-    if profile_dir().file_name() == Some("release".as_ref()) {
-        cmd.arg("--release");
-    }
-    let st = cmd.status().expect("run cargo");
-    assert!(st.success(), "cargo build -p sim --bin sim failed");
-    let p = profile_dir().join("sim");
-    assert!(p.is_file(), "no sim binary at {}", p.display());
-    p
+    testkit::bin("sim")
 }
 
 /// Run a command to completion; panic with its output unless it succeeds.
@@ -631,12 +621,7 @@ async fn browser_login_list_and_provision_builder_on_a_sim_node() {
     // Fail, not skip, without the browser: look before building anything.
     on_path("chromium");
     on_path("chromedriver");
-    let t0 = Instant::now();
-    let sim = tokio::task::spawn_blocking(sim_binary).await.unwrap();
-    println!(
-        "browser: cargo build -p sim: {} ms",
-        t0.elapsed().as_millis()
-    );
+    let sim = sim_binary();
 
     let t1 = Instant::now();
     let work = tempfile::tempdir().unwrap();

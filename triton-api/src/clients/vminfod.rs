@@ -58,4 +58,26 @@ impl Vminfod {
     pub async fn vm(&self, uuid: &str) -> Result<Vm, ApiError> {
         self.svc.get(&["vms", uuid], NO_QUERY).await
     }
+
+    /// `GET /vms` as the bytes vminfod sent (for a reader that decodes
+    /// each element on its own and keeps what it cannot read).
+    pub async fn vms_bytes(&self) -> Result<bytes::Bytes, ApiError> {
+        let r = self
+            .svc
+            .call(Req::new(Method::GET, self.svc.url(&["vms"], NO_QUERY)))
+            .await?;
+        Ok(r.body)
+    }
+
+    /// `GET /vms/<uuid>` as the bytes vminfod sent.
+    pub async fn vm_bytes(&self, uuid: &str) -> Result<bytes::Bytes, ApiError> {
+        let r = self
+            .svc
+            .call(Req::new(
+                Method::GET,
+                self.svc.url(&["vms", uuid], NO_QUERY),
+            ))
+            .await?;
+        Ok(r.body)
+    }
 }

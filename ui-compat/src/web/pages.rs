@@ -126,9 +126,15 @@ fn login_page(
 }
 
 async fn vminfod_up(state: &AppState) -> bool {
-    let mut v = state.0.config.vminfod.clone();
-    v.timeout = std::time::Duration::from_secs(2);
-    v.ping().await.is_ok()
+    match state
+        .0
+        .config
+        .vminfod
+        .timed(std::time::Duration::from_secs(2))
+    {
+        Ok(v) => v.ping().await.is_ok(),
+        Err(_) => false,
+    }
 }
 
 pub async fn login_form(

@@ -857,7 +857,7 @@ async fn pages_survive_failing_tools_and_vminfod() {
     let ui = Ui::login(app).await; // login does not depend on vminfod
     let l = ui.get("/instances").await;
     assert_eq!(l.status, StatusCode::BAD_GATEWAY);
-    assert!(l.body.contains("vminfod GET"), "{}", l.body);
+    assert!(l.body.contains("vminfod: GET"), "{}", l.body);
     assert_eq!(ui.get("/dashboard").await.status, StatusCode::OK);
 }
 

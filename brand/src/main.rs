@@ -207,6 +207,7 @@ fn devices(
 }
 
 fn main() -> ExitCode {
+    common::cli::quiet_broken_pipe();
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::Show { name, part } => show(name, *part).map(|_| true),

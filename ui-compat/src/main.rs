@@ -54,6 +54,7 @@ struct Args {
 }
 
 fn main() {
+    common::cli::quiet_broken_pipe();
     let args = Args::parse();
     if let Err(e) = real_main(args) {
         eprintln!("ui-compat: {e:#}");

@@ -588,6 +588,7 @@ fn partial(bad: &[vmadm_ext::node::NodeError]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    common::cli::quiet_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -613,6 +614,7 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(code) => code,
+        Err(e) if common::cli::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = if e.downcast_ref::<Usage>().is_some() {
                 2

@@ -1251,6 +1251,7 @@ fn target_dir() -> Result<PathBuf> {
 }
 
 fn main() -> ExitCode {
+    common::cli::quiet_broken_pipe();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Platform { out, stamp } => {

@@ -1,0 +1,60 @@
+//! What every command-line tool of the workspace does the same way.
+
+/// Exit quietly (status 0, nothing on stderr) when stdout is closed under
+/// the tool, as `vmadm list | head -1` does: the printing macros panic
+/// with "failed printing to stdout: Broken pipe", and this hook turns that
+/// one panic into a quiet exit. Every other panic is reported as before.
+/// Call it first thing in `main`.
+pub fn quiet_broken_pipe() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        previous(info);
+    }));
+}
+
+/// Is this error (or one of its sources) a closed pipe? A tool whose
+/// output was cut off by its reader then exits 0 without a message.
+pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn broken_pipe_is_found_in_sources() {
+        #[derive(Debug)]
+        struct Wrap(std::io::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "writing: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Wrap(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(super::is_broken_pipe(&e));
+        let e = Wrap(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(!super::is_broken_pipe(&e));
+    }
+}

@@ -846,6 +846,7 @@ pub fn plan(
     rt: &Runtime,
 ) -> Result<Plan, CreateError> {
     let n = normalize(table, input, host, rt)?;
+    tracing::debug!(warnings = n.warnings.len(), "payload normalized");
     let p = &n.payload;
     let zonecfg = render_zonecfg(table, p, rt)?;
     let sh = |what: &str, v: &str| -> Result<String, CreateError> {

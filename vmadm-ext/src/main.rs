@@ -589,6 +589,13 @@ fn partial(bad: &[vmadm_ext::node::NodeError]) -> ExitCode {
 
 fn main() -> ExitCode {
     common::cli::quiet_broken_pipe();
+    // logs (to stderr) only when asked for: VMADM_EXT_LOG=debug
+    if let Ok(filter) = std::env::var("VMADM_EXT_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

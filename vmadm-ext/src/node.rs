@@ -452,7 +452,10 @@ impl Node {
         for r in results {
             match r {
                 Ok(vm) => vms.push(vm),
-                Err(e) => bad.push(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "zone left out of the listing");
+                    bad.push(e)
+                }
             }
         }
         Ok((vms, bad))

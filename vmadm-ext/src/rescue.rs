@@ -244,6 +244,7 @@ fn refresh_vminfod() {
 
 /// `vmadm-ext rescue <uuid>`. `step` is called after each step (tests stop
 /// the process there).
+#[tracing::instrument(skip(node, step), fields(root = %node.root.display()))]
 pub fn rescue(node: &Node, uuid: &str, step: &mut dyn FnMut(&str)) -> Result<Outcome, RescueError> {
     let rec = node.record(uuid)?;
     let zone = rec.uuid.clone();
@@ -278,6 +279,10 @@ pub fn rescue(node: &Node, uuid: &str, step: &mut dyn FnMut(&str)) -> Result<Out
         }
         step("backup");
         write_atomic(&zone, &ps.xml, new.as_bytes(), "zone", step)?;
+        tracing::info!(
+            zone = uuid,
+            "rescued: builder zone is now a joyent zone with the bhyve devices"
+        );
         step("done");
         refresh_vminfod();
         Ok(Outcome::Rescued {

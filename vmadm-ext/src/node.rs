@@ -159,6 +159,9 @@ fn iso(t: SystemTime) -> String {
         .to_string()
 }
 
+/// The VMs that loaded and an error for each zone that did not.
+pub type Partial = (Vec<Map<String, Value>>, Vec<NodeError>);
+
 impl Node {
     pub fn new(root: impl Into<PathBuf>) -> Node {
         Node {
@@ -422,7 +425,7 @@ impl Node {
     pub fn vms_partial(
         &self,
         opts: LoadOptions,
-    ) -> Result<(Vec<Map<String, Value>>, Vec<NodeError>), NodeError> {
+    ) -> Result<Partial, NodeError> {
         let recs = self.records()?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -2,7 +2,6 @@
 //! commands, the RFD 184 procedure, and the Triton APIs with real clients.
 
 mod node;
-mod rfd;
 mod triton_api;
 mod triton_clients;
 mod triton_common;

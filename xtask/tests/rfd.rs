@@ -1,21 +1,14 @@
 //! The RFD 184 test procedure on a simulated node, through the commands
-//! only: see `sim::rfd::walk` for the steps.
-
-use std::path::PathBuf;
-
-/// The vmadm-ext binary (`cargo xtask test` builds it once).
-fn vmadm_ext() -> PathBuf {
-    testkit::bin("vmadm-ext")
-}
+//! only (the table of steps in `xtask::rollout::phase1`).
 
 #[test]
 fn rfd_test_procedure_on_a_sim_node() {
     let work = tempfile::tempdir().unwrap();
-    let bins = sim::rfd::Bins {
-        sim: PathBuf::from(env!("CARGO_BIN_EXE_sim")),
-        vmadm_ext: vmadm_ext(),
+    let bins = xtask::rollout::phase1::Bins {
+        sim: testkit::bin("sim"),
+        vmadm_ext: testkit::bin("vmadm-ext"),
     };
-    let (steps, result) = sim::rfd::walk(work.path(), &bins, None);
+    let (steps, result) = xtask::rollout::phase1::walk(work.path(), &bins, None);
     for s in &steps {
         println!(
             "{} {:<55} $ {}\n      {}",
@@ -26,10 +19,6 @@ fn rfd_test_procedure_on_a_sim_node() {
         );
     }
     result.unwrap_or_else(|e| panic!("procedure failed: {e}"));
-    assert!(
-        steps.len() >= 30,
-        "the walk stopped early: {} steps",
-        steps.len()
-    );
+    assert_eq!(steps.len(), xtask::rollout::phase1::rows().len());
     assert!(steps.iter().all(|s| s.ok));
 }

@@ -473,10 +473,20 @@ pub fn builder() -> BrandFiles {
     let mut platform = j.platform;
     platform.name = "builder".into();
     platform.header = Some(header("builder"));
-    // After the last device both ip-types get, before the exclusive-only ones.
+    // Where the upstream builder platform.xml has them: viona in its
+    // alphabetical place (after urandom, before vnd/*), and vmm* with its
+    // comment after the zvol/... entries.
+    platform.insert_after(
+        |e| matches!(e, Entry::Device(d) if d.ip_type.is_none() && d.name.is_none() && d.matches == "urandom"),
+        vec![Entry::Device(Device::new("viona"))],
+    );
     platform.insert_after(
         |e| matches!(e, Entry::Device(d) if d.ip_type.is_none() && d.name.is_none() && d.matches.starts_with("zvol/")),
-        bhyve_device_entries(),
+        vec![
+            Entry::Blank,
+            Entry::Comment(VMM_GLOB_COMMENT.into()),
+            Entry::Device(Device::new("vmm*")),
+        ],
     );
     let (_, joyent_template) = j
         .templates

@@ -677,3 +677,38 @@ fn cli_devices_refuses_deep_xml_and_path_names() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not a zone name"));
 }
+
+#[test]
+fn builder_platform_keeps_upstreams_device_order() {
+    let b = brands::builder();
+    let devs: Vec<&str> = b
+        .platform
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Device(d) if d.ip_type.is_none() && d.name.is_none() => Some(d.matches.as_str()),
+            _ => None,
+        })
+        .collect();
+    let at = |m: &str| {
+        devs.iter()
+            .position(|d| *d == m)
+            .unwrap_or_else(|| panic!("no {m}"))
+    };
+    // viona in its alphabetical place
+    assert_eq!(at("viona"), at("urandom") + 1);
+    assert_eq!(at("vnd/*"), at("viona") + 1);
+    // vmm* right after the zvol entries, its comment just before it
+    assert_eq!(at("vmm*"), at("zvol/rdsk/%P/%z/*") + 1);
+    let all = &b.platform.entries;
+    let vmm = all
+        .iter()
+        .position(|e| matches!(e, Entry::Device(d) if d.matches == "vmm*"))
+        .unwrap();
+    assert!(matches!(&all[vmm - 1], Entry::Comment(c) if c.contains("sdev")));
+    // and in the written file, in that order
+    let x = b.platform.to_xml();
+    let pos = |s: &str| x.find(s).unwrap_or_else(|| panic!("{s} not in {x}"));
+    assert!(pos("\"urandom\"") < pos("\"viona\"") && pos("\"viona\"") < pos("\"vnd/*\""));
+    assert!(pos("zvol/rdsk/%P/%z/*") < pos("\"vmm*\""));
+}

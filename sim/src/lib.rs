@@ -9,6 +9,7 @@
 
 pub mod init;
 pub mod node;
+pub mod opts;
 pub mod platform;
 pub mod rfd;
 pub mod tools;
@@ -29,6 +30,8 @@ pub const TOOLS: &[&str] = &[
     "uname",
     "zpool",
     "zfs",
+    "zonecfg",
+    "svcadm",
 ];
 
 /// Run `tool` (one of [`TOOLS`]) for the node in `SIM_ROOT`, as that
@@ -49,6 +52,8 @@ pub fn run_tool(tool: &str, args: &[String]) -> i32 {
         "uname" => tools::uname(&node, args),
         "zpool" => tools::zpool(&node, args),
         "zfs" => tools::zfs(&node, args),
+        "zonecfg" => tools::zonecfg(&node, args),
+        "svcadm" => tools::svcadm(&node, args),
         _ => tools::fail("sim", format!("unknown tool {tool}")),
     }
 }

@@ -712,6 +712,138 @@ pub fn images(node: &Node) -> Vec<Value> {
 
 use common::uuid::is_uuid_ci as is_uuid;
 
+/// An installed image as imgadm's list rows see it: the manifest plus
+/// `published_date`/`pub`, `published`, `source`, `clones`, `zpool` and
+/// `size`.
+fn image_row(info: &Value) -> Value {
+    let mut row = info["manifest"].clone();
+    if let Some(p) = row["published_at"].as_str().map(str::to_string) {
+        let date: String = p.chars().take(10).collect();
+        row["published_date"] = json!(date);
+        row["pub"] = json!(date);
+        let published = match p.rfind('.') {
+            Some(i) if p.ends_with('Z') => format!("{}Z", &p[..i]),
+            _ => p.clone(),
+        };
+        row["published"] = json!(published);
+    }
+    for k in ["source", "clones", "zpool"] {
+        if let Some(v) = info.get(k) {
+            row[k] = v.clone();
+        }
+    }
+    if let Some(size) = row["files"][0].get("size").cloned() {
+        row["size"] = size;
+    }
+    row
+}
+
+/// A field of a row, dotted names looked up through objects, as text
+/// (objects and arrays as JSON); `None` when missing or null.
+fn cell(row: &Value, field: &str) -> Option<String> {
+    let mut v = row;
+    for part in field.split('.') {
+        v = v.get(part)?;
+    }
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// tabula's table: columns as wide as their widest cell (header
+/// included), two spaces apart, the last one unpadded, `-` for a missing
+/// cell, rows sorted by `sort` (a leading `-` reverses; numbers compare as
+/// numbers, a missing value sorts first). No rows: no output at all.
+pub fn tabula(mut rows: Vec<Value>, cols: &[&str], sort: &[&str], header: bool) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    rows.sort_by(|a, b| {
+        for f in sort.iter().filter(|f| !f.is_empty()) {
+            let (field, invert) = match f.strip_prefix('-') {
+                Some(x) => (x, true),
+                None => (*f, false),
+            };
+            let (x, y) = (cell(a, field), cell(b, field));
+            let o = match (&x, &y) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, _) => std::cmp::Ordering::Less,
+                (_, None) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
+                    (Ok(p), Ok(q)) => p.partial_cmp(&q).unwrap_or(std::cmp::Ordering::Equal),
+                    _ => x.cmp(y),
+                },
+            };
+            let o = if invert { o.reverse() } else { o };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            cols.iter()
+                .map(|c| cell(r, c).unwrap_or_else(|| "-".into()))
+                .collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = cols.iter().map(|c| c.len()).collect();
+    for r in &rows {
+        for (i, c) in cols.iter().enumerate() {
+            if let Some(v) = cell(r, c) {
+                widths[i] = widths[i].max(v.chars().count());
+            }
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        l.push('\n');
+        l
+    };
+    let mut out = String::new();
+    if header {
+        let h: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
+        out.push_str(&line(&h));
+    }
+    for r in &table {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+/// imgadm's sources from `/var/imgadm/imgadm.conf` (`{"sources": [{"url",
+/// "type", "insecure"?}]}`); without the file, imgadm's default source.
+pub fn image_sources(node: &Node) -> Vec<Value> {
+    let conf: Value = fs::read_to_string(node.path("var/imgadm/imgadm.conf"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    match conf["sources"].as_array() {
+        Some(a) => a
+            .iter()
+            .map(|s| {
+                json!({"url": s["url"], "type": s.get("type").cloned().unwrap_or(json!("imgapi")),
+                    "insecure": s.get("insecure").cloned().unwrap_or(json!(false))})
+            })
+            .collect(),
+        None => {
+            vec![json!({"url": "https://images.smartos.org", "type": "imgapi", "insecure": false})]
+        }
+    }
+}
+
 pub fn imgadm(node: &Node, args: &[String]) -> i32 {
     let st = match state_or_fail(node, "imgadm") {
         Ok(s) => s,
@@ -721,17 +853,40 @@ pub fn imgadm(node: &Node, args: &[String]) -> i32 {
         eprintln!("usage: imgadm [OPTIONS] COMMAND [ARGS...]\nimgadm: error: no command given");
         return 1;
     };
+    // dashdash, as imgadm parses: combined flags split, unknown options refused
+    let argv = match crate::opts::expand(
+        &args[1..],
+        &crate::opts::imgadm(sub),
+        crate::opts::Unknown::Error,
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("imgadm {sub}: error (Option): {e}");
+            return 1;
+        }
+    };
     let mut pool = st.zpool.clone();
     let mut pos: Vec<&String> = Vec::new();
     let (mut json_out, mut manifest, mut file) = (false, None, None);
-    let mut it = args[1..].iter();
+    let (mut header, mut columns, mut sort) = (
+        true,
+        "uuid,name,version,os,type,pub".to_string(),
+        "published_at,name".to_string(),
+    );
+    let mut it = argv.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "-j" | "--json" => json_out = true,
+            "-j" => json_out = true,
             "-P" => pool = it.next().cloned().unwrap_or_default(),
             "-m" => manifest = it.next().cloned(),
-            "-f" => file = it.next().cloned(),
-            "-q" | "--quiet" | "-H" => {}
+            "-f" if sub != "sources" => file = it.next().cloned(),
+            "-H" => header = false,
+            "-o" if sub != "import" => columns = it.next().cloned().unwrap_or_default(),
+            "-s" => sort = it.next().cloned().unwrap_or_default(),
+            "-q" | "-v" | "-r" | "--docker" | "-e" | "-c" | "-k" | "-f" => {}
+            "-a" | "-d" | "-t" | "-S" | "-C" => {
+                it.next();
+            }
             _ => pos.push(a),
         }
     }
@@ -740,24 +895,40 @@ pub fn imgadm(node: &Node, args: &[String]) -> i32 {
             let imgs = images(node);
             if json_out {
                 println!("{}", serde_json::to_string_pretty(&imgs).expect("json"));
+                return 0;
+            }
+            let filters: Vec<(String, String)> = pos
+                .iter()
+                .filter_map(|f| {
+                    f.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .collect();
+            let rows: Vec<Value> = imgs
+                .iter()
+                .map(image_row)
+                .filter(|r| {
+                    filters.iter().all(|(k, v)| {
+                        let got = cell(r, k);
+                        match v.strip_prefix('~') {
+                            Some(sub) => got.as_deref().is_some_and(|g| g.contains(sub)),
+                            None => got.as_deref() == Some(v.as_str()),
+                        }
+                    })
+                })
+                .collect();
+            let cols: Vec<&str> = columns.split(',').map(str::trim).collect();
+            let keys: Vec<&str> = sort.split(',').map(str::trim).collect();
+            print!("{}", tabula(rows, &cols, &keys, header));
+            0
+        }
+        "sources" => {
+            let sources = image_sources(node);
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&sources).expect("json"));
             } else {
-                println!(
-                    "{:<36}  {:<24}  {:<12}  {:<8}  {:<12}  PUB",
-                    "UUID", "NAME", "VERSION", "FLAGS", "OS"
-                );
-                for i in &imgs {
-                    let m = &i["manifest"];
-                    let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
-                    let publ: String = s("published_at").chars().take(10).collect();
-                    println!(
-                        "{:<36}  {:<24}  {:<12}  {:<8}  {:<12}  {}",
-                        s("uuid"),
-                        s("name"),
-                        s("version"),
-                        "I",
-                        s("os"),
-                        publ
-                    );
+                for s in &sources {
+                    println!("{}", s["url"].as_str().unwrap_or_default());
                 }
             }
             0
@@ -929,4 +1100,97 @@ fn imgadm_install(node: &Node, pool: &str, m: &Path, f: &Path) -> i32 {
     let ver = manifest["version"].as_str().unwrap_or_default();
     println!("Installed image {uuid} ({name}@{ver})");
     0
+}
+
+/// `zonecfg -z <zone> [command; ...]`: the commands from the arguments, or
+/// from stdin (as in `zonecfg -z $UUID <<EOF ... commit; exit EOF`), through
+/// the zonecfg interpreter; `commit` writes the zone file, `exit` ends the
+/// session (uncommitted changes are committed at the end, as zonecfg does).
+/// `-u <uuid>` names the zone by UUID.
+pub fn zonecfg(node: &Node, args: &[String]) -> i32 {
+    let mut zone: Option<String> = None;
+    let mut cmds: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-z" | "-u" => zone = it.next().cloned(),
+            _ => cmds.push(a.clone()),
+        }
+    }
+    let Some(zone) = zone else {
+        eprintln!("usage:\tzonecfg -z <zone> [subcommand]");
+        return 2;
+    };
+    let text = if cmds.is_empty() {
+        let mut s = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            return fail("zonecfg", e);
+        }
+        s
+    } else {
+        cmds.join(" ")
+    };
+    let _lock = match node.lock() {
+        Ok(l) => l,
+        Err(e) => return fail("zonecfg", e),
+    };
+    let index = match node.index() {
+        Ok(i) => i,
+        Err(e) => return fail("zonecfg", e),
+    };
+    let Some(e) = index.iter().find(|e| e.name == zone || e.uuid == zone) else {
+        return fail("zonecfg", format!("{zone}: No such zone configured"));
+    };
+    let mut z = match zones::zone_config(node, &e.name) {
+        Ok(z) => z,
+        Err(m) => return fail("zonecfg", m),
+    };
+    // commit and exit are session words, not changes
+    let mut body = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t == "exit" || t == "exit -F" {
+            break;
+        }
+        if t == "commit" || t.is_empty() {
+            continue;
+        }
+        body.push_str(line);
+        body.push('\n');
+    }
+    z = match vmadm_ext::zonecfg::apply(Some(z), &e.name, &body) {
+        Ok((z, _)) => z,
+        Err(err) => return fail("zonecfg", err),
+    };
+    if let Err(err) = write_atomic(
+        &node.path(&format!("etc/zones/{}.xml", e.name)),
+        z.to_xml().as_bytes(),
+    ) {
+        return fail("zonecfg", err);
+    }
+    0
+}
+
+/// `svcadm restart <fmri>`: the services a global zone's tools restart
+/// (`vminfod`, whose sim reads the node afresh on every request).
+pub fn svcadm(_node: &Node, args: &[String]) -> i32 {
+    match args {
+        [verb, fmri] if verb == "restart" || verb == "refresh" => {
+            let known = [
+                "vminfod",
+                "svc:/system/smartdc/vminfod:default",
+                "system/smartdc/vminfod",
+            ];
+            if known.contains(&fmri.as_str()) {
+                0
+            } else {
+                eprintln!("svcadm: Pattern '{fmri}' doesn't match any instances");
+                1
+            }
+        }
+        _ => {
+            eprintln!("Usage: svcadm [-v] [cmd [args ... ]]");
+            2
+        }
+    }
 }

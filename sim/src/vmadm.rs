@@ -411,8 +411,28 @@ pub fn main(node: &Node, args: &[String]) -> i32 {
         eprintln!("{USAGE}");
         return 2;
     };
-    let rest = &args[1..];
-    let uuid = rest.iter().find(|a| !a.starts_with('-')).cloned();
+    // nopt, as vmadm parses: `-Ho uuid` is `-H -o uuid`, `--order=x` is
+    // `-o x`, unknown options are ignored
+    let rest = match crate::opts::expand(
+        &args[1..],
+        &crate::opts::vmadm(cmd),
+        crate::opts::Unknown::Ignore,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return 2;
+        }
+    };
+    let rest = &rest[..];
+    let uuid = rest
+        .iter()
+        .enumerate()
+        .find(|(i, a)| {
+            !a.starts_with('-')
+                && !(*i > 0 && matches!(rest[i - 1].as_str(), "-f" | "-t" | "-o" | "-s"))
+        })
+        .map(|(_, a)| a.clone());
     let need = |c: &str| -> Result<String, i32> {
         uuid.clone().ok_or_else(|| {
             eprintln!("{USAGE}\n\nCommand \"{c}\" requires a UUID");
@@ -795,6 +815,7 @@ fn vmadm_ext_cli_list(
             "-p" => parsable = true,
             "-j" | "--json" => json_out = true,
             "-1" | "--unique" => unique = true,
+            "-v" | "-d" => {}
             f if f.starts_with('-') => return Err((format!("{USAGE}\n\nInvalid option: {f}"), 2)),
             f => filters.push(f.to_string()),
         }

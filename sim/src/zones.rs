@@ -207,6 +207,16 @@ pub fn halt_zone(node: &Node, state: &mut NodeState, name: &str) -> Result<(), S
     }
     if let Ok(z) = zone_config(node, name) {
         let _ = fs::remove_dir_all(zone_root(node, z.zonepath()).join("dev"));
+        // as zoneadmd does when a zone's init exits: `<secs.nsecs> <wait
+        // status>` (0: a clean halt), which vmadm reports as exit_status and
+        // exit_timestamp
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let _ = crate::node::write_atomic(
+            &node.path(z.zonepath()).join("lastexited"),
+            format!("{}.{:09} 0\n", now.as_secs(), now.subsec_nanos()).as_bytes(),
+        );
     }
     Ok(())
 }

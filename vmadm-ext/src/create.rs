@@ -396,9 +396,12 @@ pub fn normalize(
         .unwrap_or_default();
     for k in ["zfs_root_compression", "zfs_data_compression"] {
         if let Some(v) = p.get(k) {
-            if !types.contains(&jsval::to_string(v)) {
+            let given = jsval::to_string(v);
+            if !types.contains(&given) {
+                // VM.js names the value, not the property
                 return Err(CreateError::new(format!(
-                    "invalid compression type for {k}, must be one of: {}",
+                    "invalid compression type for {}, must be one of: {}",
+                    quote::printable(&given, 64),
                     types.join(", ")
                 )));
             }
@@ -999,8 +1002,12 @@ mod tests {
             e(json!({"brand": "builder", "image_uuid": IMG, "zfs_root_recsize": 1000})),
             "invalid zfs_root_recsize (1000), must be 512-131072 and a power of 2. (0 to disable)"
         );
-        assert!(e(json!({"brand": "builder", "image_uuid": IMG, "zfs_root_compression": "zip"}))
-            .starts_with("invalid compression type for zfs_root_compression, must be one of: on, off, gzip, gzip-1,"));
+        assert!(
+            e(json!({"brand": "builder", "image_uuid": IMG, "zfs_root_compression": "zip"}))
+                .starts_with(
+                    "invalid compression type for zip, must be one of: on, off, gzip, gzip-1,"
+                )
+        );
         assert!(e(json!({"brand": "builder", "image_uuid": IMG, "nics": [{"nic_tag": "admin", "ip": "10.0.0.2"}]}))
             .starts_with("Missing .netmask option for NIC: {"));
         assert_eq!(e(json!({"brand": "nope"})), "Unsupported brand: nope");

@@ -149,16 +149,21 @@ Filters are key=value (exact match of the value as text) or key=~regex
     )]
     List {
         /// Columns, comma separated.
-        #[arg(short = 'o', value_name = "FIELD,...")]
+        #[arg(short = 'o', long = "order", value_name = "FIELD,...")]
         order: Option<String>,
         /// Sort keys, comma separated (prefix - to reverse).
-        #[arg(short = 's', value_name = "FIELD,...", allow_hyphen_values = true)]
+        #[arg(
+            short = 's',
+            long = "sortby",
+            value_name = "FIELD,...",
+            allow_hyphen_values = true
+        )]
         sort: Option<String>,
         /// No header line.
         #[arg(short = 'H')]
         no_header: bool,
         /// Parsable output: values joined by :, no header.
-        #[arg(short = 'p')]
+        #[arg(short = 'p', long = "parsable")]
         parsable: bool,
         /// key=value or key=~regex filters.
         filters: Vec<String>,
@@ -176,13 +181,13 @@ named fields (only with -j). -1 demands exactly one match and fails with
     )]
     Lookup {
         /// JSON output.
-        #[arg(short = 'j')]
+        #[arg(short = 'j', long = "json")]
         json: bool,
         /// Exactly one match.
-        #[arg(short = '1')]
+        #[arg(short = '1', long = "unique")]
         unique: bool,
         /// Fields of the JSON objects, comma separated.
-        #[arg(short = 'o', value_name = "FIELD,...")]
+        #[arg(short = 'o', long = "output", value_name = "FIELD,...")]
         output: Option<String>,
         /// key=value or key=~regex filters.
         filters: Vec<String>,

@@ -1090,3 +1090,81 @@ fn hostile_boot_archives_are_refused_at_install_and_activate() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+/// imgadm's options as dashdash parses them, its list columns and
+/// sources, and vmadm's nopt-style options.
+#[test]
+fn imgadm_and_vmadm_options_as_the_real_tools_parse_them() {
+    let n = Node::new();
+    install_image(&n);
+    let out = n.ok("imgadm", &["list", "-H", "-o", "uuid,name"]);
+    assert_eq!(out, format!("{IMG}  base-64-lts\n"));
+    assert_eq!(n.ok("imgadm", &["list", "-Ho", "uuid"]), format!("{IMG}\n"));
+    let out = n.ok("imgadm", &["list"]);
+    let mut l = out.lines();
+    assert_eq!(
+        l.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["UUID", "NAME", "VERSION", "OS", "TYPE", "PUB"]
+    );
+    assert_eq!(
+        l.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        [
+            IMG,
+            "base-64-lts",
+            "22.4.0",
+            "smartos",
+            "zone-dataset",
+            "2023-01-10"
+        ]
+    );
+    // a field the image lacks is "-", dotted names reach into objects
+    let out = n.ok(
+        "imgadm",
+        &["list", "-H", "-o", "name,origin,requirements.brand"],
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["base-64-lts", "-", "-"]
+    );
+    let o = n.run("imgadm", &["list", "-Z"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "imgadm list: error (Option): unknown option: \"-Z\""
+    );
+    // sources: imgadm's default, then the node's imgadm.conf
+    assert_eq!(n.ok("imgadm", &["sources"]), "https://images.smartos.org\n");
+    fs::write(
+        n.root.join("var/imgadm/imgadm.conf"),
+        r#"{"sources": [{"url": "https://imgapi.example", "type": "imgapi"}]}"#,
+    )
+    .unwrap();
+    let v: Value = serde_json::from_str(&n.ok("imgadm", &["sources", "-j"])).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"url": "https://imgapi.example", "type": "imgapi", "insecure": false}])
+    );
+    // vmadm: combined short flags, --name=value, unknown options ignored
+    let payload =
+        format!(r#"{{"brand":"joyent","image_uuid":"{IMG}","alias":"a1","autoboot":false}}"#);
+    let uuid = created_uuid(&vmadm_stdin(&n, &["create"], &payload));
+    assert_eq!(
+        n.ok("vmadm", &["list", "-Ho", "uuid", "alias=a1"]),
+        format!("{uuid}\n")
+    );
+    assert_eq!(n.ok("vmadm", &["list", "-pH", "--order=alias"]), "a1\n");
+    assert_eq!(n.ok("vmadm", &["list", "-Z", "-Ho", "alias"]), "a1\n");
+    let v: Value = serde_json::from_str(&n.ok("vmadm", &["lookup", "-j1", "alias=a1"])).unwrap();
+    assert_eq!(v[0]["uuid"], uuid.as_str());
+    // lastexited on stop: vmadm reports the exit
+    n.ok("vmadm", &["start", &uuid]);
+    n.ok("vmadm", &["stop", &uuid]);
+    let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
+    assert_eq!(vm["exit_status"], 0, "{vm:#}");
+    assert!(
+        vm["exit_timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{vm:#}"
+    );
+}

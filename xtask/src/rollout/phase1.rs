@@ -290,7 +290,69 @@ const PROCEDURE: &[Row] = &[
         "vmadm-ext --root {root} check {uuid}",
         Exit(0),
     ),
+    // The RFD's own commands, as its test procedure writes them.
+    run(
+        "zlogin `vmadm list -Ho uuid brand=builder` sees the devices",
+        "zlogin `vmadm list -Ho uuid brand=builder` 'ls dev/vmmctl dev/viona'",
+        OutHas(0, "dev/vmmctl"),
+    ),
+    run(
+        "piadm activate the old platform again",
+        "piadm activate {old}",
+        Exit(0),
+    ),
+    run(
+        "reboot into the old platform again",
+        "sim reboot --root {root}",
+        ErrHas(0, "{uuid}"),
+    ),
+    run("the RFD's manual rescue procedure", MANUAL_RESCUE, Exit(0)),
+    run(
+        "the manually rescued zone is joyent with the devices and privileges",
+        "vmadm get {uuid}",
+        Fields(&[
+            ("brand", "joyent"),
+            ("state", "running"),
+            ("limit_priv", "default,proc_clock_highres,sys_dl_config"),
+        ]),
+    ),
+    run(
+        "the manually rescued zone sees the bhyve devices",
+        "zlogin {uuid} 'test -e dev/vmmctl && test -e dev/viona'",
+        Exit(0),
+    ),
+    run(
+        "the manual rescue kept a backup of the builder XML",
+        "grep -c 'brand=\"builder\"' {root}/etc/zones/{uuid}.xml.builderbak",
+        OutIs("1"),
+    ),
+    run(
+        "vmadm delete $UUID",
+        "UUID={uuid}; vmadm delete $UUID",
+        ErrHas(0, "Successfully deleted VM {uuid}"),
+    ),
+    run("the zone is gone", "vmadm list -Ho uuid", OutIs("{juuid}")),
 ];
+
+/// The RFD's manual rescue, literally, with the zone files under the
+/// node's root: the brand edited back to joyent (backup kept), vminfod
+/// restarted, the devices and privileges added with zonecfg, the zone
+/// started.
+const MANUAL_RESCUE: &str = r#"UUID=`vmadm list -Ho uuid brand=builder`
+sed -e 's|brand="builder"|brand="joyent"|' -i.builderbak {root}/etc/zones/$UUID.xml
+svcadm restart vminfod
+zonecfg -z $UUID <<EOF
+set limitpriv=default,proc_clock_highres,sys_dl_config
+add device
+set match="/dev/viona"
+end
+add device
+set match="/dev/vmm*"
+end
+commit
+exit
+EOF
+vmadm start $UUID"#;
 
 /// The walk's state: the programs, the directories and the variables.
 pub struct Walk<'a> {

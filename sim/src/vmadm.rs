@@ -40,6 +40,15 @@ impl NodeFacts for SimHost<'_> {
             .map(str::to_string)
             .ok_or_else(|| "manifest has no type".into())
     }
+    fn image_size(&self, pool: &str, uuid: &str) -> Result<Option<u64>, String> {
+        let p = self
+            .node
+            .path(&format!("var/imgadm/images/{pool}-{uuid}.json"));
+        let t = fs::read_to_string(&p)
+            .map_err(|_| format!("image \"{uuid}\" was not found on zpool \"{pool}\""))?;
+        let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
+        Ok(v["manifest"]["image_size"].as_u64())
+    }
 }
 
 fn zfs_props_path(node: &Node, zonepath: &str) -> std::path::PathBuf {
@@ -298,6 +307,30 @@ fn carry_out(node: &Node, plan: &vmadm_ext::create::Plan) -> Result<String, Stri
     let img = s("image_uuid");
     if !img.is_empty() && image_file_path(node, &img).exists() {
         fs::write(zp.join("root/.image-origin"), format!("{img}\n")).map_err(|e| e.to_string())?;
+    }
+    // an HVM's disks: zvols as sparse files of the volume size under the
+    // zones dataset (`zones/<uuid>/disk0`), a clone noting its origin
+    if let Some(Value::Array(disks)) = p.get("add_disks") {
+        for d in disks {
+            let Some(ds) = d.get("zfs_filesystem").and_then(Value::as_str) else {
+                continue;
+            };
+            let mib = d
+                .get("size")
+                .or_else(|| d.get("image_size"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let f = node.path(ds);
+            if let Some(dir) = f.parent() {
+                fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            let file = fs::File::create(&f).map_err(|e| e.to_string())?;
+            file.set_len(mib << 20).map_err(|e| e.to_string())?;
+            if let Some(img) = d.get("image_uuid").and_then(Value::as_str) {
+                fs::write(f.with_extension("origin"), format!("{img}@final\n"))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
     }
     let mut zfs = Map::new();
     zfs.insert("quota".into(), p.get("quota").cloned().unwrap_or(json!(10)));

@@ -174,9 +174,10 @@ pub fn normalize(
             quote::printable(&brand_name, 64)
         )));
     };
-    if brand.hvm {
+    let bhyve = brand_name == "bhyve" || brand.same_as.as_deref() == Some("bhyve");
+    if brand.hvm && !bhyve {
         return Err(CreateError::new(format!(
-            "create planning for HVM brand {brand_name} is not implemented (OS brands only)"
+            "create planning for HVM brand {brand_name} is not supported (bhyve only)"
         )));
     }
     for k in ["owner_uuid", "billing_id", "zpool", "dns_domain"] {
@@ -195,15 +196,45 @@ pub fn normalize(
         .cloned()
         .unwrap_or_else(|| Value::Array(vec![Value::from("default")]));
     set_default(&mut p, "limit_priv", lp);
-    set_default(&mut p, "quota", Value::from(table.default_i64("quota")));
+    let quota_default = if bhyve {
+        table.default_i64("quota_bhyve")
+    } else {
+        table.default_i64("quota")
+    };
+    set_default(&mut p, "quota", Value::from(quota_default));
+    if table.is_allowed(&brand_name, "vcpus", "create") {
+        set_default(&mut p, "vcpus", Value::from(1));
+    }
+    // applyZoneDefaults: disks take disk_driver as their model, media disk
+    if let Some(Value::Array(disks)) = p.get_mut("disks") {
+        let driver = input.get("disk_driver").cloned();
+        for d in disks.iter_mut() {
+            let Value::Object(d) = d else { continue };
+            if !d.contains_key("model") {
+                if let Some(m) = &driver {
+                    d.insert("model".into(), m.clone());
+                }
+            }
+            if !d.contains_key("media") {
+                d.insert("media".into(), Value::from("disk"));
+            }
+        }
+    }
     set_default(&mut p, "uuid", Value::from(rt.uuid.clone()));
     let uuid = jsval::to_string(&p["uuid"]);
     set_default(&mut p, "zonename", Value::from(uuid));
 
-    // fixPayloadMemory
+    // fixPayloadMemory: an HVM's cap adds the hypervisor's overhead to ram
     let ram = num(&p, "ram").unwrap_or(256.0);
     if !p.contains_key("max_physical_memory") {
-        p.insert("max_physical_memory".into(), jsval::json_number(ram));
+        let overhead = match brand.feature("default_memory_overhead") {
+            Some(o) if input.contains_key("ram") => jsval::number(o),
+            _ => 0.0,
+        };
+        p.insert(
+            "max_physical_memory".into(),
+            jsval::json_number(ram + overhead),
+        );
     }
     let mpm = num(&p, "max_physical_memory").unwrap_or(ram);
     match num(&p, "max_locked_memory") {
@@ -299,8 +330,8 @@ pub fn normalize(
         }
     }
 
-    // nics/filesystems -> add_*
-    for k in ["nics", "filesystems"] {
+    // nics/filesystems/disks -> add_*
+    for k in ["nics", "filesystems", "disks"] {
         if let Some(v) = p.remove(k) {
             let add = format!("add_{k}");
             if p.contains_key(&add) {
@@ -373,6 +404,11 @@ pub fn normalize(
         }
     }
 
+    if bhyve {
+        hvm_disks(&brand_name, brand, &mut p, host)?;
+        // the provisioning transition waits longer for large VMs
+    }
+
     // checkPayloadProperties (the parts that need no host state)
     for k in ["zfs_root_recsize", "zfs_data_recsize"] {
         if let Some(n) = num(&p, k) {
@@ -431,6 +467,222 @@ pub fn normalize(
         payload: p,
         warnings,
     })
+}
+
+/// The attrs createZone writes for an HVM (bhyve) and a device resource
+/// per disk, in its order.
+fn render_hvm(p: &Map<String, Value>, o: &mut String) -> Result<(), CreateError> {
+    use std::fmt::Write as _;
+    let get = |k: &str| p.get(k).filter(|v| !v.is_null());
+    let mut attr = |name: &str, v: &Value| -> Result<(), CreateError> {
+        o.push_str(&attr_line(name, &s(v))?);
+        Ok(())
+    };
+    if let Some(v) = get("ram") {
+        attr("ram", v)?;
+    }
+    // KVM-compatible consoles unless either is given
+    let (com1, com2) = match (get("com1"), get("com2")) {
+        (None, None) => (
+            Some(Value::from("/dev/zconsole")),
+            Some(Value::from("socket,/tmp/vm.ttyb")),
+        ),
+        (a, b) => (a.cloned(), b.cloned()),
+    };
+    if let Some(v) = com1 {
+        attr("com1", &v)?;
+    }
+    if let Some(v) = com2 {
+        attr("com2", &v)?;
+    }
+    for (name, k) in [
+        ("bootrom", "bootrom"),
+        ("bhyve-extra-opts", "bhyve_extra_opts"),
+    ] {
+        if let Some(v) = get(k) {
+            attr(name, v)?;
+        }
+    }
+    attr("zlog-mode", &Value::from("g--"))?;
+    attr("zlog-name", &Value::from("platform.log"))?;
+    for (name, k) in [
+        ("vcpus", "vcpus"),
+        ("cpu-type", "cpu_type"),
+        ("vga", "vga"),
+        ("vnc-port", "vnc_port"),
+        ("flexible-disk-size", "flexible_disk_size"),
+    ] {
+        if let Some(v) = get(k) {
+            attr(name, v)?;
+        }
+    }
+    let Some(Value::Array(disks)) = get("add_disks") else {
+        return Ok(());
+    };
+    let q = |what: &str, v: &str| -> Result<String, CreateError> {
+        Ok(quote::zonecfg(what, v, Quoting::Quoted)?.into_owned())
+    };
+    for d in disks {
+        let Some(path) = d.get("path").map(s) else {
+            continue;
+        };
+        let _ = writeln!(o, "add device");
+        let _ = writeln!(
+            o,
+            "set match={}",
+            quote::zonecfg("disks.*.path", &path, Quoting::Bare)?
+        );
+        let boot = if d.get("boot").is_some_and(jsval::truthy) {
+            "true"
+        } else {
+            "false"
+        };
+        let _ = writeln!(o, "add property (name=boot, value=\"{boot}\")");
+        let model = d.get("model").map(s).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "add property (name=model, value={})",
+            q("disks.*.model", &model)?
+        );
+        if let Some(m) = d.get("media") {
+            let _ = writeln!(
+                o,
+                "add property (name=media, value={})",
+                q("disks.*.media", &s(m))?
+            );
+        }
+        if let Some(v) = d.get("image_size") {
+            let _ = writeln!(
+                o,
+                "add property (name=image-size, value={})",
+                q("disks.*.image_size", &s(v))?
+            );
+        } else if let Some(v) = d.get("size") {
+            let _ = writeln!(
+                o,
+                "add property (name=size, value={})",
+                q("disks.*.size", &s(v))?
+            );
+        }
+        for (name, k) in [
+            ("image-uuid", "image_uuid"),
+            ("image-name", "image_name"),
+            ("pci-slot", "pci_slot"),
+            ("uuid", "uuid"),
+            ("notrim", "notrim"),
+            ("guest-block-size", "guest_block_size"),
+        ] {
+            if let Some(v) = d.get(k) {
+                let _ = writeln!(
+                    o,
+                    "add property (name={name}, value={})",
+                    q(&format!("disks.*.{k}"), &s(v))?
+                );
+            }
+        }
+        o.push_str("end\n");
+    }
+    Ok(())
+}
+
+/// checkPayloadProperties' disk rules for bhyve, then the zvol each disk
+/// gets (`<zpool>/<uuid>/disk<N>`, its `/dev/zvol/rdsk/` path) and, for a
+/// disk cloned from an image without a size, the image's `image_size`.
+fn hvm_disks(
+    brand_name: &str,
+    brand: &crate::table::Brand,
+    p: &mut Map<String, Value>,
+    host: &dyn NodeFacts,
+) -> Result<(), CreateError> {
+    let models: Vec<String> = brand
+        .feature("disk_models")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let uuid = jsval::to_string(&p["uuid"]);
+    let zpool = jsval::to_string(&p["zpool"]);
+    let mut idx = 0;
+    let Some(Value::Array(disks)) = p.get_mut("add_disks") else {
+        return Ok(());
+    };
+    for d in disks.iter_mut() {
+        let Value::Object(d) = d else { continue };
+        let shown = Value::Object(d.clone()).to_string();
+        if d.contains_key("path")
+            && d.get("media").and_then(Value::as_str) != Some("cdrom")
+            && !d.get("nocreate").is_some_and(jsval::truthy)
+        {
+            return Err(CreateError::new(
+                "you cannot specify a path for a disk unless you set nocreate=true",
+            ));
+        }
+        if let Some(bs) = d.get("block_size").map(jsval::number) {
+            if !valid_recsize(bs) || bs == 0.0 {
+                return Err(CreateError::new(format!(
+                    "invalid .block_size({}), must be 512-131072 and a power of 2.",
+                    jsval::fmt_number(bs)
+                )));
+            }
+            if d.contains_key("image_uuid") {
+                return Err(CreateError::new(
+                    "setting both .block_size and .image_uuid on a volume is invalid",
+                ));
+            }
+        }
+        match d.get("model").map(jsval::to_string) {
+            None => {
+                return Err(CreateError::new(format!(
+                    "missing .model option for disk: {shown}"
+                )))
+            }
+            Some(m) if !models.contains(&m) => {
+                return Err(CreateError::new(format!(
+                    "\"{}\" is not a valid disk model for {brand_name} brand. Valid are: {}",
+                    quote::printable(&m, 64),
+                    models.join(",")
+                )))
+            }
+            Some(_) => {}
+        }
+        if d.get("media").and_then(Value::as_str) == Some("cdrom")
+            || d.get("nocreate").is_some_and(jsval::truthy)
+        {
+            continue;
+        }
+        let pool = d
+            .get("zpool")
+            .map(jsval::to_string)
+            .unwrap_or_else(|| zpool.clone());
+        let ds = format!("{pool}/{uuid}/disk{idx}");
+        idx += 1;
+        if let Some(img) = d.get("image_uuid").map(jsval::to_string) {
+            if !d.contains_key("size") {
+                match host.image_size(&pool, &img) {
+                    Ok(Some(sz)) => {
+                        d.insert("image_size".into(), Value::from(sz));
+                    }
+                    Ok(None) => {
+                        return Err(CreateError::new(format!(
+                            "image {img} has no image_size; give the disk a size"
+                        )))
+                    }
+                    Err(e) => return Err(CreateError::new(e)),
+                }
+            }
+        } else if !d.contains_key("size") {
+            return Err(CreateError::new(format!(
+                "FATAL: createVolume({shown}): has no size or image_size"
+            )));
+        }
+        d.insert("zpool".into(), Value::from(pool));
+        d.insert("zfs_filesystem".into(), Value::from(ds.clone()));
+        d.insert("path".into(), Value::from(format!("/dev/zvol/rdsk/{ds}")));
+    }
+    Ok(())
 }
 
 /// `2:8:20:ab:c:1`: a MAC as zonecfg stores it (leading zeros dropped).
@@ -659,6 +911,9 @@ pub fn render_zonecfg(
             })
         })?);
     }
+    if b.is_some_and(|b| b.hvm) {
+        render_hvm(p, &mut o)?;
+    }
     if let Some(fa) = get("fs_allowed") {
         let t = s(fa);
         if t.is_empty() {
@@ -868,11 +1123,78 @@ pub fn plan(
         .get("image_uuid")
         .map(jsval::to_string)
         .unwrap_or_default();
-    steps.push(format!(
-        "zoneadm -z {z} install -q {} -t {} -x nodataset",
-        sh("quota", &quota)?,
-        sh("image_uuid", &img)?
-    ));
+    if img.is_empty() {
+        steps.push(format!(
+            "zoneadm -z {z} install -q {} -x nodataset",
+            sh("quota", &quota)?
+        ));
+    } else {
+        steps.push(format!(
+            "zoneadm -z {z} install -q {} -t {} -x nodataset",
+            sh("quota", &quota)?,
+            sh("image_uuid", &img)?
+        ));
+    }
+    // an HVM's disks: clones of the image's zvol, or new zvols
+    if let Some(Value::Array(disks)) = p.get("add_disks") {
+        for d in disks {
+            let Some(ds) = d.get("zfs_filesystem").map(jsval::to_string) else {
+                continue;
+            };
+            let mut opts = String::new();
+            if let Some(c) = d.get("compression") {
+                opts.push_str(&format!(
+                    "-o {} ",
+                    sh(
+                        "disks.*.compression",
+                        &format!("compression={}", jsval::to_string(c))
+                    )?
+                ));
+            }
+            let refres = match d.get("refreservation") {
+                Some(r) => format!("refreservation={}M", jsval::to_string(r)),
+                None => "refreservation=auto".into(),
+            };
+            let pool = d.get("zpool").map(jsval::to_string).unwrap_or_default();
+            match d.get("image_uuid").map(jsval::to_string) {
+                Some(img) => {
+                    if let Some(sz) = d.get("size") {
+                        opts.push_str(&format!(
+                            "-o {} ",
+                            sh(
+                                "disks.*.size",
+                                &format!("volsize={}M", jsval::to_string(sz))
+                            )?
+                        ));
+                    }
+                    steps.push(format!(
+                        "zfs clone -F {opts}-o {} {} {}",
+                        sh("disks.*.refreservation", &refres)?,
+                        sh("disks.*.image_uuid", &format!("{pool}/{img}@final"))?,
+                        sh("disks.*.zfs_filesystem", &ds)?
+                    ));
+                }
+                None => {
+                    if let Some(bs) = d.get("block_size") {
+                        opts.push_str(&format!(
+                            "-o {} ",
+                            sh(
+                                "disks.*.block_size",
+                                &format!("volblocksize={}", jsval::to_string(bs))
+                            )?
+                        ));
+                    }
+                    let size = d.get("size").map(jsval::to_string).unwrap_or_default();
+                    steps.push(format!(
+                        "zfs create -V {} {opts}-o {} {}",
+                        sh("disks.*.size", &format!("{size}M"))?,
+                        sh("disks.*.refreservation", &refres)?,
+                        sh("disks.*.zfs_filesystem", &ds)?
+                    ));
+                }
+            }
+        }
+    }
     if let Some(c) = p
         .get("zfs_root_compression")
         .map(jsval::to_string)

@@ -13,6 +13,11 @@ pub trait NodeFacts {
     fn pools(&self) -> Vec<String>;
     /// The type of an installed image, or why it cannot be had.
     fn image_type(&self, pool: &str, uuid: &str) -> Result<String, String>;
+    /// An installed zvol image's `image_size` (MiB), when it has one.
+    fn image_size(&self, pool: &str, uuid: &str) -> Result<Option<u64>, String> {
+        let _ = (pool, uuid);
+        Ok(None)
+    }
 }
 
 impl<T: Host> NodeFacts for T {
@@ -21,6 +26,15 @@ impl<T: Host> NodeFacts for T {
     }
     fn image_type(&self, pool: &str, uuid: &str) -> Result<String, String> {
         host::imgadm::image_type(self, pool, uuid)
+    }
+    fn image_size(&self, pool: &str, uuid: &str) -> Result<Option<u64>, String> {
+        let out = self
+            .run(&host::imgadm::get(pool, uuid))
+            .map_err(|e| e.message())?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("imgadm output is not JSON: {e}"))?;
+        Ok(v.pointer("/manifest/image_size")
+            .and_then(serde_json::Value::as_u64))
     }
 }
 

@@ -422,10 +422,7 @@ impl Node {
     /// Every VM that loads, in record order, and an error for each zone
     /// that does not (an unreadable or hostile zone file, a bad index
     /// entry). Only a failure to read the zone list itself is an `Err`.
-    pub fn vms_partial(
-        &self,
-        opts: LoadOptions,
-    ) -> Result<Partial, NodeError> {
+    pub fn vms_partial(&self, opts: LoadOptions) -> Result<Partial, NodeError> {
         let recs = self.records()?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())

@@ -320,7 +320,9 @@ pub fn apply(
                     };
                     e.set_attr(k, unquote(v));
                 }
-                (Scope::Net(e), "add") => {
+                // device properties are net-attr elements too (disks' boot,
+                // model, image-uuid, ...)
+                (Scope::Net(e) | Scope::Device(e), "add") => {
                     let p = rest
                         .strip_prefix("property")
                         .ok_or_else(|| err(format!("bad add {rest}")))?;

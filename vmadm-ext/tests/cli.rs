@@ -326,6 +326,106 @@ fn zonecfg_golden_for_the_rfd_payload() {
     );
 }
 
+/// A bhyve VM as the smartos-ui provision form asks for one: the boot disk
+/// cloned from a zvol image, flexible_disk_size, vcpus, a virtio nic.
+#[test]
+fn bhyve_create_plan_from_the_ui_provision_payload() {
+    struct ZvolHost;
+    impl NodeFacts for ZvolHost {
+        fn pools(&self) -> Vec<String> {
+            vec!["zones".into()]
+        }
+        fn image_type(&self, _pool: &str, _uuid: &str) -> Result<String, String> {
+            Ok("zvol".into())
+        }
+        fn image_size(&self, _pool: &str, _uuid: &str) -> Result<Option<u64>, String> {
+            Ok(Some(10240))
+        }
+    }
+    let ui = json!({"uuid": U, "brand": "bhyve", "alias": "vm1", "ram": 1024, "vcpus": 2,
+        "disks": [{"image_uuid": IMG, "boot": true, "model": "virtio", "size": 10240}],
+        "flexible_disk_size": 20480,
+        "nics": [{"nic_tag": "admin", "ips": ["10.0.0.5/24"], "primary": true,
+                  "gateways": ["10.0.0.1"], "model": "virtio"}]});
+    let plan = create::plan(
+        Table::get(),
+        ui.as_object().unwrap(),
+        &ZvolHost,
+        &fixed_runtime(),
+    )
+    .unwrap();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(
+            manifest_dir().join("tests/golden/bhyve-create.script"),
+            plan.script(),
+        )
+        .unwrap();
+    }
+    assert_eq!(plan.script(), golden("bhyve-create.script"));
+    let p = &plan.payload;
+    // ram plus the brand's memory overhead, the bhyve quota default
+    assert_eq!(p["max_physical_memory"], json!(1024 + 1280));
+    assert_eq!(
+        p["add_disks"][0]["path"],
+        json!(format!("/dev/zvol/rdsk/zones/{U}/disk0"))
+    );
+    assert!(plan
+        .zonecfg
+        .contains(&format!("set match=/dev/zvol/rdsk/zones/{U}/disk0")));
+    assert!(plan
+        .steps
+        .iter()
+        .any(|s| s.starts_with("zfs clone -F -o volsize=10240M -o refreservation=auto")));
+    // the rendered text makes a zone with one disk device and the attrs
+    let (z, _) = sim_zonecfg(&plan);
+    let devs = z.devices();
+    assert_eq!(devs.len(), 1);
+    assert_eq!(z.attr("vcpus").as_deref(), Some("2"));
+    assert_eq!(z.attr("flexible-disk-size").as_deref(), Some("20480"));
+    // a disk without a size or image_size, a bad model, kvm
+    let mut bad = ui.clone();
+    bad["disks"][0]["model"] = json!("scsi");
+    assert_eq!(
+        create::plan(
+            Table::get(),
+            bad.as_object().unwrap(),
+            &ZvolHost,
+            &fixed_runtime()
+        )
+        .unwrap_err()
+        .0,
+        "\"scsi\" is not a valid disk model for bhyve brand. Valid are: virtio,ahci,nvme"
+    );
+    let mut bad = ui.clone();
+    bad["disks"] = json!([{"boot": false, "model": "virtio"}]);
+    assert!(create::plan(
+        Table::get(),
+        bad.as_object().unwrap(),
+        &ZvolHost,
+        &fixed_runtime()
+    )
+    .unwrap_err()
+    .0
+    .contains("has no size or image_size"));
+    let mut kvm = ui.clone();
+    kvm["brand"] = json!("kvm");
+    assert_eq!(
+        create::plan(
+            Table::get(),
+            kvm.as_object().unwrap(),
+            &ZvolHost,
+            &fixed_runtime()
+        )
+        .unwrap_err()
+        .0,
+        "create planning for HVM brand kvm is not supported (bhyve only)"
+    );
+}
+
+fn sim_zonecfg(plan: &create::Plan) -> (brand::ZoneConfig, Option<String>) {
+    vmadm_ext::zonecfg::apply(None, &plan.zonename, &plan.zonecfg).unwrap()
+}
+
 // ---------------------------------------------------------------- CLI helpers
 
 /// A node root with stand-in host commands.

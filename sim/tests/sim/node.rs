@@ -1168,3 +1168,63 @@ fn imgadm_and_vmadm_options_as_the_real_tools_parse_them() {
         "{vm:#}"
     );
 }
+
+/// The smartos-ui provision payload for a bhyve VM creates the VM on the
+/// node: its boot disk a clone of the zvol image, listed as HVM, vnc info.
+#[test]
+fn vmadm_create_of_a_bhyve_vm_from_the_ui_payload() {
+    let n = Node::new();
+    let zimg = "9a2b7c1e-0000-4000-8000-00000000b001";
+    let f = n.tmp().join("debian.zfs.gz");
+    fs::write(&f, b"zvol image").unwrap();
+    let m = n.tmp().join("debian.json");
+    let manifest = serde_json::json!({"v": 2, "uuid": zimg, "name": "debian-12", "version": "20261130",
+        "type": "zvol", "os": "linux", "image_size": 10240, "published_at": "2026-11-30T00:00:00Z"});
+    fs::write(&m, manifest.to_string()).unwrap();
+    n.ok(
+        "imgadm",
+        &[
+            "install",
+            "-m",
+            m.to_str().unwrap(),
+            "-f",
+            f.to_str().unwrap(),
+        ],
+    );
+    let payload = serde_json::json!({"brand": "bhyve", "alias": "vm1", "ram": 1024, "vcpus": 2,
+        "disks": [{"image_uuid": zimg, "boot": true, "model": "virtio"}],
+        "flexible_disk_size": 20480,
+        "nics": [{"nic_tag": "admin", "ips": ["10.0.0.5/24"], "primary": true,
+                  "gateways": ["10.0.0.1"], "model": "virtio"}]});
+    let o = vmadm_stdin(&n, &["create"], &payload.to_string());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let uuid = created_uuid(&o);
+    // vmadm's TYPE column is 4 wide: BHYVE shows as BHYV, as on SmartOS
+    let row = n.ok("vmadm", &["list", "-H", "-o", "uuid,type,ram,state,alias"]);
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        [uuid.as_str(), "BHYV", "1024", "running", "vm1"]
+    );
+    let vm: Value = serde_json::from_str(&n.ok("vmadm", &["get", &uuid])).unwrap();
+    assert_eq!(vm["hvm"], true);
+    assert_eq!(vm["brand"], "bhyve");
+    assert_eq!(vm["vcpus"], 2);
+    assert_eq!(vm["flexible_disk_size"], 20480);
+    assert_eq!(
+        vm["disks"][0]["path"],
+        format!("/dev/zvol/rdsk/zones/{uuid}/disk0")
+    );
+    assert_eq!(vm["disks"][0]["image_uuid"], zimg);
+    assert_eq!(vm["disks"][0]["boot"], true);
+    // the zvol: a sparse file of the image's size (MiB)
+    let z = n.root.join(format!("zones/{uuid}/disk0"));
+    assert_eq!(fs::metadata(&z).unwrap().len(), 10240 << 20);
+    let info: Value = serde_json::from_str(&n.ok("vmadm", &["info", &uuid, "vnc"])).unwrap();
+    assert!(
+        info["vnc"]["port"].as_u64().is_some_and(|p| p >= 5900),
+        "{info}"
+    );
+    n.ok("vmadm", &["stop", &uuid]);
+    n.ok("vmadm", &["delete", &uuid]);
+    assert!(!z.exists());
+}

@@ -208,6 +208,7 @@ fn devices(
 
 fn main() -> ExitCode {
     common::cli::quiet_broken_pipe();
+    common::cli::completions_if_asked::<Cli>("brand");
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::Show { name, part } => show(name, *part).map(|_| true),

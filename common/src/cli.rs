@@ -21,6 +21,34 @@ pub fn quiet_broken_pipe() {
     }));
 }
 
+/// `<tool> --completions bash|zsh|fish`: print the shell's completion
+/// script for the tool's clap command and exit 0 (an unknown shell is a
+/// usage error, exit 2). Does nothing unless that is the whole command
+/// line; call it first thing in `main`. (Hidden from `--help`: it is for
+/// packaging, which installs the scripts.)
+pub fn completions_if_asked<C: clap::CommandFactory>(name: &str) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() != 2 || args[0] != "--completions" {
+        return;
+    }
+    use clap_complete::Shell;
+    let shell = match args[1].as_str() {
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        "fish" => Shell::Fish,
+        other => {
+            eprintln!("{name}: unknown shell {other:?} (bash, zsh or fish)");
+            std::process::exit(2);
+        }
+    };
+    let mut cmd = C::command();
+    clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+    std::process::exit(0);
+}
+
+/// The shells completions are made for.
+pub const SHELLS: &[&str] = &["bash", "zsh", "fish"];
+
 /// Is this error (or one of its sources) a closed pipe? A tool whose
 /// output was cut off by its reader then exits 0 without a message.
 pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -143,6 +143,7 @@ fn run_sim(cli: Cli) -> anyhow::Result<i32> {
 
 fn main() -> ExitCode {
     common::cli::quiet_broken_pipe();
+    common::cli::completions_if_asked::<Cli>("sim");
     let args: Vec<String> = std::env::args().collect();
     let argv0 = Path::new(args.first().map(String::as_str).unwrap_or("sim"))
         .file_name()

@@ -55,6 +55,7 @@ struct Args {
 
 fn main() {
     common::cli::quiet_broken_pipe();
+    common::cli::completions_if_asked::<Args>("ui-compat");
     let args = Args::parse();
     if let Err(e) = real_main(args) {
         eprintln!("ui-compat: {e:#}");

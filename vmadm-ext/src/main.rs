@@ -49,7 +49,13 @@ See vmadm-ext(8) for the full manual.";
 #[command(name = "vmadm-ext", version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = EXAMPLES)]
 struct Cli {
     /// Root directory of the node to read and change (a SmartOS global zone is /).
-    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "/",
+        value_name = "DIR",
+        env = "VMADM_EXT_ROOT"
+    )]
     root: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
@@ -594,6 +600,7 @@ fn partial(bad: &[vmadm_ext::node::NodeError]) -> ExitCode {
 
 fn main() -> ExitCode {
     common::cli::quiet_broken_pipe();
+    common::cli::completions_if_asked::<Cli>("vmadm-ext");
     // logs (to stderr) only when asked for: VMADM_EXT_LOG=debug
     if let Ok(filter) = std::env::var("VMADM_EXT_LOG") {
         let _ = tracing_subscriber::fmt()

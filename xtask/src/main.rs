@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xtask::{deploy, platform, release, rollout, testcmd, util};
+use xtask::{deploy, docs, platform, release, rollout, testcmd, util};
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "Project chores: platform, rollout")]
@@ -25,6 +25,11 @@ enum Cmd {
         /// Platform stamp (default: now, YYYYMMDDTHHMMSSZ).
         #[arg(long)]
         stamp: Option<String>,
+        /// Instead of a simulated platform image: write a smartos-live local
+        /// project (projects/local/builder-brand) into this smartos-live
+        /// checkout, for a real SmartOS platform build.
+        #[arg(long, value_name = "DIR")]
+        smartos_live: Option<PathBuf>,
     },
     /// Put the Triton pieces in place on the sim and leave them running:
     /// two compute nodes (one on a platform with builder), the Triton APIs,
@@ -44,7 +49,17 @@ enum Cmd {
     Release {
         #[arg(long, default_value = "target/dist")]
         out: PathBuf,
+        /// Release one phase's crates (0: ui-compat; 1: brand, vmadm-ext;
+        /// 2: triton-gate; 3: image-ci, zvol-stream) with the shared crates
+        /// they need.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
+        phase: Option<u8>,
+        /// Print the crates, versions, files and tags; write nothing.
+        #[arg(long, requires = "phase")]
+        dry_run: bool,
     },
+    /// Build the book (mdBook) into target/book, with the manual pages.
+    Docs,
     /// Install the system packages the tests need (when missing) and run
     /// the whole test suite.
     Test {
@@ -67,7 +82,14 @@ fn main() -> ExitCode {
     common::cli::quiet_broken_pipe();
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Platform { out, stamp } => {
+        Cmd::Platform {
+            smartos_live: Some(dir),
+            ..
+        } => platform::smartos_live(&dir).map(|p| {
+            println!("smartos-live local project: {}", p.display());
+            true
+        }),
+        Cmd::Platform { out, stamp, .. } => {
             let stamp = stamp.unwrap_or_else(util::now_stamp);
             platform::platform(&out, &stamp).map(|b| {
                 for l in &b.manifest {
@@ -79,7 +101,16 @@ fn main() -> ExitCode {
         }
         Cmd::Rollout { out, force } => rollout::rollout(&out, force),
         Cmd::Test { args } => testcmd::test(&args),
-        Cmd::Release { out } => release::release(&out),
+        Cmd::Docs => docs::docs().map(|index| {
+            println!("book: {}", index.display());
+            true
+        }),
+        Cmd::Release {
+            out,
+            phase: Some(p),
+            dry_run,
+        } => release::release_phase(&out, p, dry_run),
+        Cmd::Release { out, .. } => release::release(&out),
         Cmd::Deploy { dir, stop, force } => {
             if stop {
                 deploy::deploy_stop(&dir)

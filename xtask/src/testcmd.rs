@@ -74,6 +74,9 @@ pub fn test(args: &[String]) -> Result<bool> {
     if !status.success() {
         return Ok(false);
     }
+    // the book must build (its guides' commands are run by a test)
+    let index = crate::docs::docs()?;
+    println!("xtask: book built: {}", index.display());
     let bin_dir = target_dir()?.join("debug");
     let status = Command::new(&cargo)
         .args(["test", "--workspace"])

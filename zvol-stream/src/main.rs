@@ -207,6 +207,7 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    common::cli::completions_if_asked::<Cli>("zvol-stream");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -75,6 +75,17 @@ enum Cmd {
         /// Clear OUT even when it is not empty and was not made by rollout.
         #[arg(long)]
         force: bool,
+        /// Run one phase (and what it needs before it: 0 and 2 need phase 1,
+        /// 3 needs 1 and 2).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=3))]
+        phase: Option<u8>,
+        /// Stop at the first gate that fails.
+        #[arg(long)]
+        fail_fast: bool,
+        /// Vet and use this platform image (platform-<stamp>.tgz) instead of
+        /// building one.
+        #[arg(long, value_name = "FILE")]
+        platform_image: Option<PathBuf>,
     },
 }
 
@@ -99,7 +110,22 @@ fn main() -> ExitCode {
                 true
             })
         }
-        Cmd::Rollout { out, force } => rollout::rollout(&out, force),
+        Cmd::Rollout {
+            out,
+            force,
+            phase,
+            fail_fast,
+            platform_image,
+        } => rollout::rollout_with(
+            &out,
+            force,
+            &rollout::Options {
+                phase,
+                fail_fast,
+                platform_image,
+                bins: None,
+            },
+        ),
         Cmd::Test { args } => testcmd::test(&args),
         Cmd::Docs => docs::docs().map(|index| {
             println!("book: {}", index.display());

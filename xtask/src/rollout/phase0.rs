@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use super::{gate, Gate};
+use super::{gate, Report};
 
 /// Phase 0 on the rollout node: the UI's VM model reads every VM the node
 /// serves, an unknown brand included, and offers builder only where the
 /// booted platform has it.
-pub fn phase0(node_root: &Path, gates: &mut Vec<Gate>) {
+pub fn phase0(node_root: &Path, gates: &mut Report) {
     use ui_compat::provision::{choices, installed_brands};
     use ui_compat::{decode_list, ImageType, VmEntry};
     let node = match sim::node::Node::open(node_root) {

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::{bail, Result};
 
-use super::{gate, Gate};
+use super::{gate, Report};
 
 pub const OPS_PKG: &str = "5e2c3d4b-0000-4000-8000-00000000b1d1";
 pub const PLAIN_PKG: &str = "5e2c3d4b-0000-4000-8000-00000000b1d2";
@@ -94,7 +94,7 @@ pub fn phase2_triton(
     work: &Path,
     stamp: &str,
     bins: &crate::rollout::phase1::Bins,
-    gates: &mut Vec<Gate>,
+    gates: &mut Report,
 ) -> Result<sim::triton::Background> {
     use serde_json::json;
     use sha1::Digest as _;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::{gate, Gate};
+use super::{gate, Report};
 
 /// Phase 3 on the rollout node: triton-cloud-images targets built in the
 /// RFD's builder zone (a stand-in build_all.sh on the sim), verified,
@@ -16,7 +16,7 @@ pub fn phase3_images(
     work: &Path,
     bins: &crate::rollout::phase1::Bins,
     imgapi: &str,
-    gates: &mut Vec<Gate>,
+    gates: &mut Report,
 ) -> Result<()> {
     use image_ci::{cadence, commands, pipeline, standin};
     let root = work.join("cn");

@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Stage the brand files into a proto tree and build a platform image.
+    /// Stage the brand files into a proto tree and build a simulated
+    /// platform image (or a smartos-live local project).
     Platform {
         /// Output directory.
         #[arg(long, default_value = "target/platform")]
@@ -45,7 +46,7 @@ enum Cmd {
         force: bool,
     },
     /// Build release binaries and bundle them with man pages, docs and a
-    /// platform image, with SHA256SUMS.
+    /// simulated platform image, with SHA256SUMS.
     Release {
         #[arg(long, default_value = "target/dist")]
         out: PathBuf,

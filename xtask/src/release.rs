@@ -17,6 +17,7 @@ pub const RELEASE_BINS: &[(&str, &str)] = &[
     ("ui-compat", "ui-compat"),
     ("triton-gate", "triton-gate"),
     ("image-ci", "image-ci"),
+    ("zvol-stream", "zvol-stream"),
 ];
 
 /// The crates each phase releases (the shared crates they need are added
@@ -364,7 +365,17 @@ pub fn release(out: &Path) -> Result<bool> {
     let _ = std::fs::remove_dir_all(out.join(&name));
     let dir = out.join(&name);
     let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for sub in ["bin", "man/man1", "man/man8", "docs", "platform"] {
+    for sub in [
+        "bin",
+        "man/man1",
+        "man/man7",
+        "man/man8",
+        "docs",
+        "platform",
+        "share/bash-completion/completions",
+        "share/zsh/site-functions",
+        "share/fish/vendor_completions.d",
+    ] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     for (_, bin) in RELEASE_BINS {
@@ -380,6 +391,23 @@ pub fn release(out: &Path) -> Result<bool> {
             let n = e.file_name().to_string_lossy().into_owned();
             let section = n.rsplit('.').next().unwrap_or("1");
             std::fs::copy(e.path(), dir.join(format!("man/man{section}")).join(&n))?;
+        }
+    }
+    std::fs::copy(
+        ws.join("docs/man/builder.7"),
+        dir.join("man/man7/builder.7"),
+    )?;
+    for (_, bin) in RELEASE_BINS {
+        let exe = dir.join("bin").join(bin);
+        for (shell, rel) in [
+            ("bash", format!("share/bash-completion/completions/{bin}")),
+            ("zsh", format!("share/zsh/site-functions/_{bin}")),
+            ("fish", format!("share/fish/vendor_completions.d/{bin}.fish")),
+        ] {
+            let o = Command::new(&exe).args(["--completions", shell]).output()?;
+            if o.status.success() && !o.stdout.is_empty() {
+                std::fs::write(dir.join(rel), o.stdout)?;
+            }
         }
     }
     for f in ["README.md", "docs/README.md", "docs/architecture.md"] {

@@ -42,7 +42,11 @@ pub fn completions_if_asked<C: clap::CommandFactory>(name: &str) {
         }
     };
     let mut cmd = C::command();
-    clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    use std::io::Write as _;
+    // a closed stdout is the reader's business: exit 0 either way
+    let _ = std::io::stdout().lock().write_all(&script);
     std::process::exit(0);
 }
 

@@ -38,6 +38,8 @@ pub enum Error {
     UnknownTarget(String),
     #[error("zone {zone} cannot run bhyve builds: {failed}")]
     Preflight { zone: String, failed: String },
+    #[error("a local build cannot run here: {0}")]
+    LocalPreflight(String),
     #[error("zone {0} not found in etc/zones/index")]
     NoZone(String),
     #[error("{0}")]

@@ -8,19 +8,29 @@
 //! does), [`buildlog`] (which targets failed), [`imgmanifest`](imgmanifest)
 //! (validateDcManifest), [`verify`], [`cadence`], [`history`], [`report`].
 //! Effects: [`commands`] (vmadm-ext check, zlogin build: build / run /
-//! parse), [`boot`] (boot tests behind a trait), [`imgapi`] (HTTP), and
-//! [`pipeline::run`] tying them together.
+//! parse), [`build`] (the `Build` trait: `node` = build_all.sh in a
+//! builder zone, `local` = [`local`] Debian images with mmdebstrap),
+//! [`boot`] (the `BootTest` trait: [`qemu`] on Linux, [`bhyve`] on
+//! illumos), [`imgapi`] (HTTP), [`cleanup`] (VMs, mounts and temporary
+//! files undone, also on SIGINT/SIGTERM), and [`pipeline::run`] tying them
+//! together.
 
 pub mod artifact;
+pub mod bhyve;
 pub mod boot;
+pub mod build;
 pub mod buildlog;
 pub mod cadence;
 pub mod checkout;
+pub mod cleanup;
 pub mod commands;
 pub mod error;
 pub mod history;
 pub mod imgapi;
+pub mod local;
 pub mod pipeline;
+pub mod progress;
+pub mod qemu;
 pub mod report;
 pub mod standin;
 pub mod verify;

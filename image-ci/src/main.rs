@@ -7,9 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
-use image_ci::boot::{Bhyve, BootTest, DiskSignature};
+use image_ci::bhyve::Bhyve;
+use image_ci::boot::{BootRequest, BootTest, Judge};
+use image_ci::build::{Build, NodeBuild};
 use image_ci::commands::Tools;
-use image_ci::{cadence, checkout, history, imgapi, pipeline, report};
+use image_ci::local::LocalBuild;
+use image_ci::qemu::{AccelChoice, Qemu};
+use image_ci::{cadence, checkout, history, pipeline, report};
 
 #[derive(Parser)]
 #[command(name = "image-ci", version, about = "Build, verify, boot-test and ship triton-cloud-images", long_about = None)]
@@ -38,6 +42,51 @@ struct Where {
     checkout: String,
 }
 
+/// How images are boot-tested.
+#[derive(Args, Clone)]
+struct BootOpts {
+    /// Boot test: qemu (Linux; the default there) or bhyve (illumos, in the
+    /// builder zone; the default there)
+    #[arg(long, default_value = image_ci::boot::default_name())]
+    boot_test: String,
+    /// Regex the console must show (default: a login prompt)
+    #[arg(long, default_value = image_ci::boot::DEFAULT_MARKER)]
+    boot_marker: String,
+    /// Seconds the guest has to show the marker
+    #[arg(long, default_value_t = 300)]
+    boot_timeout: u64,
+    /// qemu accelerator: auto (KVM when /dev/kvm opens, TCG when KVM fails), kvm, tcg
+    #[arg(long, default_value = "auto")]
+    boot_accel: String,
+    /// The qemu program
+    #[arg(long, default_value = image_ci::qemu::QEMU)]
+    qemu: PathBuf,
+    /// bhyve's bootrom
+    #[arg(long, default_value = image_ci::bhyve::DEFAULT_BOOTROM)]
+    bootrom: PathBuf,
+}
+
+/// How a local build runs.
+#[derive(Args, Clone)]
+struct LocalOpts {
+    /// Where output-<target>-x86_64/ go (default: the checkout)
+    #[arg(short = 'o', long)]
+    output: Option<PathBuf>,
+    /// Downloaded Debian packages are kept here between builds
+    /// (default $XDG_CACHE_HOME/image-ci or ~/.cache/image-ci)
+    #[arg(long, env = "IMAGE_CI_CACHE")]
+    cache_dir: Option<PathBuf>,
+    /// Debian archive
+    #[arg(long, default_value = image_ci::local::MIRROR)]
+    mirror: String,
+    /// Debian security archive
+    #[arg(long, default_value = image_ci::local::SECURITY_MIRROR)]
+    security_mirror: String,
+    /// More packages to install (comma-separated or repeated)
+    #[arg(long = "include", value_delimiter = ',')]
+    include: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// List the checkout's targets
@@ -45,10 +94,15 @@ enum Cmd {
         #[command(flatten)]
         at: Where,
     },
-    /// Build, verify, boot-test and ship
+    /// Build (in the zone, or --local), verify, boot-test and ship
     Run {
         #[command(flatten)]
         at: Where,
+        /// Build here (Debian targets, mmdebstrap) instead of in a zone
+        #[arg(long, conflicts_with = "zone")]
+        local: bool,
+        #[command(flatten)]
+        local_opts: LocalOpts,
         /// IMGAPI URL (http://host:port)
         #[arg(long, env = "IMGAPI_URL")]
         imgapi: String,
@@ -64,15 +118,52 @@ enum Cmd {
         /// IMGAPI channel to ship into
         #[arg(long)]
         channel: Option<String>,
-        /// Boot test: disk-signature (any OS) or bhyve (illumos)
-        #[arg(long, default_value = "disk-signature")]
-        boot_test: String,
+        #[command(flatten)]
+        boot: BootOpts,
         /// zlogin program
         #[arg(long, default_value = "/usr/sbin/zlogin")]
         zlogin: PathBuf,
         /// vmadm-ext program
         #[arg(long, default_value = "vmadm-ext")]
         vmadm_ext: PathBuf,
+    },
+    /// Build targets only: in the zone (build_all.sh) or --local
+    Build {
+        #[command(flatten)]
+        at: Where,
+        /// Build here (Debian targets, mmdebstrap) instead of in a zone
+        #[arg(long, conflicts_with = "zone")]
+        local: bool,
+        #[command(flatten)]
+        local_opts: LocalOpts,
+        /// zlogin program
+        #[arg(long, default_value = "/usr/sbin/zlogin")]
+        zlogin: PathBuf,
+        /// vmadm-ext program (the zone's preflight)
+        #[arg(long, default_value = "vmadm-ext")]
+        vmadm_ext: PathBuf,
+        /// Targets (comma-separated or repeated)
+        #[arg(required = true, value_delimiter = ',')]
+        targets: Vec<String>,
+    },
+    /// Boot-test one image (.zfs.gz) without shipping it
+    BootTest {
+        /// The builder zone (bhyve)
+        #[arg(short = 'z', long)]
+        zone: Option<String>,
+        /// The image's manifest (disk_driver, nic_driver)
+        #[arg(short = 'm', long)]
+        manifest: Option<PathBuf>,
+        /// Keep the console log here
+        #[arg(long)]
+        console_log: Option<PathBuf>,
+        #[command(flatten)]
+        boot: BootOpts,
+        /// zlogin program (bhyve)
+        #[arg(long, default_value = "/usr/sbin/zlogin")]
+        zlogin: PathBuf,
+        /// The image
+        image: PathBuf,
     },
     /// Show the history, one line per target per run
     History {
@@ -112,6 +203,48 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
 
+/// The boot test the options name.
+fn boot_test(o: &BootOpts, tools: &Tools, zone: Option<&str>) -> Result<Box<dyn BootTest>> {
+    let judge = Judge::new(
+        &o.boot_marker,
+        std::time::Duration::from_secs(o.boot_timeout),
+    )?;
+    Ok(match o.boot_test.as_str() {
+        "qemu" => Box::new(Qemu {
+            qemu: o.qemu.clone(),
+            judge,
+            accel: o
+                .boot_accel
+                .parse::<AccelChoice>()
+                .map_err(anyhow::Error::msg)?,
+            ..Default::default()
+        }),
+        "bhyve" => {
+            let zone = zone.context("the bhyve boot test needs --zone (the builder zone)")?;
+            let mut b = Bhyve::new(zone);
+            b.root = tools.root.clone();
+            b.zlogin = tools.zlogin.clone();
+            b.bootrom = o.bootrom.clone();
+            b.judge = judge;
+            Box::new(b)
+        }
+        other => anyhow::bail!("unknown boot test {other:?} (qemu or bhyve)"),
+    })
+}
+
+/// A local build of the checkout at `dir`.
+fn local_build(dir: &str, o: &LocalOpts) -> LocalBuild {
+    let co = PathBuf::from(dir);
+    let mut b = LocalBuild::new(&co, o.output.as_deref().unwrap_or(&co));
+    if let Some(c) = &o.cache_dir {
+        b.cache_dir = c.clone();
+    }
+    b.mirror = o.mirror.clone();
+    b.security_mirror = o.security_mirror.clone();
+    b.extra_packages = o.include.clone();
+    b
+}
+
 fn real_main(cli: Cli) -> Result<bool> {
     let hist = history_path(&cli);
     match &cli.cmd {
@@ -129,50 +262,43 @@ fn real_main(cli: Cli) -> Result<bool> {
         }
         Cmd::Run {
             at,
+            local,
+            local_opts,
             imgapi,
             targets,
             due,
             every,
             channel,
-            boot_test,
+            boot,
             zlogin,
             vmadm_ext,
         } => {
-            let zone = at
-                .zone
-                .clone()
-                .context("run needs --zone (the builder zone)")?;
             let due_every = match (due, every) {
                 (true, Some(e)) => Some(cadence::parse_interval(e).map_err(anyhow::Error::msg)?),
                 _ => None,
             };
-            let boot: Box<dyn BootTest> = match boot_test.as_str() {
-                "disk-signature" => Box::new(DiskSignature),
-                "bhyve" => Box::new(Bhyve { zone: zone.clone() }),
-                other => anyhow::bail!("unknown boot test {other:?} (disk-signature or bhyve)"),
+            let tools = Tools {
+                root: cli.root.clone(),
+                zlogin: zlogin.clone(),
+                vmadm_ext: vmadm_ext.clone(),
             };
-            let cfg = pipeline::Config {
-                tools: Tools {
-                    root: cli.root.clone(),
-                    zlogin: zlogin.clone(),
-                    vmadm_ext: vmadm_ext.clone(),
-                },
-                zone,
-                checkout: at.checkout.clone(),
-                imgapi: imgapi::Imgapi::new(imgapi),
-                channel: channel.clone(),
-                log_dir: hist
-                    .parent()
-                    .map(|p| p.join("logs"))
-                    .unwrap_or_else(|| "logs".into()),
-                stage_dir: hist
-                    .parent()
-                    .map(|p| p.join("stage"))
-                    .unwrap_or_else(|| "stage".into()),
-                history: hist,
-                boot,
-                now,
+            let build: Box<dyn Build> = if *local {
+                Box::new(local_build(&at.checkout, local_opts))
+            } else {
+                let zone = at
+                    .zone
+                    .clone()
+                    .context("run needs --zone (the builder zone) or --local")?;
+                Box::new(NodeBuild {
+                    tools: tools.clone(),
+                    zone,
+                    checkout: at.checkout.clone(),
+                })
             };
+            let boot = boot_test(boot, &tools, at.zone.as_deref())?;
+            let mut cfg = pipeline::Config::with_build(build, boot, imgapi, hist);
+            cfg.channel = channel.clone();
+            cfg.now = now;
             let r = pipeline::run(
                 &cfg,
                 &pipeline::RunOptions {
@@ -197,6 +323,132 @@ fn real_main(cli: Cli) -> Result<bool> {
                 eprintln!("image-ci: not shipped: {}", bad.join(", "));
             }
             Ok(r.ok())
+        }
+        Cmd::Build {
+            at,
+            local,
+            local_opts,
+            zlogin,
+            vmadm_ext,
+            targets,
+        } => {
+            let build: Box<dyn Build> = if *local {
+                Box::new(local_build(&at.checkout, local_opts))
+            } else {
+                let zone = at
+                    .zone
+                    .clone()
+                    .context("build needs --zone (the builder zone) or --local")?;
+                Box::new(NodeBuild {
+                    tools: Tools {
+                        root: cli.root.clone(),
+                        zlogin: zlogin.clone(),
+                        vmadm_ext: vmadm_ext.clone(),
+                    },
+                    zone,
+                    checkout: at.checkout.clone(),
+                })
+            };
+            let co = checkout::Checkout::load(&build.checkout_dir()?)?;
+            let selected: Vec<String> = co.select(targets)?.into_iter().map(|t| t.name).collect();
+            build.preflight()?;
+            let started = now();
+            let run = build.build(&co, &selected)?;
+            let out = build.output()?;
+            let today = image_ci::artifact::version_for(started.date_naive());
+            let mut results = vec![];
+            for t in &selected {
+                let a = image_ci::artifact::Artifact::at(&out.dir, t, &today);
+                let failed = run.failed.get(t).map(|f| f.line.clone());
+                let ok = failed.is_none() && a.image.is_file() && a.manifest.is_file();
+                results.push(serde_json::json!({
+                    "target": t,
+                    "ok": ok,
+                    "image": a.image,
+                    "manifest": a.manifest,
+                    "error": failed,
+                }));
+            }
+            let all_ok = results.iter().all(|r| r["ok"] == true);
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"build": build.kind(), "command": run.command, "targets": results}),
+                )?;
+            } else {
+                for r in &results {
+                    if r["ok"] == true {
+                        println!(
+                            "{} {} {}",
+                            r["target"].as_str().unwrap_or("?"),
+                            r["image"].as_str().unwrap_or("?"),
+                            r["manifest"].as_str().unwrap_or("?")
+                        );
+                    } else {
+                        println!(
+                            "{} FAILED {}",
+                            r["target"].as_str().unwrap_or("?"),
+                            r["error"].as_str().unwrap_or("no artifact")
+                        );
+                    }
+                }
+            }
+            if !all_ok {
+                let last = run
+                    .log
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                eprintln!("image-ci: build failed: {last}");
+            }
+            Ok(all_ok)
+        }
+        Cmd::BootTest {
+            zone,
+            manifest,
+            console_log,
+            boot,
+            zlogin,
+            image,
+        } => {
+            let tools = Tools {
+                root: cli.root.clone(),
+                zlogin: zlogin.clone(),
+                vmadm_ext: "vmadm-ext".into(),
+            };
+            let test = boot_test(boot, &tools, zone.as_deref())?;
+            let m: serde_json::Value = match manifest {
+                Some(p) => serde_json::from_str(
+                    &std::fs::read_to_string(p).with_context(|| p.display().to_string())?,
+                )
+                .with_context(|| p.display().to_string())?,
+                None => serde_json::json!({}),
+            };
+            let r = test.boot(&BootRequest {
+                image,
+                manifest: &m,
+                disk: None,
+                console_log: console_log.as_deref(),
+            });
+            let (ok, detail, details) = match r {
+                Ok(b) => (true, b.detail, b.details),
+                Err(e) => (false, e.to_string(), *e.details),
+            };
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"ok": ok, "test": test.name(), "detail": detail, "boot": details}),
+                )?;
+            } else if ok {
+                println!("{} booted: {detail}", image.display());
+            } else {
+                for l in &details.console_tail {
+                    println!("| {l}");
+                }
+            }
+            if !ok {
+                eprintln!("image-ci: {}: {detail}", image.display());
+            }
+            Ok(ok)
         }
         Cmd::History { target } => {
             let h: Vec<history::Record> = history::read(&hist)?
@@ -249,6 +501,14 @@ fn real_main(cli: Cli) -> Result<bool> {
 }
 
 fn main() -> ExitCode {
+    common::cli::quiet_broken_pipe();
+    common::cli::completions_if_asked::<Cli>("image-ci");
+    // First, before any thread: SIGINT/SIGTERM/SIGHUP kill VMs and remove
+    // temporary files, mounts and loop devices before image-ci exits.
+    if let Err(e) = image_ci::cleanup::install() {
+        eprintln!("image-ci: cannot set up signal handling: {e}");
+        return ExitCode::from(1);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -1,17 +1,20 @@
-//! The pipeline: (due?) -> preflight -> build in the zone -> per target:
-//! collect -> verify -> boot test -> ship -> history. A target ships only
-//! after every earlier stage passed for it; every target's outcome is
-//! appended to the history as soon as it is known.
+//! The pipeline: (due?) -> preflight -> build (in the zone, or locally) ->
+//! per target: collect -> verify (and write the raw disk) -> boot test ->
+//! ship -> history. A target ships only after every earlier stage passed
+//! for it, the boot test included: an image that did not boot to its
+//! marker is never shipped. Every target's outcome is appended to the
+//! history as soon as it is known.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::artifact::{version_for, Artifact};
-use crate::boot::BootTest;
+use crate::boot::{BootRequest, BootTest};
+use crate::build::{Build, NodeBuild};
 use crate::cadence;
 use crate::checkout::Checkout;
-use crate::commands::{self, Tools};
+use crate::commands::Tools;
 use crate::error::{Error, Result};
 use crate::history::{self, Outcome};
 use crate::imgapi::Imgapi;
@@ -20,40 +23,51 @@ use crate::verify::{self, Expect};
 
 /// Where and how to run.
 pub struct Config {
-    pub tools: Tools,
-    /// The builder zone (UUID or name).
-    pub zone: String,
-    /// The checkout's path inside the zone (relative paths are relative to
-    /// the zone root, as on the sim).
-    pub checkout: String,
+    /// How the targets are built (the zone's `build_all.sh`, or locally).
+    pub build: Box<dyn Build>,
     pub imgapi: Imgapi,
     /// IMGAPI channel to ship into (the server's default when `None`).
     pub channel: Option<String>,
     pub history: PathBuf,
-    /// Build logs go here as `<run>.log`.
+    /// Build logs go here as `<run>.log`, boot consoles as
+    /// `<run>.<target>.console.log`.
     pub log_dir: PathBuf,
     pub boot: Box<dyn BootTest>,
-    /// Verified images are copied here (per run) before they are boot
-    /// tested and shipped.
+    /// Verified images (and their raw disks) are copied here (per run)
+    /// before they are boot tested and shipped.
     pub stage_dir: PathBuf,
     pub now: fn() -> DateTime<Utc>,
 }
 
-/// Removes a file when dropped.
-struct RemoveOnDrop(PathBuf);
+/// Removes files (and then their directory, if empty) when dropped.
+struct RemoveOnDrop(Vec<PathBuf>);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        if let Some(d) = self.0.parent() {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some(d) = self.0.first().and_then(|p| p.parent()) {
             let _ = std::fs::remove_dir(d);
         }
     }
 }
 
+/// The boot test this OS uses by default (`qemu` on Linux, `bhyve` on
+/// illumos, in `zone`).
+pub fn default_boot(zone: &str) -> Box<dyn BootTest> {
+    if cfg!(target_os = "illumos") {
+        Box::new(crate::bhyve::Bhyve::new(zone))
+    } else {
+        Box::new(crate::qemu::Qemu::default())
+    }
+}
+
 impl Config {
-    /// Defaults: the server's default channel, build logs in `logs/` next
-    /// to the history, the `disk-signature` boot test, the system clock.
+    /// A node build: `build_all.sh` in `zone` at `checkout`. Defaults: the
+    /// server's default channel, build logs in `logs/` next to the
+    /// history, the OS's default boot test ([`default_boot`]), the system
+    /// clock.
     pub fn new(
         tools: Tools,
         zone: &str,
@@ -61,10 +75,36 @@ impl Config {
         imgapi_url: &str,
         history: PathBuf,
     ) -> Config {
+        let boot: Box<dyn BootTest> = if cfg!(target_os = "illumos") {
+            // in the zone, through the node's own zlogin
+            let mut b = crate::bhyve::Bhyve::new(zone);
+            b.root = tools.root.clone();
+            b.zlogin = tools.zlogin.clone();
+            Box::new(b)
+        } else {
+            default_boot(zone)
+        };
+        Config::with_build(
+            Box::new(NodeBuild {
+                tools,
+                zone: zone.into(),
+                checkout: checkout.into(),
+            }),
+            boot,
+            imgapi_url,
+            history,
+        )
+    }
+
+    /// Any build and boot test, the other defaults as [`Config::new`].
+    pub fn with_build(
+        build: Box<dyn Build>,
+        boot: Box<dyn BootTest>,
+        imgapi_url: &str,
+        history: PathBuf,
+    ) -> Config {
         Config {
-            tools,
-            zone: zone.into(),
-            checkout: checkout.into(),
+            build,
             imgapi: Imgapi::new(imgapi_url),
             channel: None,
             log_dir: history
@@ -76,7 +116,7 @@ impl Config {
                 .map(|p| p.join("stage"))
                 .unwrap_or_else(|| "stage".into()),
             history,
-            boot: Box::new(crate::boot::DiskSignature),
+            boot,
             now: Utc::now,
         }
     }
@@ -95,10 +135,9 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The checkout as the global zone sees it.
+/// The checkout as image-ci sees it.
 pub fn checkout_dir(cfg: &Config) -> Result<PathBuf> {
-    let zr = commands::zone_root(&cfg.tools.root, &cfg.zone)?;
-    Ok(commands::in_zone(&zr, &cfg.checkout))
+    cfg.build.checkout_dir()
 }
 
 /// Dates a build running from `a` to `b` may stamp its artifacts with.
@@ -112,6 +151,11 @@ fn build_dates(a: DateTime<Utc>, b: DateTime<Utc>) -> Vec<NaiveDate> {
     v
 }
 
+/// The console log of one target's boot, next to the run's build log.
+pub fn console_log_path(log_dir: &Path, run: &str, target: &str) -> PathBuf {
+    log_dir.join(format!("{run}.{target}.console.log"))
+}
+
 /// Run the pipeline once. `Err` only when nothing could be attempted
 /// (unreadable checkout, unknown target, history not writable, a tool that
 /// cannot be started); target failures are outcomes in the report.
@@ -122,8 +166,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
         started.format("%Y%m%dT%H%M%SZ"),
         std::process::id()
     );
-    let zone_root = commands::zone_root(&cfg.tools.root, &cfg.zone)?;
-    let dir = commands::in_zone(&zone_root, &cfg.checkout);
+    let dir = cfg.build.checkout_dir()?;
     let co = Checkout::load(&dir)?;
     let mut selected: Vec<String> = co
         .select(&opts.targets)?
@@ -151,8 +194,10 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
         run: run_id.clone(),
         started: rfc3339(started),
         finished: String::new(),
-        zone: cfg.zone.clone(),
-        checkout: cfg.checkout.clone(),
+        build: cfg.build.kind().into(),
+        zone: cfg.build.place(),
+        checkout: cfg.build.checkout_name(),
+        boot_test: cfg.boot.name().into(),
         selected: vec![],
         not_due: vec![],
         preflight: vec![],
@@ -177,28 +222,31 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
     let record = |t: &TargetResult| -> Result<()> {
         history::append(&cfg.history, &[t.record(&run_id, &rfc3339((cfg.now)()))])
     };
+    let result = |t: &str, outcome: Outcome| TargetResult {
+        target: t.into(),
+        outcome,
+        version: None,
+        uuid: None,
+        sha1: None,
+        size: None,
+        detail: String::new(),
+        checks: vec![],
+        boot: None,
+    };
     if selected.is_empty() {
         report.finished = rfc3339((cfg.now)());
         return Ok(report);
     }
 
-    // Preflight: nothing is built in a zone that cannot build.
-    match commands::preflight(&cfg.tools, &cfg.zone) {
+    // Preflight: nothing is built where it cannot be built.
+    match cfg.build.preflight() {
         Ok(reqs) => report.preflight = reqs,
         Err(e @ Error::Spawn { .. }) => return Err(e),
         Err(e) => {
             report.preflight_error = Some(e.to_string());
             for t in &selected {
-                let r = TargetResult {
-                    target: t.clone(),
-                    outcome: Outcome::PreflightFailed,
-                    version: None,
-                    uuid: None,
-                    sha1: None,
-                    size: None,
-                    detail: e.to_string(),
-                    checks: vec![],
-                };
+                let mut r = result(t, Outcome::PreflightFailed);
+                r.detail = e.to_string();
                 record(&r)?;
                 report.targets.push(r);
             }
@@ -209,33 +257,21 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
 
     // Build.
     let build_start = (cfg.now)();
-    let mut cmd = commands::build_command(&cfg.tools, &cfg.zone, &cfg.checkout, &selected);
-    report.build_command = Some(commands::display(&cmd));
-    let out = commands::run(&mut cmd)?;
+    let built = cfg.build.build(&co, &selected)?;
     let build_end = (cfg.now)();
-    report.build_exit = out.status.code();
-    let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
-    log.push_str(&String::from_utf8_lossy(&out.stderr));
+    report.build_command = Some(built.command.clone());
+    report.build_exit = built.exit;
     std::fs::create_dir_all(&cfg.log_dir).map_err(|e| Error::io(&cfg.log_dir, e))?;
     let log_path = cfg.log_dir.join(format!("{run_id}.log"));
-    std::fs::write(&log_path, &log).map_err(|e| Error::io(&log_path, e))?;
+    std::fs::write(&log_path, &built.log).map_err(|e| Error::io(&log_path, e))?;
     report.build_log = Some(log_path);
-    let summary = crate::buildlog::parse(&log, &selected);
-    report.unattributed_failures = summary.unattributed.clone();
+    report.unattributed_failures = built.unattributed.clone();
+    let out = cfg.build.output()?;
 
     for t in &selected {
-        let mut r = TargetResult {
-            target: t.clone(),
-            outcome: Outcome::BuildFailed,
-            version: None,
-            uuid: None,
-            sha1: None,
-            size: None,
-            detail: String::new(),
-            checks: vec![],
-        };
+        let mut r = result(t, Outcome::BuildFailed);
         // Collect.
-        if let Some(f) = summary.failed.get(t) {
+        if let Some(f) = built.failed.get(t) {
             r.detail = format!("build log line {}: {}", f.line_no, f.line);
             record(&r)?;
             report.targets.push(r);
@@ -246,34 +282,36 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
         let found = build_dates(build_start, build_end)
             .into_iter()
             .rev()
-            .map(|d| Artifact::at(&dir, t, &version_for(d)))
+            .map(|d| Artifact::at(&out.dir, t, &version_for(d)))
             .find(|a| present(&a.image) || present(&a.manifest));
         let Some(a) = found else {
             r.detail = format!(
                 "no artifact in {} (build exit {}{})",
-                dir.join(crate::artifact::output_dir(t)).display(),
-                out.status.code().map_or("?".into(), |c| c.to_string()),
-                if out.status.success() {
-                    String::new()
-                } else {
-                    format!(
-                        ": {}",
-                        crate::error::last_line(&String::from_utf8_lossy(&out.stderr))
-                    )
-                }
+                out.dir.join(crate::artifact::output_dir(t)).display(),
+                built.exit.map_or("?".into(), |c| c.to_string()),
+                built
+                    .error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             );
             record(&r)?;
             report.targets.push(r);
             continue;
         };
         r.version = Some(a.version.clone());
-        // Verify.
-        let stage = cfg
-            .stage_dir
-            .join(&run_id)
-            .join(crate::artifact::image_file(t, &a.version));
-        let v = verify::verify(
-            &zone_root,
+        // Verify (one pass: copy, sha1, size, inflate, stream checks, raw disk).
+        let stage_dir = cfg.stage_dir.join(&run_id);
+        let stage = stage_dir.join(crate::artifact::image_file(t, &a.version));
+        let disk = stage_dir.join(format!("{t}-{}.raw", a.version));
+        // The staged copies go when this target is done, whatever happens.
+        let _cleanup = RemoveOnDrop(vec![stage.clone(), disk.clone()]);
+        let _interrupted = [
+            crate::cleanup::on_interrupt(crate::cleanup::Action::Remove(stage.clone())),
+            crate::cleanup::on_interrupt(crate::cleanup::Action::Remove(disk.clone())),
+        ];
+        let v = verify::verify_with(
+            &out.anchor,
             &a,
             &Expect {
                 target: t.clone(),
@@ -281,9 +319,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
                 not_before: Some(build_start),
             },
             &stage,
+            Some(&disk),
         );
-        // The staged copy goes when this target is done, whatever happens.
-        let _cleanup = RemoveOnDrop(stage.clone());
         r.checks = v.checks.clone();
         r.sha1 = v.sha1.clone();
         r.size = v.size;
@@ -304,22 +341,33 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport> {
             report.targets.push(r);
             continue;
         };
-        // Boot test.
-        let boot = cfg.boot.boot(image, m);
+        // Boot test: the staged copy, from the raw disk verification wrote.
+        let console = console_log_path(&cfg.log_dir, &run_id, t);
+        let boot = cfg.boot.boot(&BootRequest {
+            image,
+            manifest: m,
+            disk: v.disk.as_deref(),
+            console_log: Some(&console),
+        });
+        let _ = std::fs::remove_file(&disk);
         r.checks.push(verify::Check {
             name: format!("boot test ({})", cfg.boot.name()),
             ok: boot.is_ok(),
             detail: match &boot {
-                Ok(d) => d.clone(),
+                Ok(b) => b.detail.clone(),
                 Err(e) => e.to_string(),
             },
         });
-        if let Err(e) = boot {
-            r.outcome = Outcome::BootFailed;
-            r.detail = e.to_string();
-            record(&r)?;
-            report.targets.push(r);
-            continue;
+        match boot {
+            Ok(b) => r.boot = Some(b.details),
+            Err(e) => {
+                r.outcome = Outcome::BootFailed;
+                r.detail = e.to_string();
+                r.boot = Some(*e.details);
+                record(&r)?;
+                report.targets.push(r);
+                continue;
+            }
         }
         // Ship: the file is re-checked against the verified sha1 by IMGAPI.
         match cfg.imgapi.ship(m, image, sha1, cfg.channel.as_deref()) {

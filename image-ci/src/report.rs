@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::boot::BootDetails;
 use crate::buildlog::Failure;
 use crate::cadence::DueState;
 use crate::commands::Requirement;
@@ -22,6 +23,8 @@ pub struct TargetResult {
     /// Why it did not ship, or the boot test's detail when it did.
     pub detail: String,
     pub checks: Vec<Check>,
+    /// What the boot test showed: accelerator, console log and tail.
+    pub boot: Option<BootDetails>,
 }
 
 impl TargetResult {
@@ -46,8 +49,14 @@ pub struct RunReport {
     pub run: String,
     pub started: String,
     pub finished: String,
+    /// `node` (build_all.sh in a zone) or `local`.
+    pub build: String,
+    /// The zone, or `local`.
     pub zone: String,
+    /// The checkout (inside the zone for a node build).
     pub checkout: String,
+    /// The boot test (`qemu`, `bhyve`).
+    pub boot_test: String,
     /// Targets asked for (after `--due`).
     pub selected: Vec<String>,
     /// With `--due`: targets skipped because they are not due.
@@ -77,7 +86,14 @@ impl RunReport {
 
 /// The run as text.
 pub fn render_run(r: &RunReport) -> String {
-    let mut s = format!("run {} zone {} checkout {}\n", r.run, r.zone, r.checkout);
+    let mut s = format!(
+        "run {} {} {} checkout {} boot test {}\n",
+        r.run,
+        if r.build == "local" { "build" } else { "zone" },
+        r.zone,
+        r.checkout,
+        r.boot_test
+    );
     for d in &r.not_due {
         s.push_str(&format!(
             "  {:<16} not due (last shipped {}, next due {})\n",
@@ -119,6 +135,20 @@ pub fn render_run(r: &RunReport) -> String {
         ));
         if !t.detail.is_empty() {
             s.push_str(&format!("    {}\n", t.detail));
+        }
+        if let Some(b) = &t.boot {
+            if let Some(p) = &b.console_log {
+                s.push_str(&format!(
+                    "    console ({}): {}\n",
+                    b.accel.as_deref().unwrap_or("?"),
+                    p.display()
+                ));
+            }
+            if t.outcome == Outcome::BootFailed {
+                for l in &b.console_tail {
+                    s.push_str(&format!("    | {l}\n"));
+                }
+            }
         }
     }
     let n = r.shipped().len();
@@ -215,8 +245,10 @@ mod tests {
             run: "r1".into(),
             started: "s".into(),
             finished: "f".into(),
+            build: "node".into(),
             zone: "z".into(),
             checkout: "c".into(),
+            boot_test: "qemu".into(),
             selected: vec!["a".into(), "b".into()],
             not_due: vec![],
             preflight: vec![],
@@ -235,6 +267,7 @@ mod tests {
                     size: None,
                     detail: "shipped".into(),
                     checks: vec![],
+                    boot: None,
                 },
                 TargetResult {
                     target: "b".into(),
@@ -245,6 +278,23 @@ mod tests {
                     size: None,
                     detail: "sha1 matches the manifest: file x".into(),
                     checks: vec![],
+                    boot: None,
+                },
+                TargetResult {
+                    target: "c".into(),
+                    outcome: Outcome::BootFailed,
+                    version: Some("20261125".into()),
+                    uuid: None,
+                    sha1: None,
+                    size: None,
+                    detail: "no /login:/ on the console within 5 s under TCG".into(),
+                    checks: vec![],
+                    boot: Some(BootDetails {
+                        accel: Some("tcg".into()),
+                        console_log: Some("/l/r1.c.console.log".into()),
+                        console_tail: vec!["Booting from Hard Disk...".into()],
+                        ..Default::default()
+                    }),
                 },
             ],
         };
@@ -254,8 +304,16 @@ mod tests {
             t.contains("b                verify_failed    20261125 -\n"),
             "{t}"
         );
-        assert!(t.ends_with("1 of 2 shipped; FAILED\n"), "{t}");
-        r.targets.pop();
+        assert!(
+            t.starts_with("run r1 zone z checkout c boot test qemu\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("    console (tcg): /l/r1.c.console.log\n    | Booting from Hard Disk...\n"),
+            "{t}"
+        );
+        assert!(t.ends_with("1 of 3 shipped; FAILED\n"), "{t}");
+        r.targets.truncate(1);
         assert!(r.ok());
         r.selected.clear();
         r.targets.clear();

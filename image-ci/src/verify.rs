@@ -10,9 +10,16 @@
 //! - `type` is `zvol`, `files` has exactly one file with `compression`
 //!   `gzip`, and the file really is gzip;
 //! - the manifest was written by this build (`published_at` not before the
-//!   build started), so a stale artifact from an earlier build never ships.
+//!   build started), so a stale artifact from an earlier build never ships;
+//! - the file inflates to one whole zvol send stream (zvol-stream: every
+//!   record checksum and the END checksum, nothing after END), whose volume
+//!   fits the manifest's `image_size`.
+//!
+//! The image is read once: while it is copied out of the zone and hashed,
+//! the same bytes are inflated, parsed as a stream and, when asked, written
+//! to the sparse raw disk the boot test boots ([`verify_with`]).
 
-use std::io::Read as _;
+use std::io::Read;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -181,6 +188,19 @@ pub fn check_manifest(
     out
 }
 
+/// What the image's stream turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamFacts {
+    /// The zvol's size (the raw disk's), bytes.
+    pub volume_size: u64,
+    pub volblocksize: u32,
+    pub records: u64,
+    /// Bytes of inflated stream.
+    pub stream_bytes: u64,
+    /// The snapshot name in BEGIN.
+    pub toname: String,
+}
+
 /// The result of verifying one artifact.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Verification {
@@ -193,6 +213,12 @@ pub struct Verification {
     /// reads and what ships.
     #[serde(skip)]
     pub staged: Option<std::path::PathBuf>,
+    /// The stream, when it parsed.
+    pub stream: Option<StreamFacts>,
+    /// The raw disk written from the stream (with [`verify_with`] and a
+    /// disk path, when the stream checked out).
+    #[serde(skip)]
+    pub disk: Option<std::path::PathBuf>,
 }
 
 impl Verification {
@@ -214,12 +240,79 @@ impl Verification {
 /// The largest manifest read from a zone.
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
+/// Parse (plain or gzipped) stream bytes as one whole zvol send stream,
+/// writing the raw disk to `disk` (else only checking). Nothing may follow
+/// the END record.
+pub fn check_stream(input: &mut dyn Read, disk: Option<&Path>) -> Result<StreamFacts, String> {
+    let mut r = zvol_stream::parse::maybe_gunzip(input).map_err(|e| e.to_string())?;
+    let summary = match disk {
+        Some(p) => {
+            let mut f = std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            zvol_stream::read_stream(&mut r, &mut f)
+        }
+        None => zvol_stream::read_stream_to_writer(&mut r, std::io::sink()),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut one = [0u8; 1];
+    match r.read(&mut one) {
+        Ok(0) => {}
+        Ok(_) => return Err("data follows the stream's END record".into()),
+        Err(e) => return Err(format!("after the stream's END record: {e}")),
+    }
+    Ok(StreamFacts {
+        volume_size: summary.size,
+        volblocksize: summary.volblocksize,
+        records: summary.records,
+        stream_bytes: summary.stream_bytes,
+        toname: summary.begin.name.clone(),
+    })
+}
+
+/// The stream checks, given what [`check_stream`] said and the manifest.
+pub fn stream_checks(stream: &Result<StreamFacts, String>, m: Option<&Value>) -> Vec<Check> {
+    let mut out = vec![check(
+        "file is a whole zvol send stream",
+        stream.is_ok(),
+        match stream {
+            Ok(s) => format!(
+                "{} records, {} bytes inflated, checksums ok, {}, volblocksize {}",
+                s.records, s.stream_bytes, s.toname, s.volblocksize
+            ),
+            Err(e) => e.clone(),
+        },
+    )];
+    if let (Ok(s), Some(m)) = (stream, m) {
+        let mib = m["image_size"].as_u64();
+        out.push(check(
+            "volume fits image_size",
+            matches!(mib, Some(mib) if mib > 0 && s.volume_size <= mib * 1024 * 1024),
+            format!(
+                "volume {} bytes, image_size {} MiB",
+                s.volume_size, m["image_size"]
+            ),
+        ));
+    }
+    out
+}
+
 /// Verify the artifact a zone wrote. `anchor` is a directory the global
 /// zone owns (the zone root) that holds the artifact; every file is opened
 /// below it without following links ([`crate::zonefile`]). The image is
-/// copied to `stage` while it is hashed, and every later stage uses that
-/// copy.
+/// copied to `stage` while it is hashed and its stream checked, and every
+/// later stage uses that copy.
 pub fn verify(anchor: &Path, a: &Artifact, expect: &Expect, stage: &Path) -> Verification {
+    verify_with(anchor, a, expect, stage, None)
+}
+
+/// [`verify`], also writing the stream's raw disk to `disk` (sparse) in the
+/// same pass; it is removed again unless every check passed.
+pub fn verify_with(
+    anchor: &Path,
+    a: &Artifact,
+    expect: &Expect,
+    stage: &Path,
+    disk: Option<&Path>,
+) -> Verification {
     use crate::zonefile;
     let mut v = Verification {
         checks: vec![],
@@ -227,8 +320,19 @@ pub fn verify(anchor: &Path, a: &Artifact, expect: &Expect, stage: &Path) -> Ver
         sha1: None,
         size: None,
         staged: None,
+        stream: None,
+        disk: None,
     };
-    let staged = zonefile::stage(anchor, &a.image, stage);
+    let discard = |v: &mut Verification| {
+        let _ = std::fs::remove_file(stage);
+        if let Some(d) = disk {
+            let _ = std::fs::remove_file(d);
+        }
+        v.staged = None;
+        v.disk = None;
+    };
+    let text = zonefile::read_text(anchor, &a.manifest, MAX_MANIFEST_BYTES);
+    let staged = zonefile::stage_inspect(anchor, &a.image, stage, |r| check_stream(r, disk));
     v.checks.push(check(
         "image file exists",
         staged.is_ok(),
@@ -237,7 +341,6 @@ pub fn verify(anchor: &Path, a: &Artifact, expect: &Expect, stage: &Path) -> Ver
             Err(e) => e.to_string(),
         },
     ));
-    let text = zonefile::read_text(anchor, &a.manifest, MAX_MANIFEST_BYTES);
     v.checks.push(check(
         "manifest file exists",
         text.is_ok(),
@@ -246,10 +349,11 @@ pub fn verify(anchor: &Path, a: &Artifact, expect: &Expect, stage: &Path) -> Ver
             Err(e) => e.to_string(),
         },
     ));
-    let (Ok(text), Ok(staged)) = (text, staged) else {
-        let _ = std::fs::remove_file(stage);
+    let (Ok(text), Ok((staged, stream))) = (text, staged) else {
+        discard(&mut v);
         return v;
     };
+    v.stream = stream.as_ref().ok().cloned();
     let left = unfilled(&text);
     v.checks.push(check(
         "manifest fully filled",
@@ -265,7 +369,8 @@ pub fn verify(anchor: &Path, a: &Artifact, expect: &Expect, stage: &Path) -> Ver
         Err(e) => {
             v.checks
                 .push(check("manifest is JSON", false, e.to_string()));
-            let _ = std::fs::remove_file(stage);
+            v.checks.extend(stream_checks(&stream, None));
+            discard(&mut v);
             return v;
         }
     };
@@ -276,10 +381,15 @@ pub fn verify(anchor: &Path, a: &Artifact, expect: &Expect, stage: &Path) -> Ver
         staged.size,
         &staged.head[..staged.head.len().min(2)],
     ));
+    v.checks.extend(stream_checks(&stream, Some(&m)));
     v.manifest = Some(m);
     v.sha1 = Some(staged.sha1);
     v.size = Some(staged.size);
     v.staged = Some(staged.path);
+    v.disk = disk.map(Path::to_path_buf);
+    if !v.ok() {
+        discard(&mut v);
+    }
     v
 }
 
@@ -397,10 +507,13 @@ mod tests {
 
     #[test]
     fn verify_on_disk() {
+        use crate::standin::{write_image, DiskKind};
         let d = tempfile::tempdir().unwrap();
         let a = Artifact::at(d.path(), "debian-12", "20261125");
         let st = d.path().join("stage.gz");
-        let verify = |a: &Artifact, e: &Expect| super::verify(d.path(), a, e, &st);
+        let disk = d.path().join("disk.raw");
+        let verify =
+            |a: &Artifact, e: &Expect| super::verify_with(d.path(), a, e, &st, Some(&disk));
         let v = verify(&a, &expect());
         assert!(!v.ok());
         assert_eq!(
@@ -408,17 +521,63 @@ mod tests {
             ["image file exists", "manifest file exists"]
         );
         std::fs::create_dir_all(a.image.parent().unwrap()).unwrap();
-        let data = [0x1f, 0x8b, 8, 0, 1, 2, 3];
-        std::fs::write(&a.image, data).unwrap();
+        write_image(DiskKind::Marker, "debian-12", &a.image).unwrap();
+        let data = std::fs::read(&a.image).unwrap();
         let (sha1, size) = file_digest(&a.image).unwrap();
-        assert_eq!(size, 7);
         std::fs::write(&a.manifest, good(&sha1, size).to_string()).unwrap();
         let v = verify(&a, &expect());
         assert!(v.ok(), "{}", v.failures());
         assert_eq!(std::fs::read(v.staged.as_ref().unwrap()).unwrap(), data);
-        std::fs::write(&a.image, [0x1f, 0x8b, 8, 0, 1, 2, 4]).unwrap();
+        // the same pass wrote the raw disk
+        assert_eq!(v.disk.as_deref(), Some(disk.as_path()));
+        assert_eq!(
+            std::fs::read(&disk).unwrap(),
+            crate::standin::disk(DiskKind::Marker, "debian-12").unwrap()
+        );
+        let s = v.stream.as_ref().unwrap();
+        assert_eq!((s.volume_size, s.volblocksize), (1 << 20, 8192));
+        assert!(v
+            .checks
+            .iter()
+            .any(|c| c.name == "volume fits image_size" && c.ok));
+        // one flipped byte inside the gzip data: sha1, and the stream
+        let mut bad = data.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x40;
+        std::fs::write(&a.image, &bad).unwrap();
         let v = verify(&a, &expect());
-        assert_eq!(failed(&v.checks), ["sha1 matches the manifest"]);
+        assert_eq!(
+            failed(&v.checks),
+            [
+                "sha1 matches the manifest",
+                "file is a whole zvol send stream"
+            ]
+        );
+        assert!(v.staged.is_none() && v.disk.is_none() && !st.exists() && !disk.exists());
+        // a gzip of something that is not a stream, with a matching manifest
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &[0u8; 4096]).unwrap();
+        std::fs::write(&a.image, gz.finish().unwrap()).unwrap();
+        let (sha1b, sizeb) = file_digest(&a.image).unwrap();
+        std::fs::write(&a.manifest, good(&sha1b, sizeb).to_string()).unwrap();
+        let v = verify(&a, &expect());
+        assert_eq!(failed(&v.checks), ["file is a whole zvol send stream"]);
+        // bytes after the gzip member: sha1 and size would catch it, and so does the stream check
+        let mut trailing = data.clone();
+        trailing.push(b'x');
+        std::fs::write(&a.image, &trailing).unwrap();
+        let v = super::verify(d.path(), &a, &expect(), &st);
+        assert!(
+            failed(&v.checks).contains(&"file is a whole zvol send stream"),
+            "{:?}",
+            v.checks
+        );
+        // a stream larger than image_size
+        std::fs::write(&a.image, &data).unwrap();
+        let mut m = good(&sha1, size);
+        m["image_size"] = 0.into();
+        let c = stream_checks(&Ok(s.clone()), Some(&m));
+        assert!(!c[1].ok);
         std::fs::write(&a.manifest, "{\"name\": \"@NAME@\"").unwrap();
         let v = verify(&a, &expect());
         assert_eq!(
@@ -427,7 +586,7 @@ mod tests {
         );
         // a symlink to a host file with a matching manifest is never read
         let host = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(host.path(), data).unwrap();
+        std::fs::write(host.path(), &data).unwrap();
         std::fs::remove_file(&a.image).unwrap();
         std::os::unix::fs::symlink(host.path(), &a.image).unwrap();
         std::fs::write(&a.manifest, good(&sha1, size).to_string()).unwrap();
@@ -435,6 +594,6 @@ mod tests {
         assert!(!v.ok());
         assert_eq!(failed(&v.checks), ["image file exists"]);
         assert!(v.failures().contains("symbolic link"), "{}", v.failures());
-        assert!(v.staged.is_none() && !st.exists());
+        assert!(v.staged.is_none() && !st.exists() && !disk.exists());
     }
 }

@@ -130,7 +130,70 @@ pub struct Staged {
 /// Open `path` from the zone (see [`open`]) and copy it to `dest`,
 /// computing its sha1 and size on the way.
 pub fn stage(anchor: &Path, path: &Path, dest: &Path) -> Result<Staged, ZoneFileError> {
-    let mut src = open(anchor, path)?;
+    stage_inspect(anchor, path, dest, |_| ()).map(|(s, ())| s)
+}
+
+/// The copy as it is read: every byte handed to the reader is hashed and
+/// written to the staged file first.
+struct Tee<'a> {
+    src: File,
+    out: std::io::BufWriter<File>,
+    hash: Sha1,
+    size: u64,
+    head: Vec<u8>,
+    dest: &'a Path,
+    path: &'a Path,
+    /// The first error of the copy itself (not of whoever reads).
+    failed: Option<ZoneFileError>,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.failed.is_some() {
+            return Err(std::io::Error::other("the staged copy failed"));
+        }
+        let n = match self.src.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.failed = Some(ZoneFileError::Io {
+                    path: self.path.to_path_buf(),
+                    source: std::io::Error::new(e.kind(), e.to_string()),
+                });
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        if self.head.len() < 16 {
+            let k = n.min(16 - self.head.len());
+            self.head.extend_from_slice(&buf[..k]);
+        }
+        self.hash.update(&buf[..n]);
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            let msg = e.to_string();
+            self.failed = Some(ZoneFileError::Io {
+                path: self.dest.to_path_buf(),
+                source: e,
+            });
+            return Err(std::io::Error::other(msg));
+        }
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// [`stage`], and in the same pass hand the bytes to `inspect` (which may
+/// read as much or as little as it likes; the rest is copied after it
+/// returns). One read of the zone's file gives the staged copy, its sha1
+/// and size, and whatever `inspect` makes of the content.
+pub fn stage_inspect<T>(
+    anchor: &Path,
+    path: &Path,
+    dest: &Path,
+    inspect: impl FnOnce(&mut dyn Read) -> T,
+) -> Result<(Staged, T), ZoneFileError> {
+    let src = open(anchor, path)?;
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |e| ZoneFileError::Io { path: p, source: e }
@@ -138,30 +201,45 @@ pub fn stage(anchor: &Path, path: &Path, dest: &Path) -> Result<Staged, ZoneFile
     if let Some(d) = dest.parent() {
         std::fs::create_dir_all(d).map_err(io(d))?;
     }
-    let mut out = File::create(dest).map_err(io(dest))?;
-    let mut h = Sha1::new();
+    let out = File::create(dest).map_err(io(dest))?;
+    let mut tee = Tee {
+        src,
+        out: std::io::BufWriter::with_capacity(1 << 20, out),
+        hash: Sha1::new(),
+        size: 0,
+        head: Vec::new(),
+        dest,
+        path,
+        failed: None,
+    };
+    let t = inspect(&mut tee);
     let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    let mut head = Vec::new();
-    loop {
-        let n = src.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
+    while tee.failed.is_none() {
+        match tee.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) if tee.failed.is_some() => break,
+            Err(e) => return Err(io(path)(e)),
         }
-        if head.len() < 16 {
-            head.extend_from_slice(&buf[..n.min(16 - head.len())]);
-        }
-        h.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io(dest))?;
-        size += n as u64;
     }
-    out.sync_all().map_err(io(dest))?;
-    Ok(Staged {
+    if let Some(e) = tee.failed.take() {
+        let _ = std::fs::remove_file(dest);
+        return Err(e);
+    }
+    let out = tee.out.into_inner().map_err(|e| ZoneFileError::Io {
         path: dest.to_path_buf(),
-        sha1: crate::verify::hex(&h.finalize()),
-        size,
-        head,
-    })
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    out.sync_all().map_err(io(dest))?;
+    Ok((
+        Staged {
+            path: dest.to_path_buf(),
+            sha1: crate::verify::hex(&tee.hash.finalize()),
+            size: tee.size,
+            head: tee.head,
+        },
+        t,
+    ))
 }
 
 #[cfg(test)]
@@ -224,12 +302,21 @@ mod tests {
         assert_eq!(s.size, 5);
         assert_eq!(s.sha1, "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d");
         assert_eq!(std::fs::read(&s.path).unwrap(), b"hello");
-        assert_eq!(
-            read_text(&zr, &zr.join("o/i.gz"), 4)
-                .unwrap_err()
-                .to_string()
-                .contains("larger"),
-            true
-        );
+        // inspect reads a part; the copy and hash still cover the whole file
+        let (s2, first) =
+            stage_inspect(&zr, &zr.join("o/i.gz"), &t.path().join("stage/j.gz"), |r| {
+                let mut b = [0u8; 2];
+                r.read_exact(&mut b).unwrap();
+                b
+            })
+            .unwrap();
+        assert_eq!(&first, b"he");
+        assert_eq!((s2.size, &s2.sha1), (5, &s.sha1));
+        assert_eq!(std::fs::read(&s2.path).unwrap(), b"hello");
+        assert_eq!(s2.head, b"hello");
+        assert!(read_text(&zr, &zr.join("o/i.gz"), 4)
+            .unwrap_err()
+            .to_string()
+            .contains("larger"));
     }
 }

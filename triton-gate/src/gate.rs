@@ -1,128 +1,136 @@
-//! The gate: CloudAPI's wire format for the calls that matter to the
-//! builder brand, with the decision pipeline
+//! The gate: CloudAPI's answers for the calls that matter to the builder
+//! brand, with the decision pipeline
 //!
 //! ```text
 //! signature -> caller + account (mahi) -> authorize -> image, package
 //!   (hidden when builder and not allowed) -> brand (getBrand + builder rule)
-//!   -> server (CNAPI allocate + brand check) -> VMAPI create -> audit record
+//!   -> placement (CNAPI allocate, then the builder rules on the chosen
+//!   server) -> VMAPI create -> audit record
 //! ```
 //!
-//! [`Gate::handle`] takes a plain request and returns a plain response, so it
-//! can be tested without a socket; [`crate::server`] puts it on HTTP.
+//! Every operation here is async and talks to Triton through
+//! [`triton_api`]'s clients; [`crate::server`] routes HTTP requests to them
+//! and writes the audit records their [`Reply`]s carry.
 
-// `Refused` is private and built only on refusal paths; boxing it would
-// only add noise.
+// `Refused` is built only on refusal paths; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
 
+use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
+use triton_api::httpsig::{self, SigError};
+use triton_api::{
+    AllocateRequest, ApiError, ClientConfig, CloudAccount, CloudImage, CloudPackage, CreateVm,
+    Endpoints, Image, ImageFilter, LenientExt as _, Machine, NetworkSpec, Package, PackageFilter,
+    Server, Triton, TritonError, Vm, VmFilter,
+};
 
-use crate::audit::{AuditLog, AuditRecord, Decision};
-use crate::backend::{enc, BackendError, Backends, Urls};
+use crate::audit::{AuditLimits, AuditLog, Decision};
 use crate::brand::{looks_like_builder, valid_hvm_brands, BrandSource, Defaults, BUILDER};
 use crate::error::CloudApiError;
-use crate::httpsig;
+use crate::placement::{self, Rules};
 use crate::policy::{self, CreateFacts, Denial, Principal};
+
+use common::uuid::is_uuid;
 
 /// The CloudAPI version this gate answers as.
 pub const API_VERSION: &str = "9.20.0";
 
+/// The privileges a builder zone gets (bhyve needs the last two; the
+/// builder brand's default set is joyent's).
+pub const DEFAULT_BUILDER_LIMIT_PRIV: &str = "default,proc_clock_highres,sys_dl_config";
+
+/// How builder machines are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderVm {
+    /// `limit_priv` of every builder zone.
+    pub limit_priv: String,
+    /// Networks for builder machines whose request and package name none.
+    pub networks: Vec<String>,
+}
+
+impl Default for BuilderVm {
+    fn default() -> BuilderVm {
+        BuilderVm {
+            limit_priv: DEFAULT_BUILDER_LIMIT_PRIV.into(),
+            networks: Vec::new(),
+        }
+    }
+}
+
 /// How to run the gate.
 #[derive(Debug, Clone)]
 pub struct GateConfig {
-    pub urls: Urls,
+    /// mahi, PAPI, IMGAPI, CNAPI, VMAPI.
+    pub endpoints: Endpoints,
     /// The audit log file (JSON lines, append-only).
     pub audit_path: PathBuf,
+    pub audit_limits: AuditLimits,
     /// `default_hvm_brand` / `default_container_brand`.
     pub defaults: Defaults,
-    /// Refuse a builder placement on a server whose sysinfo does not list
-    /// its brands (`Brands`), instead of trusting CNAPI's filters alone.
-    pub require_brand_report: bool,
+    pub builder: BuilderVm,
+    /// A platform floor for builder zones (`{"7.0": "<stamp>"}`), on top of
+    /// the builder package's and image's own `min_platform`.
+    pub builder_min_platform: Option<BTreeMap<String, String>>,
+    /// Front mode: the CloudAPI every request the gate does not decide is
+    /// forwarded to. `None`: subset mode (the gate serves its own subset).
+    pub cloudapi: Option<String>,
+    /// Largest request body the gate reads (413 beyond).
+    pub max_body_bytes: usize,
+    /// Timeouts of the calls to Triton.
+    pub client: ClientConfig,
+    /// How long a provision job may take.
+    pub job_timeout: Duration,
 }
 
 impl GateConfig {
-    pub fn new(urls: Urls, audit_path: PathBuf) -> GateConfig {
+    pub fn new(endpoints: Endpoints, audit_path: PathBuf) -> GateConfig {
+        let client = ClientConfig {
+            job_poll_interval: Duration::from_millis(100),
+            user_agent: format!("triton-gate/{}", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        };
         GateConfig {
-            urls,
+            endpoints,
             audit_path,
+            audit_limits: AuditLimits::default(),
             defaults: Defaults::default(),
-            require_brand_report: true,
+            builder: BuilderVm::default(),
+            builder_min_platform: None,
+            cloudapi: None,
+            max_body_bytes: 1024 * 1024,
+            client,
+            job_timeout: Duration::from_secs(600),
         }
     }
 }
 
-/// A request as the transport hands it over.
-#[derive(Debug, Clone, Default)]
-pub struct Request {
-    pub method: String,
-    /// Path without the query.
-    pub path: String,
-    /// Raw query string (no `?`), may be empty.
-    pub query: String,
-    /// Header names in lowercase.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn path_and_query(&self) -> String {
-        if self.query.is_empty() {
-            self.path.clone()
-        } else {
-            format!("{}?{}", self.path, self.query)
-        }
-    }
-
-    fn query_pairs(&self) -> Vec<(String, String)> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .into_owned()
-            .collect()
-    }
-}
-
-/// The answer.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Value,
-}
-
-impl Response {
-    fn json(status: u16, body: Value) -> Response {
-        Response {
-            status,
-            headers: Vec::new(),
-            body,
-        }
-    }
-
-    fn error(e: &CloudApiError) -> Response {
-        Response::json(e.status, e.body())
-    }
+/// The gate could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("--cloudapi {url}: {message}")]
+    Upstream { url: String, message: String },
 }
 
 /// An error the client sees, with the reason the audit log keeps.
-struct Refused {
-    error: CloudApiError,
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub error: CloudApiError,
     /// The body to send, when it is not `{code, message}` of `error`
-    /// (a backend's 404 passed through).
-    body: Option<Value>,
-    reason: String,
-    stage: &'static str,
+    /// (a backend's body passed through).
+    pub body: Option<Value>,
+    pub reason: String,
+    pub stage: &'static str,
 }
 
 impl Refused {
-    fn new(stage: &'static str, error: CloudApiError, reason: impl Into<String>) -> Refused {
+    pub fn new(stage: &'static str, error: CloudApiError, reason: impl Into<String>) -> Refused {
         Refused {
             error,
             body: None,
@@ -131,16 +139,20 @@ impl Refused {
         }
     }
 
-    fn plain(stage: &'static str, error: CloudApiError) -> Refused {
+    pub fn plain(stage: &'static str, error: CloudApiError) -> Refused {
         let reason = error.message.clone();
         Refused::new(stage, error, reason)
     }
 
-    fn response(&self) -> Response {
-        Response::json(
-            self.error.status,
-            self.body.clone().unwrap_or_else(|| self.error.body()),
-        )
+    /// The JSON body the client gets.
+    pub fn body(&self) -> Value {
+        self.body.clone().unwrap_or_else(|| self.error.body())
+    }
+
+    /// With a body that is not `{code, message}`.
+    pub fn with_body(mut self, body: Value) -> Refused {
+        self.body = Some(body);
+        self
     }
 }
 
@@ -152,15 +164,14 @@ impl From<Denial> for Refused {
 
 /// A backend failure: 404s pass through unchanged (CloudAPI does that for
 /// PAPI and IMGAPI), anything else is an InternalError.
-fn backend(stage: &'static str, e: BackendError) -> Refused {
+pub fn backend(stage: &'static str, e: ApiError) -> Refused {
     if e.status() == Some(404) {
-        let body = e.body().cloned().unwrap_or(Value::Null);
-        let msg = body["message"].as_str().unwrap_or("not found").to_string();
-        let mut r = Refused::plain(stage, CloudApiError::not_found(msg));
-        if body.get("code").is_some() {
-            r.body = Some(body);
-        }
-        return r;
+        let msg = e.message().unwrap_or("not found").to_string();
+        let r = Refused::plain(stage, CloudApiError::not_found(msg));
+        return match e.triton().filter(|t| !t.code.is_empty()) {
+            Some(t) => r.with_body(serde_json::to_value(t).unwrap_or(Value::Null)),
+            None => r,
+        };
     }
     Refused::new(
         stage,
@@ -169,31 +180,166 @@ fn backend(stage: &'static str, e: BackendError) -> Refused {
     )
 }
 
-/// What one request contributes to its audit record.
-#[derive(Debug, Default)]
-struct Trail {
-    brand: Option<String>,
-    brand_source: Option<BrandSource>,
-    server_uuid: Option<String>,
-    vm_uuid: Option<String>,
+/// What a request contributes to its audit record besides the decision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trail {
+    pub brand: Option<String>,
+    pub brand_source: Option<BrandSource>,
+    pub server_uuid: Option<String>,
+    pub vm_uuid: Option<String>,
+    /// Request fields worth keeping (image, package, name, brand, ...).
+    pub request: Map<String, Value>,
+}
+
+/// The audit side of an answer: attached to the response for the server's
+/// audit layer, which writes it (with who, what and the status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub decision: Decision,
+    pub reason: String,
+    /// The error the client got.
+    pub error: Option<Value>,
+    pub trail: Trail,
+}
+
+/// An answer: status, JSON body (`Null`: none), extra headers, and the
+/// audit note when the decision is worth a record.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(&'static str, String)>,
+    pub note: Option<Note>,
+    /// Front mode: decided and allowed, to be passed on to CloudAPI.
+    pub forward: bool,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            body,
+            headers: Vec::new(),
+            note: None,
+            forward: false,
+        }
+    }
+
+    /// Allowed, and to be passed on to CloudAPI (front mode).
+    pub fn forward() -> Reply {
+        let mut r = Reply::json(0, Value::Null);
+        r.forward = true;
+        r
+    }
+
+    /// A list, with CloudAPI's `x-resource-count` (node-triton pages until
+    /// a page is shorter than its limit).
+    pub fn list(items: Vec<Value>) -> Reply {
+        let n = items.len();
+        Reply::json(200, Value::Array(items)).header("x-resource-count", n.to_string())
+    }
+
+    pub fn header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// An allowed decision worth a record (builder shown or created).
+    pub fn allowed(mut self, reason: impl Into<String>, trail: Trail) -> Reply {
+        self.note = Some(Note {
+            decision: Decision::Allow,
+            reason: reason.into(),
+            error: None,
+            trail,
+        });
+        self
+    }
+
+    /// A refusal, recorded with its stage and real reason.
+    pub fn refused(r: Refused, trail: Trail) -> Reply {
+        let body = r.body();
+        tracing::warn!(
+            stage = r.stage,
+            reason = r.reason.as_str(),
+            "request refused"
+        );
+        Reply {
+            status: r.error.status,
+            body: body.clone(),
+            headers: Vec::new(),
+            note: Some(Note {
+                decision: Decision::Deny,
+                reason: format!("{}: {}", r.stage, r.reason),
+                error: Some(body),
+                trail,
+            }),
+            forward: false,
+        }
+    }
+
+    /// A successful answer that still records a refusal (a listing that
+    /// hid builder objects).
+    pub fn with_denial(mut self, reason: String, trail: Trail) -> Reply {
+        self.note = Some(Note {
+            decision: Decision::Deny,
+            reason,
+            error: Some(json!({"code": "ResourceNotFound", "message": "hidden from listing"})),
+            trail,
+        });
+        self
+    }
+}
+
+impl From<Refused> for Reply {
+    fn from(r: Refused) -> Reply {
+        Reply::refused(r, Trail::default())
+    }
+}
+
+/// Why authentication or authorization failed, and what was learnt.
+#[derive(Debug, Clone)]
+pub struct AuthFailure {
+    pub principal: Principal,
+    /// The signature was verified before the failure.
+    pub authenticated: bool,
+    pub refused: Refused,
 }
 
 /// The gate.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Gate {
     pub cfg: GateConfig,
-    pub backends: Backends,
+    pub triton: Triton,
     pub audit: AuditLog,
+    /// One lock per owner around check-then-create of named machines.
+    owner_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Front mode: where undecided requests go.
+    pub upstream: Option<crate::front::Upstream>,
 }
 
-fn str_of(v: &Value, k: &str) -> String {
-    v.get(k)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+/// What CreateMachine came to.
+enum Created {
+    /// Made by the gate.
+    Machine(Box<Machine>, String),
+    /// Allowed and not builder: CloudAPI makes it (front mode).
+    Forward,
 }
 
-use common::uuid::is_uuid;
+/// A VM as CloudAPI shows it (DHCP placeholders are not addresses).
+pub fn machine(vm: &Vm) -> Machine {
+    let mut m = Machine::from(vm);
+    m.ips = Some(vm.ips());
+    m
+}
+
+/// A string parameter (numbers and booleans as their JSON text).
+pub fn pstr(p: &Map<String, Value>, k: &str) -> Option<String> {
+    match p.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(v) => Some(v.to_string()),
+    }
+}
 
 /// Compare `a.b.c` versions numerically where possible.
 fn version_key(v: &str) -> Vec<(u64, String)> {
@@ -202,304 +348,305 @@ fn version_key(v: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// The error VMAPI answers for a second machine of the same name, as
+/// CloudAPI passes it on (PUBAPI-791 adds "Invalid machine name").
+pub fn duplicate_alias() -> Refused {
+    let body = json!({
+        "code": "ValidationFailed",
+        "message": "Invalid VM parameters: Invalid machine name",
+        "errors": [{"field": "alias", "code": "Duplicate", "message": "Already exists for this owner_uuid"}],
+    });
+    Refused::plain(
+        "vmapi",
+        CloudApiError::new(
+            409,
+            "ValidationFailed",
+            "Invalid VM parameters: Invalid machine name",
+        ),
+    )
+    .with_body(body)
+}
+
+/// CloudAPI's translation of a VMAPI validation failure (`lib/machines.js`,
+/// PUBAPI-791), quirks included: the suffix is appended once per error
+/// after the first one that matches.
+pub fn vmapi_validation(t: &TritonError) -> String {
+    let mut message = t.message.clone();
+    if t.code == "ValidationFailed" && !t.errors.is_empty() {
+        let mut msgs: Vec<String> = Vec::new();
+        for e in &t.errors {
+            if e.field == "alias" {
+                msgs.push("Invalid machine name".into());
+            } else if (e.field == "ram" || e.field == "quota") && e.code == "InsufficientCapacity" {
+                msgs.push("Insufficient capacity in datacenter to provision machine".into());
+            } else if ["networks", "tags", "customer_metadata", "firewall_enabled"]
+                .contains(&e.field.as_str())
+            {
+                msgs.push(format!("Invalid {}", e.field));
+            }
+            if !msgs.is_empty() {
+                message = format!("{message}: {}", msgs.join(". "));
+            }
+        }
+    }
+    message
+}
+
+fn vmapi_refusal(e: ApiError) -> Refused {
+    match (e.status(), e.triton()) {
+        (Some(409), Some(t)) => {
+            let message = vmapi_validation(t);
+            let mut body = serde_json::to_value(t).unwrap_or(Value::Null);
+            body["message"] = json!(message);
+            Refused::new(
+                "vmapi",
+                CloudApiError::new(409, &t.code, message.clone()),
+                e.to_string(),
+            )
+            .with_body(body)
+        }
+        _ => backend("vmapi", e),
+    }
+}
+
+fn insufficient(reason: &str) -> CloudApiError {
+    CloudApiError::new(
+        409,
+        "InsufficientCapacity",
+        format!("Insufficient capacity in datacenter to provision machine: {reason}"),
+    )
+}
+
 impl Gate {
-    pub fn new(cfg: GateConfig) -> Gate {
-        Gate {
-            backends: Backends::new(cfg.urls.clone()),
-            audit: AuditLog::new(&cfg.audit_path),
+    pub fn new(cfg: GateConfig) -> Result<Gate, GateError> {
+        let triton = Triton::new(&cfg.endpoints, cfg.client.clone())?;
+        let upstream = match &cfg.cloudapi {
+            Some(url) => Some(crate::front::Upstream::new(url, &triton.http)?),
+            None => None,
+        };
+        Ok(Gate {
+            audit: AuditLog::with_limits(&cfg.audit_path, cfg.audit_limits.clone()),
+            triton,
+            owner_locks: Mutex::new(HashMap::new()),
+            upstream,
             cfg,
-        }
+        })
     }
 
-    /// Serve one request.
-    pub fn handle(&self, req: &Request) -> Response {
-        let req_id = uuid::Uuid::new_v4().to_string();
-        let started = std::time::Instant::now();
-        let mut resp = self.route(req, &req_id);
-        resp.headers
-            .push(("api-version".into(), API_VERSION.into()));
-        resp.headers.push(("request-id".into(), req_id.clone()));
-        resp.headers.push((
-            "response-time".into(),
-            started.elapsed().as_millis().to_string(),
-        ));
-        tracing::info!(
-            req_id = req_id.as_str(),
-            method = req.method.as_str(),
-            url = req.path_and_query().as_str(),
-            status = resp.status as u64,
-            "handled request"
-        );
-        resp
+    /// Front mode (requests the gate does not decide go to CloudAPI).
+    pub fn front(&self) -> bool {
+        self.upstream.is_some()
     }
 
-    fn route(&self, req: &Request, req_id: &str) -> Response {
-        let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
-        if req.path == "/--ping" {
-            return Response::json(200, json!({"ping": "pong"}));
+    fn owner_lock(&self, owner: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.owner_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = m.get(owner).and_then(Weak::upgrade) {
+            return l;
         }
-        let action = match (req.method.as_str(), segs.as_slice()) {
-            ("POST", [_, "machines"]) => "CreateMachine",
-            ("GET" | "HEAD", [_, "machines"]) => "ListMachines",
-            ("GET" | "HEAD", [_, "machines", _]) => "GetMachine",
-            ("GET" | "HEAD", [_, "packages"]) => "ListPackages",
-            ("GET" | "HEAD", [_, "packages", _]) => "GetPackage",
-            ("GET" | "HEAD", [_, "images"]) => "ListImages",
-            ("GET" | "HEAD", [_, "images", _]) => "GetImage",
-            (_, [_, "machines" | "packages" | "images", ..]) => {
-                return Response::error(&CloudApiError::new(
-                    405,
-                    "BadMethod",
-                    format!("{} is not allowed", req.method),
-                ))
-            }
-            (_, [_, _, ..]) => {
-                return Response::error(&CloudApiError::not_implemented(&format!(
-                    "{} {}",
-                    req.method, req.path
-                )))
-            }
-            _ => {
-                return Response::error(&CloudApiError::not_found(format!(
-                    "{} does not exist",
-                    req.path
-                )))
-            }
-        };
-        let summary = self.summary(req, action);
-        let mut who = Principal {
-            account_login: segs[0].to_string(),
-            ..Default::default()
-        };
-        if let Err(r) = self.authenticate(req, segs[0], &mut who) {
-            if action == "CreateMachine" {
-                self.record(req_id, action, &who, &summary, &Trail::default(), Err(&r));
-            }
-            return r.response();
-        }
-        let who = who;
-        let mut trail = Trail::default();
-        let out = match action {
-            "CreateMachine" => self.create_machine(req, &who, &mut trail),
-            "ListMachines" => self.list_machines(req, &who),
-            "GetMachine" => self.get_machine(&who, segs[2]),
-            "ListPackages" => return self.list_packages(req, &who, req_id, &summary),
-            "GetPackage" => return self.get_package(&who, segs[2], req_id, &summary),
-            "ListImages" => return self.list_images(&who, req_id, &summary),
-            _ => return self.get_image(&who, segs[2], req_id, &summary),
-        };
-        if action == "CreateMachine" {
-            let res = match &out {
-                Ok(_) => Ok("provisioned"),
-                Err(r) => Err(r),
-            };
-            self.record(req_id, action, &who, &summary, &trail, res);
-        }
-        match out {
-            Ok((status, v)) => {
-                // CloudAPI's list endpoints say how many results they carry;
-                // node-triton pages until a page is shorter than its limit.
-                let count = v.as_array().map(Vec::len);
-                let mut r = Response::json(status, v);
-                if let Some(n) = count {
-                    r.headers.push(("x-resource-count".into(), n.to_string()));
-                }
-                r
-            }
-            Err(r) => {
-                tracing::warn!(
-                    req_id,
-                    stage = r.stage,
-                    reason = r.reason.as_str(),
-                    "request refused"
-                );
-                r.response()
-            }
-        }
-    }
-
-    fn summary(&self, req: &Request, action: &str) -> Value {
-        let mut s = json!({"method": req.method, "path": req.path});
-        if !req.query.is_empty() {
-            s["query"] = json!(req.query);
-        }
-        if action == "CreateMachine" {
-            if let Ok(p) = params(req) {
-                for k in ["image", "dataset", "package", "name", "brand", "networks"] {
-                    if let Some(v) = p.get(k) {
-                        s[k] = v.clone();
-                    }
-                }
-            }
-        }
-        s
-    }
-
-    fn record(
-        &self,
-        req_id: &str,
-        action: &str,
-        who: &Principal,
-        summary: &Value,
-        trail: &Trail,
-        outcome: Result<&str, &Refused>,
-    ) {
-        let (decision, reason, error) = match outcome {
-            Ok(reason) => (Decision::Allow, reason.to_string(), None),
-            Err(r) => (
-                Decision::Deny,
-                format!("{}: {}", r.stage, r.reason),
-                Some(r.body.clone().unwrap_or_else(|| r.error.body())),
-            ),
-        };
-        let rec = AuditRecord {
-            time: crate::audit::now(),
-            req_id: req_id.to_string(),
-            action: action.to_string(),
-            account_uuid: who.account_uuid.clone(),
-            account_login: who.account_login.clone(),
-            caller_login: who.caller_login.clone(),
-            caller_user: who.caller_user.clone(),
-            operator: who.caller_is_operator(),
-            account_operator: who.account_is_operator(),
-            request: summary.clone(),
-            brand: trail.brand.clone(),
-            brand_source: trail.brand_source,
-            decision,
-            reason,
-            error,
-            server_uuid: trail.server_uuid.clone(),
-            vm_uuid: trail.vm_uuid.clone(),
-        };
-        if let Err(e) = self.audit.append(&rec) {
-            // The answer is already decided; losing the record must be loud.
-            tracing::error!(err = e.to_string().as_str(), "cannot write audit record");
-        }
+        m.retain(|_, w| w.strong_count() > 0);
+        let l = Arc::new(tokio::sync::Mutex::new(()));
+        m.insert(owner.to_string(), Arc::downgrade(&l));
+        l
     }
 
     // ---- authentication
 
-    /// Fill `who` as far as the request proves it; an error leaves what was
-    /// learnt so far (for the audit record).
-    fn authenticate(
+    /// Verify the HTTP Signature of a request (CloudAPI's signatureAuth),
+    /// load the caller and the URL's account, and authorize.
+    pub async fn authenticate(
         &self,
-        req: &Request,
+        method: &str,
+        path_and_query: &str,
+        headers: &HeaderMap,
         url_login: &str,
-        who: &mut Principal,
-    ) -> Result<(), Refused> {
-        let cred = |e: httpsig::SigError| {
+    ) -> Result<Principal, AuthFailure> {
+        let mut who = Principal {
+            account_login: url_login.to_string(),
+            ..Default::default()
+        };
+        let fail = |who: &Principal, authenticated: bool, refused: Refused| AuthFailure {
+            principal: who.clone(),
+            authenticated,
+            refused,
+        };
+        let cred = |e: SigError| {
             Refused::new(
                 "auth",
                 CloudApiError::invalid_credentials(e.to_string()),
                 format!("{e:?}"),
             )
         };
-        let auth = req
-            .header("authorization")
-            .ok_or_else(|| cred(httpsig::SigError::Missing))?;
-        let sig = httpsig::parse_authorization(auth).map_err(cred)?;
-        let kid = httpsig::parse_key_id(&sig.key_id).map_err(cred)?;
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let auth =
+            header("authorization").ok_or_else(|| fail(&who, false, cred(SigError::Missing)))?;
+        let sig = httpsig::parse_authorization(&auth).map_err(|e| fail(&who, false, cred(e)))?;
+        let kid = httpsig::parse_key_id(&sig.key_id).map_err(|e| fail(&who, false, cred(e)))?;
         // the clock check must use the date header that is signed
         let date_name = ["date", "x-date"]
             .into_iter()
             .find(|n| sig.headers.iter().any(|h| h == n))
-            .ok_or_else(|| cred(httpsig::SigError::DateNotSigned))?;
-        let date = req
-            .header(date_name)
-            .ok_or_else(|| cred(httpsig::SigError::MissingSignedHeader(date_name.into())))?;
-        httpsig::check_date(date, SystemTime::now()).map_err(cred)?;
-        let bad_key = || cred(httpsig::SigError::BadKeyId(sig.key_id.clone()));
-        let caller = match &kid.user {
-            None => self.backends.account_by_login(&kid.login),
-            Some(u) => self.backends.user_by_login(&kid.login, u),
+            .ok_or_else(|| fail(&who, false, cred(SigError::DateNotSigned)))?;
+        let date = header(date_name).ok_or_else(|| {
+            fail(
+                &who,
+                false,
+                cred(SigError::MissingSignedHeader(date_name.into())),
+            )
+        })?;
+        httpsig::check_date(&date, SystemTime::now()).map_err(|e| fail(&who, false, cred(e)))?;
+        let bad_key = || cred(SigError::BadKeyId(sig.key_id.clone()));
+        let info = match &kid.user {
+            None => self.triton.mahi.account_by_login(&kid.login).await,
+            Some(u) => self.triton.mahi.user_by_login(&kid.login, u, false).await,
         };
-        let caller = match caller {
-            Ok(v) => v,
-            Err(e) if e.status() == Some(404) => return Err(bad_key()),
-            Err(e) => return Err(backend("auth", e)),
+        let info = match info {
+            Ok(i) => i,
+            Err(e) if e.status() == Some(404) => return Err(fail(&who, false, bad_key())),
+            Err(e) => return Err(fail(&who, false, backend("auth", e))),
         };
-        let keys_of = match &kid.user {
-            None => &caller["account"]["keys"],
-            Some(_) => &caller["user"]["keys"],
-        };
-        let key = keys_of
-            .as_object()
-            .and_then(|m| {
-                m.values()
-                    .filter_map(Value::as_str)
-                    .find(|k| httpsig::key_matches(k, &kid.fingerprint))
-            })
-            .ok_or_else(bad_key)?;
-        let msg = httpsig::signing_string(&sig.headers, &req.method, &req.path_and_query(), |n| {
-            req.header(n).map(str::to_string)
-        })
-        .map_err(cred)?;
-        httpsig::verify(key, &sig.algorithm, msg.as_bytes(), &sig.signature).map_err(cred)?;
-        if let Some(md5) = req.header("content-md5") {
-            use base64::Engine as _;
-            use md5::Digest as _;
-            let have =
-                base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&req.body));
-            if have != md5.trim() {
-                return Err(Refused::plain(
-                    "auth",
-                    CloudApiError::new(400, "BadDigest", "Content-MD5 did not match"),
-                ));
-            }
+        let key = match (&kid.user, &info.user) {
+            (None, _) => info.account.key(&kid.fingerprint),
+            (Some(_), Some(u)) => u.key(&kid.fingerprint),
+            (Some(_), None) => None,
         }
-        let ca = &caller["account"];
-        let groups = |a: &Value| -> Vec<String> {
-            a["groups"]
-                .as_array()
-                .map(|g| {
-                    g.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        who.caller_uuid = str_of(ca, "uuid");
-        who.caller_login = str_of(ca, "login");
-        who.caller_user = kid.user.clone();
-        who.caller_groups = groups(ca);
-        let target = if url_login == "my" || url_login == who.caller_login {
-            ca.clone()
+        .map(str::to_string)
+        .ok_or_else(|| fail(&who, false, bad_key()))?;
+        let msg = httpsig::signing_string(&sig.headers, method, path_and_query, header)
+            .map_err(|e| fail(&who, false, cred(e)))?;
+        httpsig::verify(&key, &sig.algorithm, msg.as_bytes(), &sig.signature)
+            .map_err(|e| fail(&who, false, cred(e)))?;
+        let caller = info.account.clone();
+        who = Principal::new(&caller, info.user.as_ref(), &caller);
+        who.account_login = url_login.to_string();
+        let target = if url_login == "my" || url_login == caller.login {
+            caller
         } else {
-            match self.backends.account_by_login(url_login) {
-                Ok(v) => v["account"].clone(),
+            match self.triton.mahi.account_by_login(url_login).await {
+                Ok(a) => a.account,
                 Err(e) if e.status() == Some(404) => {
-                    return Err(Refused::plain(
-                        "account",
-                        CloudApiError::not_found(format!("{url_login} does not exist")),
+                    return Err(fail(
+                        &who,
+                        true,
+                        Refused::plain(
+                            "account",
+                            CloudApiError::not_found(format!("{url_login} does not exist")),
+                        ),
                     ))
                 }
-                Err(e) => return Err(backend("account", e)),
+                Err(e) => return Err(fail(&who, true, backend("account", e))),
             }
         };
-        who.account_uuid = str_of(&target, "uuid");
-        who.account_login = str_of(&target, "login");
-        who.account_groups = groups(&target);
+        who = Principal::new(&info.account, info.user.as_ref(), &target);
         who.authorize()
-            .map_err(|e| Refused::plain("authorize", e))?;
-        Ok(())
+            .map_err(|e| fail(&who, true, Refused::plain("authorize", e)))?;
+        Ok(who)
+    }
+
+    // ---- accounts
+
+    /// GetAccount (`GET /:login`), from mahi's record of the account.
+    pub async fn get_account(&self, who: &Principal) -> Reply {
+        let a = match self.triton.mahi.account_by_login(&who.account_login).await {
+            Ok(a) => a.account,
+            Err(e) => return backend("account", e).into(),
+        };
+        let s = |k: &str| a.extra.get(k).and_then(Value::as_str).map(str::to_string);
+        let acct = CloudAccount {
+            id: a.uuid.clone(),
+            login: a.login.clone(),
+            email: a.email.clone(),
+            company_name: s("company"),
+            first_name: s("givenname"),
+            last_name: s("sn"),
+            created: s("created_at").or_else(|| s("created")),
+            updated: s("updated_at").or_else(|| s("updated")),
+            ..Default::default()
+        };
+        Reply::json(200, serde_json::to_value(acct).unwrap_or(Value::Null))
     }
 
     // ---- CreateMachine
 
-    fn create_machine(
-        &self,
-        req: &Request,
-        who: &Principal,
-        trail: &mut Trail,
-    ) -> Result<(u16, Value), Refused> {
-        let p = params(req).map_err(|e| Refused::plain("params", e))?;
-        let pstr = |k: &str| -> Option<String> {
-            match p.get(k) {
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(Value::Null) | None => None,
-                Some(v) => Some(v.to_string()),
+    /// The image of a request, hidden when builder and not allowed.
+    async fn image_for(&self, who: &Principal, image_id: &str) -> Result<Image, Refused> {
+        let image = match self
+            .triton
+            .imgapi
+            .get_for_account(image_id, &who.account_uuid)
+            .await
+        {
+            Ok(i) => i,
+            Err(e) => {
+                let mut x = backend("image", e);
+                if x.error.status == 404 {
+                    x.reason = self.why_invisible("image", image_id, who, &x.reason).await;
+                }
+                return Err(x);
             }
         };
+        if !policy::image_visible(who, &image) {
+            let msg = format!("image {image_id} not found");
+            return Err(Refused::new(
+                "image",
+                CloudApiError::not_found(msg.clone()),
+                format!(
+                    "builder image {image_id} hidden: {}",
+                    who.builder_refusal().unwrap_or_default()
+                ),
+            )
+            .with_body(json!({"code": "ResourceNotFound", "message": msg})));
+        }
+        Ok(image)
+    }
+
+    /// CreateMachine. `p` is the request's parameters (body over query).
+    pub async fn create_machine(&self, who: &Principal, p: &Map<String, Value>) -> Reply {
+        let mut trail = Trail::default();
+        for k in [
+            "image",
+            "dataset",
+            "package",
+            "name",
+            "brand",
+            "networks",
+            "server_uuid",
+            "locality",
+            "affinity",
+            "owner_uuid",
+        ] {
+            if let Some(v) = p.get(k) {
+                trail.request.insert(k.into(), v.clone());
+            }
+        }
+        match self.create(who, p, &mut trail).await {
+            Ok(Created::Forward) => Reply::forward().allowed(
+                format!(
+                    "brand {} is not builder: passed on to CloudAPI",
+                    trail.brand.as_deref().unwrap_or("?")
+                ),
+                trail,
+            ),
+            Ok(Created::Machine(m, reason)) => {
+                let loc = format!("/{}/machines/{}", who.account_login, m.id);
+                Reply::json(201, serde_json::to_value(&m).unwrap_or(Value::Null))
+                    .header("location", loc)
+                    .allowed(reason, trail)
+            }
+            Err(r) => Reply::refused(r, trail),
+        }
+    }
+
+    async fn create(
+        &self,
+        who: &Principal,
+        p: &Map<String, Value>,
+        trail: &mut Trail,
+    ) -> Result<Created, Refused> {
         // imageToDataset / ensureDataset
         if p.contains_key("image") && p.contains_key("dataset") {
             return Err(Refused::plain(
@@ -507,127 +654,124 @@ impl Gate {
                 CloudApiError::invalid_argument("image and dataset are mutually exclusive"),
             ));
         }
-        let image_id = pstr("image").or_else(|| pstr("dataset")).ok_or_else(|| {
-            Refused::plain(
-                "image",
-                CloudApiError::missing_parameter("image must be specified"),
-            )
-        })?;
+        let image_id = pstr(p, "image")
+            .or_else(|| pstr(p, "dataset"))
+            .ok_or_else(|| {
+                Refused::plain(
+                    "image",
+                    CloudApiError::missing_parameter("image must be specified"),
+                )
+            })?;
         if !is_uuid(&image_id) {
             return Err(Refused::plain(
                 "image",
                 CloudApiError::invalid_argument(format!("{image_id} is not a valid image")),
             ));
         }
-        let image = self
-            .backends
-            .image(&image_id, &who.account_uuid)
-            .map_err(|e| {
-                let mut x = backend("image", e);
-                if x.error.status == 404 {
-                    x.reason = self.why_invisible("image", &image_id, who, &x.reason);
-                }
-                x
-            })?;
-        if !policy::image_visible(who, &image) {
-            let mut r = Refused::new(
-                "image",
-                CloudApiError::not_found(format!("image {image_id} not found")),
-                format!(
-                    "builder image {image_id} hidden: {}",
-                    who.builder_refusal().unwrap_or_default()
-                ),
-            );
-            r.body = Some(
-                json!({"code": "ResourceNotFound", "message": format!("image {image_id} not found")}),
-            );
-            return Err(r);
-        }
-        if image["state"] != "active" {
+        let image = self.image_for(who, &image_id).await?;
+        if !image.is_active() {
             return Err(Refused::plain(
                 "image",
                 CloudApiError::invalid_argument(format!("image {image_id} is not active")),
             ));
         }
         // ensurePackage
-        let pkg_ref = pstr("package").ok_or_else(|| {
+        let pkg_ref = pstr(p, "package").ok_or_else(|| {
             Refused::plain(
                 "package",
                 CloudApiError::missing_parameter("package must be specified"),
             )
         })?;
-        let pkg = self.find_package(who, &pkg_ref, true)?;
-        if pkg["active"] != true {
-            return Err(Refused::plain(
+        let pkg = self.find_package(who, &pkg_ref, true).await?;
+        if !pkg.is_active() {
+            return Err(Refused::new(
                 "package",
                 CloudApiError::invalid_argument(format!(
                     "{pkg_ref} is inactive. Must use an active package"
                 )),
+                if policy::is_builder_package(&pkg) {
+                    format!("builder package {pkg_ref} is inactive")
+                } else {
+                    format!("{pkg_ref} is inactive")
+                },
             ));
         }
         // getBrand + the builder rule
-        let facts = CreateFacts {
-            params_brand: pstr("brand"),
-            image_brand: policy::image_brand(&image).map(str::to_string),
-            image_type: image
-                .get("type")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            package_brand: policy::package_brand(&pkg).map(str::to_string),
-        };
+        let facts = CreateFacts::of(pstr(p, "brand"), &image, &pkg);
         let resolved = policy::resolve_brand(who, &facts, &self.cfg.defaults)?;
         trail.brand = Some(resolved.brand.clone());
         trail.brand_source = Some(resolved.source);
-        let brand = resolved.brand.as_str();
+        let builder = resolved.brand == BUILDER;
+        if !builder && self.front() {
+            // CloudAPI makes everything but builder machines
+            return Ok(Created::Forward);
+        }
 
-        // the VM as getCreateOptions builds it
+        // the VM as getCreateOptions builds it (server_uuid is never taken
+        // from the request, as CloudAPI never forwards it)
         let vm_uuid = uuid::Uuid::new_v4().to_string();
-        let mut vm = Map::new();
-        vm.insert("uuid".into(), json!(vm_uuid));
-        vm.insert("owner_uuid".into(), json!(who.account_uuid));
-        vm.insert("brand".into(), json!(brand));
-        vm.insert("billing_id".into(), pkg["uuid"].clone());
-        vm.insert("image_uuid".into(), json!(image_id));
-        vm.insert("ram".into(), pkg["max_physical_memory"].clone());
-        for k in ["cpu_cap", "max_lwps", "max_swap", "zfs_io_priority"] {
-            if let Some(v) = pkg.get(k).filter(|v| !v.is_null()) {
-                vm.insert(k.into(), v.clone());
-            }
-        }
-        if !valid_hvm_brands().contains(&brand) {
-            if let Some(q) = pkg["quota"].as_f64() {
-                vm.insert("quota".into(), json!((q / 1024.0).round() as u64));
-            }
-        }
-        if let Some(name) = pstr("name") {
-            vm.insert("alias".into(), json!(name));
-        }
-        let networks: Vec<Value> = match p.get("networks") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|n| match n {
-                    Value::String(s) => json!({"ipv4_uuid": s, "ipv4_count": 1}),
-                    Value::Object(o) => json!({"ipv4_uuid": o.get("ipv4_uuid").or_else(|| o.get("uuid")), "ipv4_count": 1}),
-                    other => other.clone(),
-                })
-                .collect(),
-            Some(Value::String(s)) => s
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| json!({"ipv4_uuid": s, "ipv4_count": 1}))
-                .collect(),
-            Some(_) => {
-                return Err(Refused::plain(
-                    "params",
-                    CloudApiError::invalid_argument("Invalid networks"),
-                ))
-            }
+        let mut vm = CreateVm {
+            uuid: Some(vm_uuid.clone()),
+            owner_uuid: Some(who.account_uuid.clone()),
+            brand: Some(resolved.brand.clone()),
+            billing_id: Some(pkg.uuid.clone()),
+            image_uuid: Some(image_id.clone()),
+            ram: pkg.max_physical_memory.clone(),
+            cpu_cap: pkg.cpu_cap.clone(),
+            max_lwps: pkg.max_lwps.clone(),
+            max_swap: pkg.max_swap.clone(),
+            zfs_io_priority: pkg.zfs_io_priority.clone(),
+            alias: pstr(p, "name"),
+            ..Default::default()
         };
-        vm.insert("networks".into(), Value::Array(networks));
+        if !valid_hvm_brands().contains(&resolved.brand.as_str()) {
+            if let Some(q) = pkg.quota.val() {
+                vm.quota = Some(((q as f64 / 1024.0).round() as u64).into());
+            }
+        }
+        if let Some(t) = &pkg.traits {
+            vm.extra.insert("traits".into(), Value::Object(t.clone()));
+        }
+        if let Some(m) = &pkg.min_platform {
+            vm.extra.insert(
+                "min_platform".into(),
+                serde_json::to_value(m).unwrap_or_default(),
+            );
+        }
+        for k in ["locality", "affinity"] {
+            if let Some(v) = p.get(k).filter(|v| !v.is_null()) {
+                vm.extra.insert(k.into(), v.clone());
+            }
+        }
+        let mut networks = parse_networks(p.get("networks"))?;
+        if networks.is_empty() {
+            networks = pkg.networks.clone().unwrap_or_default();
+        }
+        if builder && networks.is_empty() {
+            networks = self.cfg.builder.networks.clone();
+        }
+        if builder && networks.is_empty() {
+            return Err(Refused::plain(
+                "params",
+                CloudApiError::invalid_argument(
+                    "A builder machine needs a network: name one in \"networks\" (or give the builder package networks)",
+                ),
+            ));
+        }
+        let mut nets: Vec<NetworkSpec> = networks.iter().map(|n| NetworkSpec::ipv4(n)).collect();
+        if builder {
+            // build_all.sh needs the primary nic to allow ip spoofing
+            if let Some(NetworkSpec::Object(o)) = nets.first_mut() {
+                o.primary = Some(true.into());
+                o.allow_ip_spoofing = Some(true.into());
+            }
+            vm.limit_priv = Some(self.cfg.builder.limit_priv.clone());
+            vm.delegate_dataset = Some(true.into());
+        }
+        vm.networks = Some(nets);
         let mut meta = Map::new();
         let mut tags = Map::new();
-        for (k, v) in &p {
+        for (k, v) in p {
             if let Some(m) = k.strip_prefix("metadata.") {
                 meta.insert(m.to_string(), v.clone());
             } else if let Some(t) = k.strip_prefix("tag.") {
@@ -635,138 +779,159 @@ impl Gate {
             }
         }
         if !meta.is_empty() {
-            vm.insert("customer_metadata".into(), Value::Object(meta));
+            vm.customer_metadata = Some(meta);
         }
         if !tags.is_empty() {
-            vm.insert("tags".into(), Value::Object(tags));
+            vm.tags = Some(tags);
         }
 
-        // server choice: CNAPI's allocator, then our own brand check
-        let vm_v = Value::Object(vm.clone());
-        let server = match self.backends.allocate(&vm_v, &image, &pkg) {
-            Ok(s) => s,
+        // placement rules for builder, before asking anyone
+        let rules = builder
+            .then(|| Rules::for_builder(&pkg, &image, self.cfg.builder_min_platform.as_ref()));
+        if let Some(r) = &rules {
+            if !r.configured() {
+                let why = format!(
+                    "No compute resources available: {}",
+                    placement::NOT_CONFIGURED
+                );
+                return Err(Refused::new("placement", insufficient(&why), why));
+            }
+        }
+
+        // a named machine: check-then-create under the owner's lock
+        let owner_lock = vm
+            .alias
+            .as_ref()
+            .map(|_| self.owner_lock(&who.account_uuid));
+        let _held = match &owner_lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        if let Some(alias) = &vm.alias {
+            let existing = self
+                .triton
+                .vmapi
+                .list(&VmFilter {
+                    owner_uuid: Some(who.account_uuid.clone()),
+                    alias: Some(alias.clone()),
+                    state: Some("active".into()),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| backend("vmapi", e))?;
+            if !existing.is_empty() {
+                let mut r = duplicate_alias();
+                r.reason = format!(
+                    "alias {alias} already used by {} of owner {}",
+                    existing[0].uuid, who.account_login
+                );
+                return Err(r);
+            }
+        }
+
+        // server choice: CNAPI's allocator, then our own builder rules
+        let alloc = AllocateRequest {
+            vm: vm.clone(),
+            image: image.clone(),
+            package: Some(pkg.clone()),
+            ..Default::default()
+        };
+        let server = match self.triton.cnapi.allocate(&alloc).await {
+            Ok(a) => a.server,
             Err(e) if e.status() == Some(409) => {
-                let why = e
-                    .body()
-                    .and_then(|b| b["message"].as_str())
-                    .unwrap_or("")
-                    .to_string();
-                return Err(Refused::new(
-                    "placement",
-                    CloudApiError::new(
-                        409,
-                        "InsufficientCapacity",
-                        format!("Insufficient capacity in datacenter to provision machine: {why}"),
-                    ),
-                    why,
-                ));
+                let why = e.message().unwrap_or_default().to_string();
+                return Err(Refused::new("placement", insufficient(&why), why));
             }
             Err(e) => return Err(backend("placement", e)),
         };
-        let server_uuid = str_of(&server, "uuid");
-        if !is_uuid(&server_uuid) {
+        if !is_uuid(&server.uuid) {
             return Err(Refused::new(
                 "placement",
                 CloudApiError::internal("Internal error"),
-                format!("CNAPI allocate answered no server: {server}"),
+                format!("CNAPI allocate answered no server: {:?}", server.uuid),
             ));
         }
-        if brand == BUILDER {
-            self.check_server_brand(&server_uuid, brand)?;
+        if let Some(r) = &rules {
+            let s = self
+                .triton
+                .cnapi
+                .get(&server.uuid)
+                .await
+                .map_err(|e| backend("placement", e))?;
+            self.check_builder_server(r, &s)?;
         }
-        trail.server_uuid = Some(server_uuid.clone());
-        vm.insert("server_uuid".into(), json!(server_uuid));
+        trail.server_uuid = Some(server.uuid.clone());
+        vm.server_uuid = Some(server.uuid.clone());
 
         // VMAPI create
-        let created = match self.backends.create_vm(&Value::Object(vm)) {
-            Ok(v) => v,
-            Err(e) if e.status() == Some(409) => {
-                let b = e.body().cloned().unwrap_or(Value::Null);
-                let errs: Vec<String> = b["errors"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|x| format!("{}: {}", str_of(x, "field"), str_of(x, "message")))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let msg = format!("{} ({})", str_of(&b, "message"), errs.join("; "));
-                return Err(Refused::new(
-                    "vmapi",
-                    CloudApiError::invalid_argument(msg.clone()),
-                    msg,
-                ));
-            }
-            Err(e) => return Err(backend("vmapi", e)),
-        };
+        let job = self.triton.vmapi.create(&vm).await.map_err(vmapi_refusal)?;
+        drop(_held);
         trail.vm_uuid = Some(vm_uuid.clone());
-        if let Some(job) = created.get("job_uuid").and_then(Value::as_str) {
+        if !job.job_uuid.is_empty() {
             let j = self
-                .backends
-                .wait_job(job)
+                .triton
+                .vmapi
+                .wait_job(&job.job_uuid, self.cfg.job_timeout)
+                .await
                 .map_err(|e| backend("vmapi", e))?;
-            if j["execution"] != "succeeded" {
+            if !j.succeeded() {
                 return Err(Refused::new(
                     "vmapi",
-                    CloudApiError::internal(format!("provisioning job {job} failed")),
-                    format!("job {job}: {}", j["chain_results"]),
+                    CloudApiError::internal(format!("provisioning job {} failed", job.job_uuid)),
+                    format!(
+                        "job {}: {}",
+                        job.job_uuid,
+                        j.failure().unwrap_or_else(|| "no step failed".into())
+                    ),
                 ));
             }
         }
         let vmobj = self
-            .backends
-            .vm(&vm_uuid)
+            .triton
+            .vmapi
+            .get(&vm_uuid)
+            .await
             .map_err(|e| backend("vmapi", e))?;
-        let mut m = policy::cloudapi_machine(&vmobj);
-        m["package"] = pkg["name"].clone();
-        Ok((201, m))
+        let mut m = machine(&vmobj);
+        m.package = Some(pkg.name.clone());
+        Ok(Created::Machine(Box::new(m), "provisioned".into()))
     }
 
-    /// The server CNAPI chose must report the brand in sysinfo `Brands`
-    /// (RFD 184 option (c)); without a report, only when configured to trust it.
-    fn check_server_brand(&self, server_uuid: &str, brand: &str) -> Result<(), Refused> {
-        let s = self
-            .backends
-            .server(server_uuid)
-            .map_err(|e| backend("placement", e))?;
-        let plat = str_of(&s, "current_platform");
-        let refuse = |why: String| {
+    /// The builder rules on the server CNAPI chose (a misconfigured or
+    /// upstream allocator is not trusted with builder zones).
+    fn check_builder_server(&self, rules: &Rules, s: &Server) -> Result<(), Refused> {
+        rules.check(s).map_err(|why| {
+            let msg = format!("No compute resources available: {why}");
             Refused::new(
                 "placement",
-                CloudApiError::new(
-                    409,
-                    "InsufficientCapacity",
-                    format!(
-                        "Insufficient capacity in datacenter to provision machine: no compute node with brand \"{brand}\""
-                    ),
+                insufficient(&msg),
+                format!(
+                    "server {} (platform {}) chosen by CNAPI fails the builder rules: {why}",
+                    s.uuid,
+                    s.platform().unwrap_or("?")
                 ),
-                why,
             )
-        };
-        match s["sysinfo"]["Brands"].as_array() {
-            Some(list) if list.iter().any(|b| b == brand) => Ok(()),
-            Some(_) => Err(refuse(format!(
-                "server {server_uuid} (platform {plat}) does not provide brand {brand}"
-            ))),
-            None if self.cfg.require_brand_report => Err(refuse(format!(
-                "server {server_uuid} (platform {plat}) does not report its brands"
-            ))),
-            None => Ok(()),
-        }
+        })
     }
 
     /// For the audit only (the client's answer does not change): when PAPI
     /// or IMGAPI said 404 for this account, is the object a builder one that
     /// exists for someone else?
-    fn why_invisible(&self, kind: &str, id: &str, who: &Principal, base: &str) -> String {
-        let any = match kind {
-            "package" => self.backends.package_any(id),
-            _ => self.backends.image_any(id),
+    async fn why_invisible(&self, kind: &str, id: &str, who: &Principal, base: &str) -> String {
+        let builder = match kind {
+            "package" => self
+                .triton
+                .papi
+                .get(id)
+                .await
+                .is_ok_and(|p| policy::is_builder_package(&p)),
+            _ => self
+                .triton
+                .imgapi
+                .get(id)
+                .await
+                .is_ok_and(|i| policy::is_builder_image(&i)),
         };
-        let builder = any.ok().is_some_and(|v| match kind {
-            "package" => policy::package_brand(&v).is_some_and(looks_like_builder),
-            _ => policy::image_brand(&v).is_some_and(looks_like_builder),
-        });
         if builder {
             format!(
                 "builder {kind} {id} not visible to account {}; {}",
@@ -780,38 +945,49 @@ impl Gate {
     }
 
     /// A package by UUID or name, hidden when builder and not allowed.
-    fn find_package(&self, who: &Principal, r: &str, for_create: bool) -> Result<Value, Refused> {
+    async fn find_package(
+        &self,
+        who: &Principal,
+        r: &str,
+        for_create: bool,
+    ) -> Result<Package, Refused> {
         if is_uuid(r) {
-            let pkg = self.backends.package(r, &who.account_uuid).map_err(|e| {
-                let mut x = backend("package", e);
-                if x.error.status == 404 {
-                    x.reason = self.why_invisible("package", r, who, &x.reason);
+            let pkg = match self.triton.papi.get_for_owner(r, &who.account_uuid).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let mut x = backend("package", e);
+                    if x.error.status == 404 {
+                        x.reason = self.why_invisible("package", r, who, &x.reason).await;
+                    }
+                    return Err(x);
                 }
-                x
-            })?;
+            };
             if !policy::package_visible(who, &pkg) {
                 let msg = format!("Package {r} does not exist");
-                let mut x = Refused::new(
+                return Err(Refused::new(
                     "package",
                     CloudApiError::not_found(msg.clone()),
                     format!(
                         "builder package {r} hidden: {}",
                         who.builder_refusal().unwrap_or_default()
                     ),
-                );
-                x.body = Some(json!({"code": "ResourceNotFound", "message": msg}));
-                return Err(x);
+                )
+                .with_body(json!({"code": "ResourceNotFound", "message": msg})));
             }
             return Ok(pkg);
         }
         let all = self
-            .backends
-            .packages(&format!(
-                "name={}&active=true&owner_uuids={}",
-                enc(r),
-                enc(&who.account_uuid)
-            ))
-            .map_err(|e| backend("package", e))?;
+            .triton
+            .papi
+            .list(&PackageFilter {
+                name: vec![r.to_string()],
+                active: Some(true),
+                owner_uuids: vec![who.account_uuid.clone()],
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend("package", e))?
+            .into_vec();
         let hidden = all
             .iter()
             .filter(|p| !policy::package_visible(who, p))
@@ -819,7 +995,7 @@ impl Gate {
         let best = all
             .into_iter()
             .filter(|p| policy::package_visible(who, p))
-            .max_by_key(|p| version_key(&str_of(p, "version")));
+            .max_by_key(|p| version_key(&p.version));
         best.ok_or_else(|| {
             let e = if for_create {
                 CloudApiError::invalid_argument(format!("{r} is not a valid package"))
@@ -840,239 +1016,466 @@ impl Gate {
 
     // ---- packages
 
-    fn list_packages(
-        &self,
-        req: &Request,
-        who: &Principal,
-        req_id: &str,
-        summary: &Value,
-    ) -> Response {
-        let mut q = vec![
-            "active=true".to_string(),
-            format!("owner_uuids={}", enc(&who.account_uuid)),
-        ];
-        for (k, v) in req.query_pairs() {
+    /// ListPackages: CloudAPI's filters, always active and visible to the
+    /// account; builder packages hidden unless allowed.
+    pub async fn list_packages(&self, who: &Principal, query: &[(String, String)]) -> Reply {
+        let mut extra = Vec::new();
+        for (k, v) in query {
             let papi = match k.as_str() {
-                "name" | "version" | "vcpus" | "group" | "brand" | "flexible_disk" => k.clone(),
-                "memory" => "max_physical_memory".into(),
-                "disk" => "quota".into(),
-                "swap" => "max_swap".into(),
-                "lwps" => "max_lwps".into(),
+                "name" | "version" | "vcpus" | "group" | "brand" | "flexible_disk" => k.as_str(),
+                "memory" => "max_physical_memory",
+                "disk" => "quota",
+                "swap" => "max_swap",
+                "lwps" => "max_lwps",
                 _ => continue,
             };
-            q.push(format!("{papi}={}", enc(&v)));
+            extra.push((papi.to_string(), v.clone()));
         }
-        let all = match self.backends.packages(&q.join("&")) {
-            Ok(a) => a,
-            Err(e) => return backend("package", e).response(),
+        let f = PackageFilter {
+            active: Some(true),
+            owner_uuids: vec![who.account_uuid.clone()],
+            extra,
+            ..Default::default()
         };
-        let (shown, hidden): (Vec<Value>, Vec<Value>) = all
+        let all = match self.triton.papi.list(&f).await {
+            Ok(a) => a.into_vec(),
+            Err(e) => return backend("package", e).into(),
+        };
+        let (shown, hidden): (Vec<Package>, Vec<Package>) = all
             .into_iter()
             .partition(|p| policy::package_visible(who, p));
-        let builders: Vec<String> = shown
+        let builders: Vec<&str> = shown
             .iter()
-            .filter(|p| policy::package_brand(p).is_some_and(looks_like_builder))
-            .map(|p| str_of(p, "uuid"))
+            .filter(|p| policy::is_builder_package(p))
+            .map(|p| p.uuid.as_str())
             .collect();
+        let items = shown
+            .iter()
+            .map(|p| serde_json::to_value(CloudPackage::from(p)).unwrap_or_default())
+            .collect();
+        let reply = Reply::list(items);
         if !hidden.is_empty() {
-            let ids: Vec<String> = hidden.iter().map(|p| str_of(p, "uuid")).collect();
-            let r = Refused::new(
-                "package",
-                CloudApiError::not_found("hidden from listing"),
+            let ids: Vec<&str> = hidden.iter().map(|p| p.uuid.as_str()).collect();
+            return reply.with_denial(
                 format!(
-                    "hid {} builder package(s) [{}]: {}",
+                    "package: hid {} builder package(s) [{}]: {}",
                     ids.len(),
                     ids.join(", "),
                     who.builder_refusal().unwrap_or_default()
                 ),
-            );
-            self.record(
-                req_id,
-                "ListPackages",
-                who,
-                summary,
-                &Trail::default(),
-                Err(&r),
-            );
-        } else if !builders.is_empty() {
-            self.record(
-                req_id,
-                "ListPackages",
-                who,
-                summary,
-                &Trail::default(),
-                Ok(&format!(
-                    "showed builder package(s) [{}] to an operator",
-                    builders.join(", ")
-                )),
+                Trail::default(),
             );
         }
-        Response::json(
-            200,
-            Value::Array(shown.iter().map(policy::cloudapi_package).collect()),
-        )
+        if !builders.is_empty() {
+            return reply.allowed(
+                format!(
+                    "showed builder package(s) [{}] to an operator",
+                    builders.join(", ")
+                ),
+                Trail::default(),
+            );
+        }
+        reply
     }
 
-    fn get_package(&self, who: &Principal, id: &str, req_id: &str, summary: &Value) -> Response {
-        match self.find_package(who, id, false) {
+    /// GetPackage by UUID (any state) or name (active, highest version).
+    pub async fn get_package(&self, who: &Principal, id: &str) -> Reply {
+        match self.find_package(who, id, false).await {
             Ok(p) => {
-                if policy::package_brand(&p).is_some_and(looks_like_builder) {
-                    self.record(
-                        req_id,
-                        "GetPackage",
-                        who,
-                        summary,
-                        &Trail::default(),
-                        Ok("builder package shown to an operator"),
-                    );
-                }
-                Response::json(200, policy::cloudapi_package(&p))
-            }
-            Err(r) => {
-                self.record(
-                    req_id,
-                    "GetPackage",
-                    who,
-                    summary,
-                    &Trail::default(),
-                    Err(&r),
+                let r = Reply::json(
+                    200,
+                    serde_json::to_value(CloudPackage::from(&p)).unwrap_or_default(),
                 );
-                r.response()
+                if policy::is_builder_package(&p) {
+                    r.allowed("builder package shown to an operator", Trail::default())
+                } else {
+                    r
+                }
             }
+            Err(r) => r.into(),
         }
     }
 
     // ---- images
 
-    fn list_images(&self, who: &Principal, req_id: &str, summary: &Value) -> Response {
-        let all = match self.backends.images(&who.account_uuid) {
-            Ok(a) => a,
-            Err(e) => return backend("image", e).response(),
+    /// ListImages: active images the account may see, builder ones hidden
+    /// unless allowed.
+    pub async fn list_images(&self, who: &Principal, query: &[(String, String)]) -> Reply {
+        let mut f = ImageFilter {
+            account: Some(who.account_uuid.clone()),
+            state: Some("active".into()),
+            ..Default::default()
         };
-        let (shown, hidden): (Vec<Value>, Vec<Value>) =
-            all.into_iter().partition(|i| policy::image_visible(who, i));
-        if !hidden.is_empty() {
-            let ids: Vec<String> = hidden.iter().map(|i| str_of(i, "uuid")).collect();
-            let r = Refused::new(
-                "image",
-                CloudApiError::not_found("hidden from listing"),
-                format!(
-                    "hid {} builder image(s) [{}]: {}",
-                    ids.len(),
-                    ids.join(", "),
-                    who.builder_refusal().unwrap_or_default()
-                ),
-            );
-            self.record(
-                req_id,
-                "ListImages",
-                who,
-                summary,
-                &Trail::default(),
-                Err(&r),
-            );
+        for (k, v) in query {
+            match k.as_str() {
+                "name" => f.name = Some(v.clone()),
+                "version" => f.version = Some(v.clone()),
+                "os" => f.os = Some(v.clone()),
+                "type" => f.kind = Some(v.clone()),
+                "owner" => f.owner = Some(v.clone()),
+                "state" if v != "active" => f.state = Some(v.clone()),
+                "public" => f.public = Some(v == "true"),
+                _ => {}
+            }
         }
-        Response::json(
-            200,
-            Value::Array(shown.iter().map(policy::cloudapi_image).collect()),
+        let all = match self.triton.imgapi.list(&f).await {
+            Ok(a) => a,
+            Err(e) => return backend("image", e).into(),
+        };
+        let (shown, hidden): (Vec<Image>, Vec<Image>) =
+            all.into_iter().partition(|i| policy::image_visible(who, i));
+        let items = shown
+            .iter()
+            .map(|i| serde_json::to_value(CloudImage::from(i)).unwrap_or_default())
+            .collect();
+        let reply = Reply::list(items);
+        if hidden.is_empty() {
+            return reply;
+        }
+        let ids: Vec<&str> = hidden.iter().map(|i| i.uuid.as_str()).collect();
+        reply.with_denial(
+            format!(
+                "image: hid {} builder image(s) [{}]: {}",
+                ids.len(),
+                ids.join(", "),
+                who.builder_refusal().unwrap_or_default()
+            ),
+            Trail::default(),
         )
     }
 
-    fn get_image(&self, who: &Principal, id: &str, req_id: &str, summary: &Value) -> Response {
-        let img = match self.backends.image(id, &who.account_uuid) {
-            Ok(i) => i,
-            Err(e) => {
-                let mut r = backend("image", e);
-                if r.error.status == 404 {
-                    r.reason = self.why_invisible("image", id, who, &r.reason);
-                    self.record(req_id, "GetImage", who, summary, &Trail::default(), Err(&r));
-                }
-                return r.response();
-            }
-        };
-        if !policy::image_visible(who, &img) {
-            let msg = format!("image {id} not found");
-            let mut r = Refused::new(
-                "image",
-                CloudApiError::not_found(msg.clone()),
-                format!(
-                    "builder image {id} hidden: {}",
-                    who.builder_refusal().unwrap_or_default()
-                ),
-            );
-            r.body = Some(json!({"code": "ResourceNotFound", "message": msg}));
-            self.record(req_id, "GetImage", who, summary, &Trail::default(), Err(&r));
-            return r.response();
+    /// GetImage.
+    pub async fn get_image(&self, who: &Principal, id: &str) -> Reply {
+        match self.image_for(who, id).await {
+            Ok(img) => Reply::json(
+                200,
+                serde_json::to_value(CloudImage::from(&img)).unwrap_or_default(),
+            ),
+            Err(r) => r.into(),
         }
-        Response::json(200, policy::cloudapi_image(&img))
+    }
+
+    /// CreateImageFromMachine (`POST /:login/images` with `machine`): a
+    /// builder zone is never imaged for anyone who may not use builder (the
+    /// image would inherit the brand). `Ok`: not refused (subset mode does
+    /// not create images; front mode passes the request on).
+    pub async fn create_image(&self, who: &Principal, p: &Map<String, Value>) -> Result<(), Reply> {
+        let mut trail = Trail::default();
+        for k in ["machine", "name", "version"] {
+            if let Some(v) = p.get(k) {
+                trail.request.insert(k.into(), v.clone());
+            }
+        }
+        // without a machine (ImportImageFromDatacenter, or a malformed
+        // request) nothing is imaged: not the gate's decision
+        let Some(id) = pstr(p, "machine") else {
+            return Ok(());
+        };
+        let vm = match self.machine_of(who, &id).await {
+            Ok(v) => v,
+            Err(r) => return Err(Reply::refused(r, trail)),
+        };
+        if policy::is_builder_vm(&vm) {
+            trail.brand = vm.brand.clone();
+            trail.vm_uuid = Some(vm.uuid.clone());
+            if let Some(why) = who.builder_refusal() {
+                return Err(Reply::refused(
+                    Refused::new(
+                        "machine",
+                        CloudApiError::not_found("VM not found"),
+                        format!("builder machine {id} may not be imaged: {why}"),
+                    ),
+                    trail,
+                ));
+            }
+        }
+        Ok(())
     }
 
     // ---- machines
 
-    fn list_machines(&self, req: &Request, who: &Principal) -> Result<(u16, Value), Refused> {
-        let mut q = Vec::new();
-        for (k, v) in req.query_pairs() {
-            let key = match k.as_str() {
-                "brand" | "state" | "limit" | "offset" => k.clone(),
-                "name" => "alias".into(),
-                _ => continue,
-            };
-            q.push(format!("{key}={}", enc(&v)));
-        }
-        let vms = self
-            .backends
-            .vms(&who.account_uuid, &q.join("&"))
-            .map_err(|e| backend("vmapi", e))?;
-        Ok((
-            200,
-            Value::Array(
-                vms.iter()
-                    .filter(|v| {
-                        v["state"] != "destroyed" && v["owner_uuid"] == who.account_uuid.as_str()
-                    })
-                    .map(policy::cloudapi_machine)
-                    .collect(),
-            ),
-        ))
-    }
-
-    fn get_machine(&self, who: &Principal, id: &str) -> Result<(u16, Value), Refused> {
+    /// A machine of the URL's account (404 `VM not found` otherwise, and
+    /// for builder zones the principal may not see).
+    async fn machine_of(&self, who: &Principal, id: &str) -> Result<Vm, Refused> {
         let nf = || Refused::plain("machine", CloudApiError::not_found("VM not found"));
         if !is_uuid(id) {
             return Err(nf());
         }
-        let vm = match self.backends.vm(id) {
+        let vm = match self.triton.vmapi.get(id).await {
             Ok(v) => v,
             Err(e) if e.status() == Some(404) => return Err(nf()),
             Err(e) => return Err(backend("vmapi", e)),
         };
-        if vm["owner_uuid"] != who.account_uuid.as_str() || vm["state"] == "destroyed" {
+        if vm.owner_uuid.as_deref() != Some(who.account_uuid.as_str()) || vm.is_destroyed() {
             return Err(nf());
         }
-        Ok((200, policy::cloudapi_machine(&vm)))
+        if !policy::vm_visible(who, &vm) {
+            let mut r = nf();
+            r.reason = format!(
+                "builder machine {id} hidden: {}",
+                who.builder_refusal().unwrap_or_default()
+            );
+            return Err(r);
+        }
+        Ok(vm)
+    }
+
+    /// ListMachines (`brand`, `state`, `name`, `limit`, `offset`): the
+    /// account's own machines only.
+    pub async fn list_machines(&self, who: &Principal, query: &[(String, String)]) -> Reply {
+        let mut f = VmFilter::owner(&who.account_uuid);
+        for (k, v) in query {
+            match k.as_str() {
+                "brand" => f.brand = Some(v.clone()),
+                "state" => f.state = Some(v.clone()),
+                "name" => f.alias = Some(v.clone()),
+                "limit" => f.limit = v.parse().ok(),
+                "offset" => f.offset = v.parse().ok(),
+                _ => {}
+            }
+        }
+        let vms = match self.triton.vmapi.list(&f).await {
+            Ok(v) => v.into_vec(),
+            Err(e) => return backend("vmapi", e).into(),
+        };
+        let items = vms
+            .iter()
+            .filter(|v| {
+                !v.is_destroyed()
+                    && v.owner_uuid.as_deref() == Some(who.account_uuid.as_str())
+                    && policy::vm_visible(who, v)
+            })
+            .map(|v| serde_json::to_value(machine(v)).unwrap_or_default())
+            .collect();
+        let r = Reply::list(items);
+        match query.iter().find(|(k, _)| k == "brand") {
+            Some((_, b)) if looks_like_builder(b) => r.allowed(
+                format!("listed {}'s own machines of brand {b}", who.account_login),
+                Trail::default(),
+            ),
+            _ => r,
+        }
+    }
+
+    /// GetMachine.
+    pub async fn get_machine(&self, who: &Principal, id: &str) -> Reply {
+        match self.machine_of(who, id).await {
+            Ok(vm) => Reply::json(200, serde_json::to_value(machine(&vm)).unwrap_or_default()),
+            Err(r) => r.into(),
+        }
+    }
+
+    /// UpdateMachine (`POST /:login/machines/:id?action=...`): the checks
+    /// that matter to builder (resize to a builder package, a `brand`
+    /// parameter). `Ok(None)`: allowed, to be done by whoever serves the
+    /// action (the gate in subset mode for resize, rename, start, stop,
+    /// reboot; CloudAPI in front mode).
+    pub async fn check_update(
+        &self,
+        who: &Principal,
+        id: &str,
+        p: &Map<String, Value>,
+    ) -> Result<(Vm, Option<Package>), Reply> {
+        let action = pstr(p, "action");
+        let mut trail = Trail::default();
+        for k in ["action", "package", "brand", "name"] {
+            if let Some(v) = p.get(k) {
+                trail.request.insert(k.into(), v.clone());
+            }
+        }
+        trail.vm_uuid = Some(id.to_string());
+        let vm = self
+            .machine_of(who, id)
+            .await
+            .map_err(|r| Reply::refused(r, trail.clone()))?;
+        trail.brand = vm.brand.clone();
+        let brand_param = pstr(p, "brand");
+        let brand_note = brand_param
+            .as_ref()
+            .map(|b| format!("; asked brand \"{b}\" (a machine's brand never changes)"))
+            .unwrap_or_default();
+        let valid = [
+            "rename",
+            "start",
+            "stop",
+            "reboot",
+            "resize",
+            "enable_deletion_protection",
+            "disable_deletion_protection",
+            "enable_firewall",
+            "disable_firewall",
+        ];
+        let action = match action {
+            None => {
+                return Err(Reply::refused(
+                    Refused::new(
+                        "params",
+                        CloudApiError::missing_parameter("action is required"),
+                        format!("action is required{brand_note}"),
+                    ),
+                    trail,
+                ))
+            }
+            Some(a) if !valid.contains(&a.as_str()) => {
+                return Err(Reply::refused(
+                    Refused::new(
+                        "params",
+                        CloudApiError::invalid_argument(format!("{a} is not a valid action")),
+                        format!("{a} is not a valid action{brand_note}"),
+                    ),
+                    trail,
+                ))
+            }
+            Some(a) => a,
+        };
+        if action != "resize" {
+            return Ok((vm, None));
+        }
+        let Some(pref) = pstr(p, "package") else {
+            return Err(Reply::refused(
+                Refused::plain(
+                    "package",
+                    CloudApiError::missing_parameter("package must be specified"),
+                ),
+                trail,
+            ));
+        };
+        let pkg = self
+            .find_package(who, &pref, true)
+            .await
+            .map_err(|r| Reply::refused(r, trail.clone()))?;
+        if !pkg.is_active() {
+            return Err(Reply::refused(
+                Refused::plain(
+                    "package",
+                    CloudApiError::invalid_argument(format!(
+                        "{pref} is inactive. Must use an active package"
+                    )),
+                ),
+                trail,
+            ));
+        }
+        let vbrand = vm.brand.clone().unwrap_or_default();
+        if let Some(pb) = pkg.brand().filter(|b| *b != vbrand) {
+            let msg =
+                format!("Package requires brand \"{pb}\", but brand \"{vbrand}\" was specified");
+            let body = json!({"code": "ValidationFailed", "message": "Invalid VM update parameters",
+                "errors": [{"field": "brand", "code": "Invalid", "message": msg}]});
+            return Err(Reply::refused(
+                Refused::new(
+                    "package",
+                    CloudApiError::new(409, "ValidationFailed", "Invalid VM update parameters"),
+                    format!(
+                        "resize of a {vbrand} machine to {pb} package {}: {msg}",
+                        pkg.uuid
+                    ),
+                )
+                .with_body(body),
+                trail,
+            ));
+        }
+        Ok((vm, Some(pkg)))
+    }
+
+    /// UpdateMachine in subset mode: resize, rename, start, stop, reboot
+    /// through VMAPI (202, as CloudAPI answers).
+    pub async fn update_machine(&self, who: &Principal, id: &str, p: &Map<String, Value>) -> Reply {
+        let (vm, pkg) = match self.check_update(who, id, p).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let action = pstr(p, "action").unwrap_or_default();
+        let mut changes = Map::new();
+        let job = match action.as_str() {
+            "resize" => {
+                let pkg = pkg.unwrap_or_default();
+                changes.insert("billing_id".into(), json!(pkg.uuid));
+                self.triton.vmapi.update(&vm.uuid, &changes).await
+            }
+            "rename" => {
+                let Some(name) = pstr(p, "name") else {
+                    return Refused::plain(
+                        "params",
+                        CloudApiError::missing_parameter("New name must be specified"),
+                    )
+                    .into();
+                };
+                changes.insert("alias".into(), json!(name));
+                self.triton.vmapi.update(&vm.uuid, &changes).await
+            }
+            "start" => self.triton.vmapi.start(&vm.uuid).await,
+            "stop" => self.triton.vmapi.stop(&vm.uuid).await,
+            "reboot" => self.triton.vmapi.reboot(&vm.uuid).await,
+            other => {
+                return CloudApiError::not_implemented(&format!("UpdateMachine action={other}"))
+                    .refused("machine")
+                    .into()
+            }
+        };
+        match job {
+            Ok(_) => Reply::json(202, Value::Null),
+            Err(e) => vmapi_refusal(e).into(),
+        }
     }
 }
 
-/// CreateMachine's parameters: the JSON (or form) body merged over the query.
-fn params(req: &Request) -> Result<Map<String, Value>, CloudApiError> {
+/// CloudAPI `networks`: UUIDs, `{ipv4_uuid}`/`{uuid}` objects, or a comma
+/// list.
+pub fn parse_networks(v: Option<&Value>) -> Result<Vec<String>, Refused> {
+    let bad = || {
+        Refused::plain(
+            "params",
+            CloudApiError::invalid_argument("Invalid networks"),
+        )
+    };
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|n| match n {
+                Value::String(s) => Ok(s.clone()),
+                Value::Object(o) => o
+                    .get("ipv4_uuid")
+                    .or_else(|| o.get("uuid"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(bad),
+                _ => Err(bad()),
+            })
+            .collect(),
+        Some(Value::String(s)) => Ok(s
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// CreateMachine's parameters: the JSON (or form) body merged over the
+/// query, with nested `metadata`/`tag(s)` objects flattened as restify does.
+pub fn params(
+    query: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Map<String, Value>, CloudApiError> {
     let mut m = Map::new();
-    for (k, v) in req.query_pairs() {
+    for (k, v) in form_urlencoded::parse(query.as_bytes()).into_owned() {
         m.insert(k, Value::String(v));
     }
-    if req.body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(m);
     }
-    let ct = req.header("content-type").unwrap_or("application/json");
+    let ct = content_type.unwrap_or("application/json");
     if ct.starts_with("application/x-www-form-urlencoded") {
-        for (k, v) in form_urlencoded::parse(&req.body).into_owned() {
+        for (k, v) in form_urlencoded::parse(body).into_owned() {
             m.insert(k, Value::String(v));
         }
         return Ok(m);
     }
-    match serde_json::from_slice::<Value>(&req.body) {
+    match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => {
             for (k, v) in o {
-                // restify flattens nested metadata/tag objects the same way
                 match (k.as_str(), v) {
                     ("metadata" | "tag" | "tags", Value::Object(inner)) => {
                         let prefix = if k == "metadata" { "metadata" } else { "tag" };
@@ -1095,123 +1498,37 @@ fn params(req: &Request) -> Result<Map<String, Value>, CloudApiError> {
     }
 }
 
+impl CloudApiError {
+    /// This error as a refusal at `stage`.
+    pub fn refused(self, stage: &'static str) -> Refused {
+        Refused::plain(stage, self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn gate() -> Gate {
-        let t = std::env::temp_dir().join(format!("tg-unit-{}", uuid::Uuid::new_v4()));
-        // backends point nowhere: these tests stop before any call
-        Gate::new(GateConfig::new(
-            Urls {
-                mahi: "http://127.0.0.1:9".into(),
-                ..Default::default()
-            },
-            t.join("audit.log"),
-        ))
-    }
-
-    fn req(method: &str, path: &str) -> Request {
-        Request {
-            method: method.into(),
-            path: path.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn unauthenticated_requests_are_refused_and_creates_audited() {
-        let g = gate();
-        let r = g.handle(&req("GET", "/cust/packages"));
-        assert_eq!(r.status, 401);
-        assert_eq!(
-            r.body,
-            json!({"code": "InvalidCredentials", "message": "You must make authenticated requests to use CloudAPI"})
-        );
-        assert!(r
-            .headers
-            .iter()
-            .any(|(k, v)| k == "api-version" && v == API_VERSION));
-        assert!(g.audit.read().unwrap().is_empty());
-        let r = g.handle(&req("POST", "/cust/machines"));
-        assert_eq!(r.status, 401);
-        let recs = g.audit.read().unwrap();
-        assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].decision, Decision::Deny);
-        assert_eq!(recs[0].account_login, "cust");
-        assert!(recs[0].reason.starts_with("auth: "), "{}", recs[0].reason);
-        let mut r2 = req("GET", "/cust/packages");
-        r2.headers.push((
-            "authorization".into(),
-            "Signature keyId=\"nope\",algorithm=\"ed25519\",signature=\"AA==\"".into(),
-        ));
-        r2.headers
-            .push(("date".into(), httpdate::fmt_http_date(SystemTime::now())));
-        let r = g.handle(&r2);
-        assert_eq!(
-            r.body["message"],
-            "Invalid KeyId nope in authorization header"
-        );
-        std::fs::remove_dir_all(g.audit.path().parent().unwrap()).ok();
-    }
-
-    #[test]
-    fn the_signed_date_is_the_one_checked() {
-        let g = gate();
-        let now = SystemTime::now();
-        let old = httpdate::fmt_http_date(now - std::time::Duration::from_secs(3600));
-        let fresh = httpdate::fmt_http_date(now);
-        let auth = |headers: &str| {
-            format!("Signature keyId=\"/ops/keys/aa\",algorithm=\"ed25519-sha512\",headers=\"{headers}\",signature=\"AA==\"")
-        };
-        // nothing dated is signed
-        let mut r = req("GET", "/ops/packages");
-        r.headers
-            .push(("authorization".into(), auth("(request-target)")));
-        r.headers.push(("date".into(), fresh.clone()));
-        assert_eq!(
-            g.handle(&r).body["message"],
-            "the date header must be signed"
-        );
-        // a stale signed x-date with a fresh unsigned Date
-        let mut r = req("GET", "/ops/packages");
-        r.headers
-            .push(("authorization".into(), auth("(request-target) x-date")));
-        r.headers.push(("date".into(), fresh));
-        r.headers.push(("x-date".into(), old));
-        let m = g.handle(&r).body["message"].as_str().unwrap().to_string();
-        assert!(m.starts_with("clock skew of"), "{m}");
-        std::fs::remove_dir_all(g.audit.path().parent().unwrap()).ok();
-    }
-
-    #[test]
-    fn routes() {
-        let g = gate();
-        assert_eq!(g.handle(&req("GET", "/--ping")).status, 200);
-        assert_eq!(g.handle(&req("DELETE", "/x/machines/abc")).status, 405);
-        let r = g.handle(&req("GET", "/x/networks"));
-        assert_eq!(r.status, 501);
-        assert_eq!(r.body["code"], "NotImplemented");
-        assert_eq!(g.handle(&req("GET", "/")).status, 404);
-    }
+    use triton_api::FieldError;
 
     #[test]
     fn params_merge_and_flatten() {
-        let mut r = req("POST", "/x/machines");
-        r.query = "name=q1".into();
-        r.body = br#"{"image":"i","metadata":{"a":"1"},"tag.role":"b"}"#.to_vec();
-        let p = params(&r).unwrap();
+        let p = params(
+            "name=q1",
+            None,
+            br#"{"image":"i","metadata":{"a":"1"},"tag.role":"b"}"#,
+        )
+        .unwrap();
         assert_eq!(p["name"], "q1");
         assert_eq!(p["metadata.a"], "1");
         assert_eq!(p["tag.role"], "b");
-        r.body = b"not json".to_vec();
-        assert_eq!(params(&r).unwrap_err().status, 400);
-        r.body = b"image=i&package=p".to_vec();
-        r.headers.push((
-            "content-type".into(),
-            "application/x-www-form-urlencoded".into(),
-        ));
-        assert_eq!(params(&r).unwrap()["package"], "p");
+        assert_eq!(params("", None, b"not json").unwrap_err().status, 400);
+        let f = params(
+            "",
+            Some("application/x-www-form-urlencoded"),
+            b"image=i&package=p",
+        )
+        .unwrap();
+        assert_eq!(f["package"], "p");
     }
 
     #[test]
@@ -1219,5 +1536,54 @@ mod tests {
         let mut v = ["1.10.0", "1.9.0", "1.2.3"];
         v.sort_by_key(|s| version_key(s));
         assert_eq!(v, ["1.2.3", "1.9.0", "1.10.0"]);
+    }
+
+    #[test]
+    fn networks_forms() {
+        assert_eq!(
+            parse_networks(Some(&json!(["a", {"ipv4_uuid": "b"}, {"uuid": "c"}]))).unwrap(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(parse_networks(Some(&json!("a,b"))).unwrap(), ["a", "b"]);
+        assert!(parse_networks(None).unwrap().is_empty());
+        assert_eq!(
+            parse_networks(Some(&json!([1]))).unwrap_err().error.message,
+            "Invalid networks"
+        );
+        assert!(parse_networks(Some(&json!({"a": 1}))).is_err());
+    }
+
+    #[test]
+    fn vmapi_errors_as_cloudapi_shows_them() {
+        let t = TritonError::with_errors(
+            "ValidationFailed",
+            "Invalid VM parameters",
+            vec![FieldError::new("alias", "Duplicate")
+                .with_message("Already exists for this owner_uuid")],
+        );
+        assert_eq!(
+            vmapi_validation(&t),
+            "Invalid VM parameters: Invalid machine name"
+        );
+        // the suffix is appended again for every later error (CloudAPI's loop)
+        let t = TritonError::with_errors(
+            "ValidationFailed",
+            "Invalid VM parameters",
+            vec![
+                FieldError::new("alias", "Invalid"),
+                FieldError::new("networks", "Invalid"),
+            ],
+        );
+        assert_eq!(
+            vmapi_validation(&t),
+            "Invalid VM parameters: Invalid machine name: Invalid machine name. Invalid networks"
+        );
+        let t = TritonError::with_errors(
+            "ValidationFailed",
+            "Invalid VM parameters",
+            vec![FieldError::new("brand", "Invalid")],
+        );
+        assert_eq!(vmapi_validation(&t), "Invalid VM parameters");
+        assert_eq!(duplicate_alias().body()["errors"][0]["code"], "Duplicate");
     }
 }

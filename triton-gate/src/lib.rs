@@ -1,33 +1,38 @@
 //! triton-gate: the operator-only gate for the `builder` brand (RFD 184
-//! phase 2). A CloudAPI-compatible front for CreateMachine, ListMachines,
-//! GetMachine, ListPackages, GetPackage, ListImages and GetImage that
+//! phase 2). A CloudAPI-compatible service that decides every request that
+//! can touch builder:
 //!
-//! - authenticates with HTTP Signature against the account's keys in mahi
-//!   ([`httpsig`]);
+//! - authenticates with HTTP Signature against the account's (or
+//!   sub-user's) keys in mahi ([`httpsig`], from `triton-api`);
 //! - resolves the brand exactly as CloudAPI's `getBrand` does ([`brand`]),
 //!   plus the builder rule: builder only for operator callers on operator
 //!   accounts, only through a builder package and a zone-dataset image
 //!   ([`policy`]);
-//! - hides builder packages and images from everyone else;
-//! - places builder zones only on compute nodes whose platform carries the
-//!   brand (CNAPI allocate, then a check of the server's reported brands);
-//! - creates the VM through VMAPI;
-//! - writes one audit record per decision ([`audit`]).
+//! - hides builder packages, images and machines from everyone else;
+//! - places builder zones only on compute nodes that pass the builder
+//!   placement rules (platform floor, traits, reported brands) and checks
+//!   the server CNAPI picked ([`placement`]);
+//! - makes builder machines able to build (limit_priv, delegated dataset,
+//!   a primary nic that allows IP spoofing) through VMAPI;
+//! - writes one bounded audit record per decision and refusal ([`audit`]).
 //!
-//! [`gate::Gate::handle`] is the whole pipeline on a plain request;
-//! [`server`] serves it over HTTP; [`rollout::run_phase2`] is the phase 2
-//! check `cargo xtask rollout` runs.
+//! [`server::router`] serves it with axum (subset mode, or in front of a
+//! real CloudAPI with [`front`]); [`decide`] explains a decision offline;
+//! [`scan`] looks for builder exposure on a running Triton;
+//! [`rollout::run_phase2`] is the phase 2 check `cargo xtask rollout` runs.
 
 pub mod audit;
-pub mod backend;
 pub mod brand;
-pub mod client;
+pub mod decide;
 pub mod error;
+pub mod front;
 pub mod gate;
 pub mod httpsig;
 pub mod logging;
+pub mod placement;
 pub mod policy;
 pub mod rollout;
+pub mod scan;
 pub mod server;
 
 pub use error::CloudApiError;

@@ -1,15 +1,18 @@
-//! `triton-gate`: serve the gate, read its audit log, try brand resolution.
+//! `triton-gate`: serve the gate, read its audit log, explain a decision,
+//! scan a Triton for builder exposure.
 
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use triton_api::Endpoints;
 use triton_gate::audit::{self, Decision};
-use triton_gate::backend::Urls;
 use triton_gate::brand::Defaults;
-use triton_gate::policy::{self, CreateFacts, Principal};
 use triton_gate::{Gate, GateConfig};
 
 /// The operator-only gate for the builder brand (CloudAPI-compatible).
@@ -20,41 +23,62 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Where Triton's services are (shared by `serve` and `scan`).
+#[derive(clap::Args, Clone, Default)]
+struct Urls {
+    /// JSON file with the service URLs ({"mahi","papi","imgapi","cnapi","vmapi"}),
+    /// e.g. the endpoints.json that `sim triton serve` writes.
+    #[arg(long)]
+    endpoints: Option<PathBuf>,
+    #[arg(long, env = "TRITON_GATE_MAHI_URL")]
+    mahi: Option<String>,
+    #[arg(long, env = "TRITON_GATE_PAPI_URL")]
+    papi: Option<String>,
+    #[arg(long, env = "TRITON_GATE_IMGAPI_URL")]
+    imgapi: Option<String>,
+    #[arg(long, env = "TRITON_GATE_CNAPI_URL")]
+    cnapi: Option<String>,
+    #[arg(long, env = "TRITON_GATE_VMAPI_URL")]
+    vmapi: Option<String>,
+}
+
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
 enum Cmd {
-    /// Serve CloudAPI's machines, packages and images endpoints until SIGINT/SIGTERM.
+    /// Serve CloudAPI's builder-relevant calls (and forward the rest with --cloudapi) until SIGINT/SIGTERM.
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// JSON file with the service URLs ({"mahi","papi","imgapi","cnapi","vmapi"}),
-        /// e.g. the endpoints.json that `sim triton serve` writes.
+        /// A JSON config file: the long option names as keys (flags override it).
         #[arg(long)]
-        endpoints: Option<PathBuf>,
-        #[arg(long, env = "TRITON_GATE_MAHI_URL")]
-        mahi: Option<String>,
-        #[arg(long, env = "TRITON_GATE_PAPI_URL")]
-        papi: Option<String>,
-        #[arg(long, env = "TRITON_GATE_IMGAPI_URL")]
-        imgapi: Option<String>,
-        #[arg(long, env = "TRITON_GATE_CNAPI_URL")]
-        cnapi: Option<String>,
-        #[arg(long, env = "TRITON_GATE_VMAPI_URL")]
-        vmapi: Option<String>,
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<String>,
+        #[command(flatten)]
+        urls: Urls,
         /// The audit log (JSON lines, appended).
         #[arg(long)]
-        audit: PathBuf,
-        #[arg(long, default_value = "kvm")]
-        default_hvm_brand: String,
-        #[arg(long, default_value = "joyent")]
-        default_container_brand: String,
-        /// Place builder zones on servers that do not report their brands
-        /// (trust CNAPI's min_platform/traits filters alone).
+        audit: Option<PathBuf>,
+        /// Front mode: forward every request the gate does not decide to this CloudAPI.
         #[arg(long)]
-        trust_unreported_brands: bool,
-        /// Log filter (bunyan JSON on stderr).
-        #[arg(long, default_value = "info")]
-        log_level: String,
+        cloudapi: Option<String>,
+        /// A platform floor for builder zones, e.g. 7.0=20261101T000000Z (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',')]
+        builder_min_platform: Vec<String>,
+        /// A network for builder machines whose request and package name none (repeatable).
+        #[arg(long = "builder-network")]
+        builder_networks: Vec<String>,
+        /// limit_priv of builder zones [default: default,proc_clock_highres,sys_dl_config].
+        #[arg(long)]
+        builder_limit_priv: Option<String>,
+        /// [default: kvm]
+        #[arg(long)]
+        default_hvm_brand: Option<String>,
+        /// [default: joyent]
+        #[arg(long)]
+        default_container_brand: Option<String>,
+        /// Log filter (bunyan JSON on stderr) [default: info].
+        #[arg(long)]
+        log_level: Option<String>,
     },
     /// Print the audit log.
     Audit {
@@ -70,56 +94,93 @@ enum Cmd {
         #[arg(long)]
         deny: bool,
     },
-    /// Resolve a brand as the gate would, without any service (exit 1 when refused).
-    Resolve {
-        /// The request's brand parameter.
-        #[arg(long)]
-        brand: Option<String>,
-        /// The image's requirements.brand.
-        #[arg(long)]
-        image_brand: Option<String>,
-        /// The image's type.
-        #[arg(long, default_value = "zone-dataset")]
-        image_type: String,
-        /// The package's brand.
-        #[arg(long)]
-        package_brand: Option<String>,
-        /// Resolve as an operator acting on an operator account.
-        #[arg(long)]
-        operator: bool,
+    /// Explain a CreateMachine decision offline (JSON in, JSON out).
+    Decide {
+        /// The request file (`-` for stdin).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// [default: kvm]
+        #[arg(long, default_value = "kvm")]
+        default_hvm_brand: String,
+        /// [default: joyent]
+        #[arg(long, default_value = "joyent")]
+        default_container_brand: String,
+    },
+    /// Look for builder exposure on a running Triton (exit 1 on findings).
+    Scan {
+        #[command(flatten)]
+        urls: Urls,
+        /// A platform floor for builder zones, as given to `serve`.
+        #[arg(long, value_delimiter = ',')]
+        builder_min_platform: Vec<String>,
+        /// JSON, one finding a line.
+        #[arg(short = 'j')]
+        json: bool,
     },
 }
 
-fn urls(endpoints: Option<PathBuf>, given: [(&str, Option<String>); 5]) -> anyhow::Result<Urls> {
-    let mut u = match endpoints {
-        Some(p) => Urls::from_endpoints_file(&p)?,
-        None => Urls::default(),
+/// The config file of `serve` (`--config`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConfigFile {
+    listen: Option<String>,
+    endpoints: Option<PathBuf>,
+    mahi: Option<String>,
+    papi: Option<String>,
+    imgapi: Option<String>,
+    cnapi: Option<String>,
+    vmapi: Option<String>,
+    audit: Option<PathBuf>,
+    cloudapi: Option<String>,
+    #[serde(default)]
+    builder_min_platform: BTreeMap<String, String>,
+    #[serde(default)]
+    builder_networks: Vec<String>,
+    builder_limit_priv: Option<String>,
+    default_hvm_brand: Option<String>,
+    default_container_brand: Option<String>,
+    log_level: Option<String>,
+}
+
+fn endpoints(u: &Urls, file: &ConfigFile) -> anyhow::Result<Endpoints> {
+    let mut e = match u.endpoints.as_ref().or(file.endpoints.as_ref()) {
+        Some(p) => Endpoints::from_file(p)?,
+        None => Endpoints::default(),
     };
-    for (name, v) in given {
-        if let Some(v) = v {
-            let v = v.trim_end_matches('/').to_string();
-            match name {
-                "mahi" => u.mahi = v,
-                "papi" => u.papi = v,
-                "imgapi" => u.imgapi = v,
-                "cnapi" => u.cnapi = v,
-                _ => u.vmapi = v,
-            }
-        }
-    }
-    for (name, v) in [
-        ("mahi", &u.mahi),
-        ("papi", &u.papi),
-        ("imgapi", &u.imgapi),
-        ("cnapi", &u.cnapi),
-        ("vmapi", &u.vmapi),
+    for (name, flag, conf, slot) in [
+        ("mahi", &u.mahi, &file.mahi, &mut e.mahi),
+        ("papi", &u.papi, &file.papi, &mut e.papi),
+        ("imgapi", &u.imgapi, &file.imgapi, &mut e.imgapi),
+        ("cnapi", &u.cnapi, &file.cnapi, &mut e.cnapi),
+        ("vmapi", &u.vmapi, &file.vmapi, &mut e.vmapi),
     ] {
+        if let Some(v) = flag.as_ref().or(conf.as_ref()) {
+            *slot = v.trim_end_matches('/').to_string();
+        }
         anyhow::ensure!(
-            !v.is_empty(),
+            !slot.is_empty(),
             "no {name} URL (give --{name} or --endpoints)"
         );
     }
-    Ok(u)
+    Ok(e)
+}
+
+fn floor(
+    given: &[String],
+    file: &BTreeMap<String, String>,
+) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+    let mut m = file.clone();
+    for p in given {
+        let (k, v) = p.split_once('=').with_context(|| {
+            format!("--builder-min-platform {p}: want SDC_VERSION=STAMP, e.g. 7.0=20261101T000000Z")
+        })?;
+        anyhow::ensure!(
+            triton_gate::placement::version_key_ok(k),
+            "--builder-min-platform {p}: {k} is not an SDC version such as 7.0"
+        );
+        m.insert(k.to_string(), v.to_string());
+    }
+    Ok((!m.is_empty()).then_some(m))
 }
 
 fn serve(gate: Gate, listen: &str) -> anyhow::Result<()> {
@@ -133,6 +194,7 @@ fn serve(gate: Gate, listen: &str) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(
             url = format!("http://{addr}").as_str(),
+            cloudapi = gate.cfg.cloudapi.as_deref().unwrap_or("-"),
             "triton-gate listening"
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -147,48 +209,78 @@ fn serve(gate: Gate, listen: &str) -> anyhow::Result<()> {
     })
 }
 
+/// Print, ending quietly when stdout is closed (`| head`).
+fn out(text: &str) -> anyhow::Result<()> {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => Ok(r?),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Serve {
+            config,
             listen,
-            endpoints,
-            mahi,
-            papi,
-            imgapi,
-            cnapi,
-            vmapi,
+            urls,
             audit,
+            cloudapi,
+            builder_min_platform,
+            builder_networks,
+            builder_limit_priv,
             default_hvm_brand,
             default_container_brand,
-            trust_unreported_brands,
             log_level,
         } => {
-            let u = urls(
-                endpoints,
-                [
-                    ("mahi", mahi),
-                    ("papi", papi),
-                    ("imgapi", imgapi),
-                    ("cnapi", cnapi),
-                    ("vmapi", vmapi),
-                ],
-            )?;
+            let file: ConfigFile = match &config {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("config {}", p.display()))?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("config {}: {e}", p.display()))?
+                }
+                None => ConfigFile::default(),
+            };
+            let ep = endpoints(&urls, &file)?;
+            let audit = audit
+                .or(file.audit.clone())
+                .context("no audit log (give --audit)")?;
+            let hvm = default_hvm_brand
+                .or(file.default_hvm_brand.clone())
+                .unwrap_or_else(|| "kvm".into());
+            let container = default_container_brand
+                .or(file.default_container_brand.clone())
+                .unwrap_or_else(|| "joyent".into());
             anyhow::ensure!(
-                ["kvm", "bhyve"].contains(&default_hvm_brand.as_str()),
+                ["kvm", "bhyve"].contains(&hvm.as_str()),
                 "--default-hvm-brand must be kvm or bhyve"
             );
             anyhow::ensure!(
-                ["joyent", "joyent-minimal", "lx"].contains(&default_container_brand.as_str()),
+                ["joyent", "joyent-minimal", "lx"].contains(&container.as_str()),
                 "--default-container-brand must be joyent, joyent-minimal or lx"
             );
-            triton_gate::logging::init("triton-gate", &log_level)?;
-            let mut cfg = GateConfig::new(u, audit);
-            cfg.defaults = Defaults {
-                hvm: default_hvm_brand,
-                container: default_container_brand,
+            let mut cfg = GateConfig::new(ep, audit);
+            cfg.defaults = Defaults { hvm, container };
+            cfg.builder_min_platform = floor(&builder_min_platform, &file.builder_min_platform)?;
+            cfg.builder.networks = if builder_networks.is_empty() {
+                file.builder_networks.clone()
+            } else {
+                builder_networks
             };
-            cfg.require_brand_report = !trust_unreported_brands;
-            serve(Gate::new(cfg), &listen)?;
+            if let Some(lp) = builder_limit_priv.or(file.builder_limit_priv.clone()) {
+                cfg.builder.limit_priv = lp;
+            }
+            cfg.cloudapi = cloudapi.or(file.cloudapi.clone());
+            let listen = listen
+                .or(file.listen.clone())
+                .unwrap_or_else(|| "127.0.0.1:8080".into());
+            let level = log_level
+                .or(file.log_level.clone())
+                .unwrap_or_else(|| "info".into());
+            let gate = Gate::new(cfg)?;
+            triton_gate::logging::init("triton-gate", &level)?;
+            serve(gate, &listen)?;
             Ok(0)
         }
         Cmd::Audit {
@@ -198,82 +290,79 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             deny,
         } => {
             anyhow::ensure!(file.exists(), "{}: no such file", file.display());
-            let recs = audit::read(&file)?;
-            let recs = recs
+            let recs: Vec<audit::AuditRecord> = audit::read(&file)?
                 .into_iter()
-                .filter(|r| !deny || r.decision == Decision::Deny);
+                .filter(|r| !deny || r.decision == Decision::Deny)
+                .collect();
             if json {
-                for r in recs {
-                    println!("{}", serde_json::to_string(&r)?);
+                let mut s = String::new();
+                for r in &recs {
+                    s.push_str(&serde_json::to_string(r)?);
+                    s.push('\n');
                 }
-                return Ok(0);
-            }
-            if !no_header {
-                println!(
-                    "{:<24}  {:<13}  {:<12}  {:<3}  {:<5}  {:<8}  {:<36}  REASON",
-                    "TIME", "ACTION", "ACCOUNT", "OP", "DECISION", "BRAND", "VM"
-                );
-            }
-            for r in recs {
-                println!(
-                    "{:<24}  {:<13}  {:<12}  {:<3}  {:<5}  {:<8}  {:<36}  {}",
-                    r.time,
-                    r.action,
-                    r.account_login,
-                    if r.operator { "yes" } else { "no" },
-                    match r.decision {
-                        Decision::Allow => "allow",
-                        Decision::Deny => "deny",
-                    },
-                    r.brand.as_deref().unwrap_or("-"),
-                    r.vm_uuid.as_deref().unwrap_or("-"),
-                    r.reason
-                );
+                out(&s)?;
+            } else {
+                out(&audit::render_table(&recs, !no_header))?;
             }
             Ok(0)
         }
-        Cmd::Resolve {
-            brand,
-            image_brand,
-            image_type,
-            package_brand,
-            operator,
+        Cmd::Decide {
+            file,
+            default_hvm_brand,
+            default_container_brand,
         } => {
-            let groups = if operator {
-                vec![policy::OPERATORS_GROUP.to_string()]
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading stdin")?;
+                s
             } else {
-                vec![]
+                std::fs::read_to_string(&file).with_context(|| file.display().to_string())?
             };
-            let who = Principal {
-                caller_uuid: "caller".into(),
-                caller_login: "caller".into(),
-                caller_groups: groups.clone(),
-                account_uuid: "caller".into(),
-                account_login: "caller".into(),
-                account_groups: groups,
-                ..Default::default()
+            let req = triton_gate::decide::parse(&text).map_err(anyhow::Error::msg)?;
+            let d = Defaults {
+                hvm: default_hvm_brand,
+                container: default_container_brand,
             };
-            let facts = CreateFacts {
-                params_brand: brand,
-                image_brand,
-                image_type: Some(image_type),
-                package_brand,
-            };
-            match policy::resolve_brand(&who, &facts, &Defaults::default()) {
-                Ok(r) => {
-                    println!("{} ({})", r.brand, r.source.as_str());
-                    Ok(0)
+            let a = triton_gate::decide::decide(&req, &d);
+            out(&format!("{}\n", a.to_json()))?;
+            Ok(0)
+        }
+        Cmd::Scan {
+            urls,
+            builder_min_platform,
+            json,
+        } => {
+            // a scan that cannot start is a usage error (2); 1 means findings
+            let (ep, floor) = match endpoints(&urls, &ConfigFile::default())
+                .and_then(|e| Ok((e, floor(&builder_min_platform, &BTreeMap::new())?)))
+            {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("triton-gate: {}", format!("{e:#}").replace('\n', " "));
+                    return Ok(2);
                 }
-                Err(d) => {
-                    eprintln!("triton-gate: {}: {}", d.error.code, d.error.message);
-                    Ok(1)
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = match rt.block_on(triton_gate::scan::scan(&ep, floor.as_ref())) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("triton-gate: scan: {}", e.to_string().replace('\n', " "));
+                    return Ok(3);
                 }
-            }
+            };
+            out(&report.render(json))?;
+            Ok(if report.findings.is_empty() { 0 } else { 1 })
         }
     }
 }
 
 fn main() -> ExitCode {
+    common::cli::quiet_broken_pipe();
+    common::cli::completions_if_asked::<Cli>("triton-gate");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

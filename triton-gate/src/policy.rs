@@ -8,12 +8,14 @@
 //!   builder), so a builder brand named by params, image or package gets
 //!   today's unknown-brand 409 and nothing is revealed; builder packages and
 //!   images are hidden from them (absent from lists, 404 by UUID), whatever
-//!   their `owner_uuids` or `public` say.
+//!   their `owner_uuids`, `public` or `acl` say.
 //! - For operators, builder is never selected by `params.brand` alone: the
 //!   package must carry brand `builder`, and the image must be a
 //!   `zone-dataset`.
+//!
+//! Everything here is pure: typed Triton objects in, decisions out.
 
-use serde_json::{json, Map, Value};
+use triton_api::{Account, Image, Package, User, Vm};
 
 use crate::brand::{
     get_brand, get_brand_with, looks_like_builder, valid_brands, valid_hvm_brands, BrandInputs,
@@ -27,37 +29,58 @@ pub const OPERATORS_GROUP: &str = "operators";
 /// Who signed the request and for which account.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Principal {
-    /// The account that owns the signing key.
+    /// The account that owns the signing key (a sub-user's parent account).
     pub caller_uuid: String,
     pub caller_login: String,
     /// Sub-user login when the key is a sub-user's (`/<acct>/users/<u>/keys/..`).
     pub caller_user: Option<String>,
-    /// The caller account's groups (from mahi).
-    pub caller_groups: Vec<String>,
+    /// The caller account is an operator (node-ufds `isAdmin()`).
+    pub caller_admin: bool,
     /// The account named in the URL.
     pub account_uuid: String,
     pub account_login: String,
-    pub account_groups: Vec<String>,
+    pub account_admin: bool,
 }
 
 impl Principal {
+    /// From mahi's answers: the key's account (and sub-user) and the URL's
+    /// account.
+    pub fn new(caller: &Account, user: Option<&User>, account: &Account) -> Principal {
+        Principal {
+            caller_uuid: caller.uuid.clone(),
+            caller_login: caller.login.clone(),
+            caller_user: user.map(|u| u.login.clone()),
+            caller_admin: caller.is_admin(),
+            account_uuid: account.uuid.clone(),
+            account_login: account.login.clone(),
+            account_admin: account.is_admin(),
+        }
+    }
+
+    /// `login` or `login/user`.
+    pub fn caller_name(&self) -> String {
+        match &self.caller_user {
+            Some(u) => format!("{}/{u}", self.caller_login),
+            None => self.caller_login.clone(),
+        }
+    }
+
     /// CloudAPI's `caller.isAdmin()`: the caller account is in `operators`
     /// and the key is the account's own (a sub-user is not an operator).
     pub fn caller_is_operator(&self) -> bool {
-        self.caller_user.is_none() && self.caller_groups.iter().any(|g| g == OPERATORS_GROUP)
+        self.caller_user.is_none() && self.caller_admin
     }
 
     pub fn account_is_operator(&self) -> bool {
-        self.account_groups.iter().any(|g| g == OPERATORS_GROUP)
+        self.account_admin
     }
 
     /// Why builder is refused to this principal, or `None` when allowed.
     pub fn builder_refusal(&self) -> Option<String> {
         if self.caller_user.is_some() {
             Some(format!(
-                "caller {}/{} is a sub-user, not an operator",
-                self.caller_login,
-                self.caller_user.as_deref().unwrap_or_default()
+                "caller {} is a sub-user, not an operator",
+                self.caller_name()
             ))
         } else if !self.caller_is_operator() {
             Some(format!(
@@ -78,22 +101,17 @@ impl Principal {
         self.builder_refusal().is_none()
     }
 
-    /// CloudAPI's `authorize`: the caller acts on its own account, or is an
-    /// operator. Sub-users would go through RBAC, which this gate does not
-    /// implement, so they are refused.
+    /// CloudAPI's `authorize`: the caller acts on its own account (a
+    /// sub-user on its parent account: without RBAC roles here it may do
+    /// what the account may, builder excepted), or is an operator.
     pub fn authorize(&self) -> Result<(), CloudApiError> {
-        if let Some(u) = &self.caller_user {
-            return Err(CloudApiError::not_authorized(format!(
-                "{}/{u} is not authorized: RBAC sub-users are not implemented by triton-gate",
-                self.caller_login
-            )));
-        }
         if self.caller_uuid == self.account_uuid || self.caller_is_operator() {
             Ok(())
         } else {
             Err(CloudApiError::not_authorized(format!(
                 "{} is not authorized to act as {}",
-                self.caller_login, self.account_login
+                self.caller_name(),
+                self.account_login
             )))
         }
     }
@@ -116,6 +134,16 @@ pub struct CreateFacts {
 }
 
 impl CreateFacts {
+    /// The facts of a request's `brand` parameter, its image and package.
+    pub fn of(params_brand: Option<String>, image: &Image, package: &Package) -> CreateFacts {
+        CreateFacts {
+            params_brand,
+            image_brand: image_brand(image).map(str::to_string),
+            image_type: image.kind.clone(),
+            package_brand: package_brand(package).map(str::to_string),
+        }
+    }
+
     fn inputs(&self) -> BrandInputs {
         BrandInputs {
             params: self.params_brand.clone(),
@@ -204,156 +232,61 @@ pub fn resolve_brand(
     Ok(r)
 }
 
-/// A PAPI package's brand, if any.
-pub fn package_brand(pkg: &Value) -> Option<&str> {
-    pkg.get("brand").and_then(Value::as_str)
+/// A PAPI package's brand, as stored (empty strings included).
+pub fn package_brand(pkg: &Package) -> Option<&str> {
+    pkg.brand.as_deref()
 }
 
-/// An IMGAPI manifest's `requirements.brand`, if any.
-pub fn image_brand(img: &Value) -> Option<&str> {
-    img.get("requirements")
-        .and_then(|r| r.get("brand"))
-        .and_then(Value::as_str)
+/// An IMGAPI manifest's `requirements.brand`, as stored.
+pub fn image_brand(img: &Image) -> Option<&str> {
+    img.requirements.as_ref().and_then(|r| r.brand.as_deref())
+}
+
+/// Whether a package is (or imitates) a builder package.
+pub fn is_builder_package(pkg: &Package) -> bool {
+    package_brand(pkg).is_some_and(looks_like_builder)
+}
+
+/// Whether an image is (or imitates) a builder image.
+pub fn is_builder_image(img: &Image) -> bool {
+    image_brand(img).is_some_and(looks_like_builder)
+}
+
+/// Whether a VM is (or imitates) a builder zone.
+pub fn is_builder_vm(vm: &Vm) -> bool {
+    vm.brand.as_deref().is_some_and(looks_like_builder)
 }
 
 /// Whether a PAPI package may be shown to (or used by) this principal.
-pub fn package_visible(who: &Principal, pkg: &Value) -> bool {
-    who.builder_allowed() || !package_brand(pkg).is_some_and(looks_like_builder)
+pub fn package_visible(who: &Principal, pkg: &Package) -> bool {
+    who.builder_allowed() || !is_builder_package(pkg)
 }
 
 /// Whether an IMGAPI image may be shown to (or used by) this principal.
-pub fn image_visible(who: &Principal, img: &Value) -> bool {
-    who.builder_allowed() || !image_brand(img).is_some_and(looks_like_builder)
+pub fn image_visible(who: &Principal, img: &Image) -> bool {
+    who.builder_allowed() || !is_builder_image(img)
 }
 
-fn copy(out: &mut Map<String, Value>, to: &str, v: Option<&Value>) {
-    if let Some(v) = v.filter(|v| !v.is_null()) {
-        out.insert(to.to_string(), v.clone());
-    }
-}
-
-/// A PAPI package as CloudAPI's ListPackages/GetPackage show it.
-pub fn cloudapi_package(p: &Value) -> Value {
-    let mut o = Map::new();
-    copy(&mut o, "id", p.get("uuid"));
-    copy(&mut o, "name", p.get("name"));
-    copy(&mut o, "memory", p.get("max_physical_memory"));
-    copy(&mut o, "disk", p.get("quota"));
-    copy(&mut o, "swap", p.get("max_swap"));
-    copy(&mut o, "lwps", p.get("max_lwps"));
-    o.insert(
-        "vcpus".into(),
-        p.get("vcpus")
-            .filter(|v| !v.is_null())
-            .cloned()
-            .unwrap_or(json!(0)),
-    );
-    copy(&mut o, "version", p.get("version"));
-    copy(&mut o, "group", p.get("group"));
-    copy(&mut o, "description", p.get("description"));
-    o.insert(
-        "default".into(),
-        p.get("default")
-            .filter(|v| !v.is_null())
-            .cloned()
-            .unwrap_or(json!(false)),
-    );
-    copy(&mut o, "brand", p.get("brand"));
-    if package_brand(p) == Some("bhyve") {
-        copy(&mut o, "flexible_disk", p.get("flexible_disk"));
-        copy(&mut o, "disks", p.get("disks"));
-    }
-    Value::Object(o)
-}
-
-/// An IMGAPI manifest as CloudAPI's GetImage shows it.
-pub fn cloudapi_image(m: &Value) -> Value {
-    let mut o = Map::new();
-    copy(&mut o, "id", m.get("uuid"));
-    for k in [
-        "name",
-        "version",
-        "os",
-        "requirements",
-        "type",
-        "description",
-        "files",
-        "tags",
-        "homepage",
-        "published_at",
-        "owner",
-        "public",
-        "state",
-    ] {
-        copy(&mut o, k, m.get(k));
-    }
-    Value::Object(o)
-}
-
-/// A VMAPI VM as CloudAPI's GetMachine shows it.
-pub fn cloudapi_machine(vm: &Value) -> Value {
-    let brand = vm.get("brand").and_then(Value::as_str).unwrap_or_default();
-    let hvm = valid_hvm_brands().contains(&brand);
-    let mut o = Map::new();
-    copy(&mut o, "id", vm.get("uuid"));
-    copy(&mut o, "name", vm.get("alias"));
-    o.insert(
-        "type".into(),
-        json!(if hvm {
-            "virtualmachine"
-        } else {
-            "smartmachine"
-        }),
-    );
-    copy(&mut o, "brand", vm.get("brand"));
-    copy(&mut o, "state", vm.get("state"));
-    copy(&mut o, "image", vm.get("image_uuid"));
-    o.insert(
-        "ips".into(),
-        vm.get("nics")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|n| n.get("ip").cloned()).collect())
-            .unwrap_or_else(|| json!([])),
-    );
-    copy(
-        &mut o,
-        "memory",
-        vm.get("ram").or_else(|| vm.get("max_physical_memory")),
-    );
-    if let Some(q) = vm.get("quota").and_then(Value::as_f64) {
-        o.insert("disk".into(), json!((q * 1024.0) as u64));
-    }
-    o.insert(
-        "metadata".into(),
-        vm.get("customer_metadata")
-            .cloned()
-            .unwrap_or_else(|| json!({})),
-    );
-    o.insert(
-        "tags".into(),
-        vm.get("tags").cloned().unwrap_or_else(|| json!({})),
-    );
-    copy(&mut o, "created", vm.get("create_timestamp"));
-    copy(&mut o, "updated", vm.get("last_modified"));
-    copy(&mut o, "package", vm.get("billing_id"));
-    copy(&mut o, "compute_node", vm.get("server_uuid"));
-    copy(&mut o, "owner_uuid", vm.get("owner_uuid"));
-    Value::Object(o)
+/// Whether a VM of the URL's account may be shown to this principal: a
+/// builder zone is shown only to those who may use builder.
+pub fn vm_visible(who: &Principal, vm: &Vm) -> bool {
+    who.builder_allowed() || !is_builder_vm(vm)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::brand::BrandSource;
+    use serde_json::json;
 
     fn op() -> Principal {
         Principal {
             caller_uuid: "a".into(),
             caller_login: "ops".into(),
-            caller_groups: vec!["operators".into()],
+            caller_admin: true,
             account_uuid: "a".into(),
             account_login: "ops".into(),
-            account_groups: vec!["operators".into()],
+            account_admin: true,
             ..Default::default()
         }
     }
@@ -382,22 +315,38 @@ mod tests {
     fn who_is_an_operator() {
         assert!(op().builder_allowed());
         assert!(!cust().builder_allowed());
-        // a sub-user of an operator account
+        // a sub-user of an operator account: authorized on its account, never an operator
         let mut sub = op();
         sub.caller_user = Some("sub1".into());
         assert!(!sub.caller_is_operator());
         assert!(sub.builder_refusal().unwrap().contains("sub-user"));
-        assert_eq!(sub.authorize().unwrap_err().status, 403);
+        assert!(sub.authorize().is_ok());
+        assert_eq!(sub.caller_name(), "ops/sub1");
+        // ... but not on another account
+        let mut sub_other = sub.clone();
+        sub_other.account_uuid = "c".into();
+        sub_other.account_login = "cust".into();
+        assert_eq!(
+            sub_other.authorize().unwrap_err().message,
+            "ops/sub1 is not authorized to act as cust"
+        );
         // role-operators is not operators
-        let mut ro = cust();
-        ro.caller_groups = vec!["role-operators".into()];
-        ro.account_groups = ro.caller_groups.clone();
+        let a: Account = serde_json::from_value(
+            json!({"uuid": "r", "login": "r", "groups": ["role-operators"]}),
+        )
+        .unwrap();
+        let ro = Principal::new(&a, None, &a);
         assert!(!ro.builder_allowed());
+        let o: Account = serde_json::from_value(
+            json!({"uuid": "o", "login": "o", "memberof": ["cn=operators, ou=groups, o=smartdc"]}),
+        )
+        .unwrap();
+        assert!(Principal::new(&o, None, &o).builder_allowed());
         // an operator acting for a customer
         let mut act = op();
         act.account_uuid = "c".into();
         act.account_login = "cust".into();
-        act.account_groups = vec![];
+        act.account_admin = false;
         assert!(act.authorize().is_ok());
         assert!(act
             .builder_refusal()
@@ -533,44 +482,38 @@ mod tests {
 
     #[test]
     fn visibility() {
-        let b = json!({"uuid": "p", "brand": "builder", "owner_uuids": ["c"]});
-        let sneaky = json!({"uuid": "p", "brand": "BUILDER "});
-        let j = json!({"uuid": "q", "brand": "joyent"});
-        let n = json!({"uuid": "r"});
+        let pkg = |v: serde_json::Value| -> Package { serde_json::from_value(v).unwrap() };
+        let b = pkg(json!({"uuid": "p", "brand": "builder", "owner_uuids": ["c"]}));
+        let sneaky = pkg(json!({"uuid": "p", "brand": "BUILDER "}));
+        let j = pkg(json!({"uuid": "q", "brand": "joyent"}));
+        let n = pkg(json!({"uuid": "r"}));
         for p in [&b, &sneaky] {
             assert!(!package_visible(&cust(), p));
             assert!(package_visible(&op(), p));
         }
         assert!(package_visible(&cust(), &j));
         assert!(package_visible(&cust(), &n));
-        let img = json!({"uuid": "i", "requirements": {"brand": "builder"}, "public": true});
+        let img: Image = serde_json::from_value(
+            json!({"uuid": "i", "requirements": {"brand": "builder"}, "public": true}),
+        )
+        .unwrap();
         assert!(!image_visible(&cust(), &img));
         assert!(image_visible(&op(), &img));
-        assert!(image_visible(&cust(), &json!({"uuid": "i"})));
+        assert!(image_visible(&cust(), &Image::default()));
+        let vm: Vm = serde_json::from_value(json!({"uuid": "v", "brand": "builder"})).unwrap();
+        assert!(!vm_visible(&cust(), &vm) && vm_visible(&op(), &vm));
     }
 
     #[test]
-    fn translations() {
-        let p = cloudapi_package(&json!({
-            "uuid": "u", "name": "builder-2g", "max_physical_memory": 2048, "quota": 20480,
-            "max_swap": 4096, "max_lwps": 2000, "version": "1.0.0", "brand": "builder", "cpu_cap": 200
-        }));
-        assert_eq!(
-            p,
-            json!({"id": "u", "name": "builder-2g", "memory": 2048, "disk": 20480, "swap": 4096,
-                   "lwps": 2000, "vcpus": 0, "version": "1.0.0", "default": false, "brand": "builder"})
-        );
-        let m = cloudapi_machine(
-            &json!({"uuid": "v", "alias": "b0", "brand": "builder", "state": "running",
-            "quota": 20, "ram": 2048, "server_uuid": "s", "image_uuid": "i", "billing_id": "p"}),
-        );
-        assert_eq!(m["type"], "smartmachine");
-        assert_eq!(m["disk"], 20480);
-        assert_eq!(m["compute_node"], "s");
-        assert_eq!(m["name"], "b0");
-        assert_eq!(
-            cloudapi_machine(&json!({"brand": "bhyve"}))["type"],
-            "virtualmachine"
-        );
+    fn facts_from_typed_objects() {
+        let img: Image = serde_json::from_value(
+            json!({"uuid": "i", "type": "zone-dataset", "requirements": {"brand": "builder"}}),
+        )
+        .unwrap();
+        let pkg: Package =
+            serde_json::from_value(json!({"uuid": "p", "brand": "builder"})).unwrap();
+        let f = CreateFacts::of(None, &img, &pkg);
+        assert_eq!(f, facts("", "builder", "zone-dataset", "builder"));
+        assert_eq!(f.builder_mentions(), ["image", "package"]);
     }
 }

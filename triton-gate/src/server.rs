@@ -1,16 +1,36 @@
-//! The gate on HTTP (axum): every request is handed to [`Gate::handle`] on a
-//! blocking thread, since the backends are called with a blocking client.
+//! The gate on HTTP (axum): typed routes for the calls the gate decides,
+//! HTTP Signature authentication as a route layer, request ids, CloudAPI's
+//! headers and the audit of every decision and refusal as an outer layer.
+//!
+//! ```text
+//! request -> audit layer (request id, headers, audit record, log)
+//!   -> router: /--ping, /{login}, /{login}/machines[/{id}],
+//!      /{login}/packages[/{id}], /{login}/images[/{id}]
+//!      -> auth layer (signature, caller, account, authorize) -> handler
+//!   -> fallback: subset mode: 404/405/501 as CloudAPI answers;
+//!      front mode: forwarded to CloudAPI unchanged
+//! ```
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response as AxResponse};
-use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use base64::Engine as _;
+use md5::Digest as _;
+use serde_json::{json, Map, Value};
 
-use crate::gate::{Gate, Request};
+use crate::audit::{AuditRecord, Decision};
+use crate::error::CloudApiError;
+use crate::front::Forwarded;
+use crate::gate::{Gate, Note, Refused, Reply, Trail, API_VERSION};
+use crate::policy::Principal;
 
 /// What can go wrong starting the service.
 #[derive(Debug, thiserror::Error)]
@@ -24,81 +44,591 @@ pub enum ServeError {
     Serve(std::io::Error),
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Gate(#[from] crate::gate::GateError),
     #[error("service thread died before listening")]
     Died,
 }
 
-/// The router: one fallback handler for every path.
-pub fn router(gate: Arc<Gate>) -> Router {
-    Router::new().fallback(handler).with_state(gate)
+/// Who the request proved to be, shared between the auth layer (which
+/// learns it) and the audit layer (which records it).
+#[derive(Debug, Clone, Default)]
+pub struct Seen(Arc<Mutex<(Option<Principal>, bool)>>);
+
+impl Seen {
+    fn set(&self, p: Principal, authenticated: bool) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (Some(p), authenticated);
+    }
+
+    fn get(&self) -> (Option<Principal>, bool) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
-async fn handler(
-    State(gate): State<Arc<Gate>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AxResponse {
-    let req = Request {
-        method: method.as_str().to_string(),
-        path: uri.path().to_string(),
-        query: uri.query().unwrap_or("").to_string(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: body.to_vec(),
-    };
-    let head = method == Method::HEAD;
-    let resp = match tokio::task::spawn_blocking(move || gate.handle(&req)).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = crate::error::CloudApiError::internal(format!("handler failed: {e}"));
-            crate::gate::Response {
-                status: 500,
-                headers: Vec::new(),
-                body: err.body(),
+/// The request id (also sent back as `Request-Id`).
+#[derive(Debug, Clone)]
+pub struct ReqId(pub String);
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut r = if self.body.is_null() {
+            Response::new(Body::empty())
+        } else {
+            let mut r = Response::new(Body::from(self.body.to_string()));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        };
+        *r.status_mut() = axum::http::StatusCode::from_u16(self.status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        for (k, v) in self.headers {
+            if let Ok(v) = HeaderValue::try_from(v) {
+                r.headers_mut().insert(k, v);
             }
         }
-    };
-    let text = resp.body.to_string();
-    let mut out = if head {
-        AxResponse::new(axum::body::Body::empty())
-    } else {
-        AxResponse::new(axum::body::Body::from(text.clone()))
-    };
-    *out.status_mut() =
-        StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = out.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("application/json"));
-    h.insert("server", HeaderValue::from_static("triton-gate"));
-    if head {
-        h.insert("content-length", HeaderValue::from(text.len()));
-    }
-    for (k, v) in resp.headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
-            h.insert(k, v);
+        if let Some(n) = self.note {
+            r.extensions_mut().insert(n);
         }
+        r
     }
-    out.into_response()
 }
 
-/// Serve on an already bound listener until `shutdown` resolves.
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        Reply::from(self).into_response()
+    }
+}
+
+/// The routes: the decided ones, the fallback for the rest.
+pub fn router(gate: Arc<Gate>) -> Router {
+    let front = gate.front();
+    let mut r = Router::new()
+        .route("/--ping", get(ping))
+        .route("/{login}/machines", get(list_machines).post(create_machine))
+        .route(
+            "/{login}/machines/{id}",
+            get(get_machine).post(update_machine),
+        )
+        .route("/{login}/packages", get(list_packages))
+        .route("/{login}/packages/{id}", get(get_package))
+        .route("/{login}/images", get(list_images).post(create_image))
+        .route("/{login}/images/{id}", get(get_image));
+    if !front {
+        r = r.route("/{login}", get(get_account));
+    }
+    r = r.route_layer(from_fn_with_state(gate.clone(), authenticate));
+    r = if front {
+        r.fallback(forward).method_not_allowed_fallback(forward)
+    } else {
+        r.fallback(not_served)
+            .method_not_allowed_fallback(bad_method)
+    };
+    r.layer(from_fn_with_state(gate.clone(), audit_layer))
+        .with_state(gate)
+}
+
+/// The CloudAPI action a request is (for the audit log).
+pub fn action_name(method: &Method, matched: Option<&str>, query: &str, front: bool) -> String {
+    let q = |k: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    let name = match (matched, read, *method == Method::POST) {
+        (Some("/--ping"), _, _) => "Ping",
+        (Some("/{login}"), true, _) => "GetAccount",
+        (Some("/{login}/machines"), true, _) => "ListMachines",
+        (Some("/{login}/machines"), _, true) => "CreateMachine",
+        (Some("/{login}/machines/{id}"), true, _) => "GetMachine",
+        (Some("/{login}/machines/{id}"), _, true) => {
+            return match q("action").as_deref() {
+                Some("resize") => "ResizeMachine".into(),
+                Some("rename") => "RenameMachine".into(),
+                Some("start") => "StartMachine".into(),
+                Some("stop") => "StopMachine".into(),
+                Some("reboot") => "RebootMachine".into(),
+                _ => "UpdateMachine".into(),
+            }
+        }
+        (Some("/{login}/packages"), true, _) => "ListPackages",
+        (Some("/{login}/packages/{id}"), true, _) => "GetPackage",
+        (Some("/{login}/images"), true, _) => "ListImages",
+        (Some("/{login}/images"), _, true) => "CreateImageFromMachine",
+        (Some("/{login}/images/{id}"), true, _) => "GetImage",
+        (Some(_), _, _) => "BadMethod",
+        (None, _, _) if front => "Forward",
+        (None, _, _) => "Unknown",
+    };
+    name.to_string()
+}
+
+fn first_segment(path: &str) -> String {
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The outer layer: request id, CloudAPI's response headers, the audit
+/// record of every decision and every refusal, one log line.
+async fn audit_layer(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let req_id = uuid::Uuid::new_v4().to_string();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let key_id = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| triton_api::httpsig::parse_authorization(a).ok())
+        .map(|s| s.key_id);
+    let content_length = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let seen = Seen::default();
+    req.extensions_mut().insert(seen.clone());
+    req.extensions_mut().insert(ReqId(req_id.clone()));
+
+    let mut res = next.run(req).await;
+
+    let forwarded = res.extensions().get::<Forwarded>().is_some();
+    let note = res.extensions_mut().remove::<Note>();
+    let status = res.status().as_u16();
+    if note.is_some() || (status >= 400 && !forwarded) {
+        // a refusal without a note (404/405/413/501 before any handler):
+        // its code and message are in the (small) body
+        let (note, r) = match note {
+            Some(n) => (n, res),
+            None => {
+                let (parts, body) = res.into_parts();
+                let bytes = axum::body::to_bytes(body, 64 * 1024)
+                    .await
+                    .unwrap_or_default();
+                let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let reason = match (v["code"].as_str(), v["message"].as_str()) {
+                    (Some(c), Some(m)) => format!("{c}: {m}"),
+                    _ => format!("HTTP {status}"),
+                };
+                let n = Note {
+                    decision: Decision::Deny,
+                    reason: format!("route: {reason}"),
+                    error: (!v.is_null()).then_some(v),
+                    trail: Trail::default(),
+                };
+                (n, Response::from_parts(parts, Body::from(bytes)))
+            }
+        };
+        res = r;
+        let (who, authenticated) = seen.get();
+        let who = who.unwrap_or_else(|| Principal {
+            account_login: first_segment(&path),
+            ..Default::default()
+        });
+        let mut rec = AuditRecord::new(
+            &req_id,
+            &action_name(&method, matched.as_deref(), &query, gate.front()),
+            note.decision,
+        );
+        rec.status = status;
+        rec.source = source.clone();
+        rec.authenticated = authenticated;
+        if !authenticated {
+            rec.key_id = key_id.clone();
+        }
+        rec.account_uuid = who.account_uuid.clone();
+        rec.account_login = who.account_login.clone();
+        rec.caller_login = who.caller_login.clone();
+        rec.caller_user = who.caller_user.clone();
+        rec.operator = who.caller_is_operator();
+        rec.account_operator = who.account_is_operator();
+        let mut request = Map::new();
+        request.insert("method".into(), json!(method.as_str()));
+        request.insert("path".into(), json!(path));
+        if !query.is_empty() {
+            request.insert("query".into(), json!(query));
+        }
+        if let Some(n) = content_length.filter(|n| *n > 0) {
+            request.insert("content_length".into(), json!(n));
+        }
+        for (k, v) in &note.trail.request {
+            request.insert(k.clone(), v.clone());
+        }
+        rec.request = Value::Object(request);
+        rec.brand = note.trail.brand.clone();
+        rec.brand_source = note.trail.brand_source;
+        rec.server_uuid = note.trail.server_uuid.clone();
+        rec.vm_uuid = note.trail.vm_uuid.clone();
+        rec.reason = note.reason.clone();
+        rec.error = note.error.clone();
+        if let Err(e) = gate.audit.record_async(rec).await {
+            // The answer is already decided; losing the record must be loud.
+            tracing::error!(err = e.to_string().as_str(), "cannot write audit record");
+        }
+    }
+    if !forwarded {
+        let h = res.headers_mut();
+        h.insert("api-version", HeaderValue::from_static(API_VERSION));
+        h.insert("server", HeaderValue::from_static("triton-gate"));
+        if let Ok(v) = HeaderValue::from_str(&req_id) {
+            h.insert("request-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&started.elapsed().as_millis().to_string()) {
+            h.insert("response-time", v);
+        }
+    }
+    let url = if query.is_empty() {
+        path.clone()
+    } else {
+        format!("{path}?{query}")
+    };
+    tracing::info!(
+        req_id = req_id.as_str(),
+        method = method.as_str(),
+        url = crate::audit::cut(&url, 512).as_str(),
+        status = res.status().as_u16() as u64,
+        forwarded,
+        "handled request"
+    );
+    res
+}
+
+/// The route layer: HTTP Signature, caller and account, authorization.
+async fn authenticate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
+    if req.uri().path() == "/--ping" {
+        return next.run(req).await;
+    }
+    let seen = req.extensions().get::<Seen>().cloned().unwrap_or_default();
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let login = first_segment(req.uri().path());
+    match gate
+        .authenticate(req.method().as_str(), &pq, req.headers(), &login)
+        .await
+    {
+        Ok(who) => {
+            seen.set(who.clone(), true);
+            req.extensions_mut().insert(who);
+            next.run(req).await
+        }
+        Err(f) => {
+            seen.set(f.principal, f.authenticated);
+            drain(req.into_body(), gate.cfg.max_body_bytes * 2).await;
+            f.refused.into_response()
+        }
+    }
+}
+
+/// A request body the gate reads: bounded, its `Content-MD5` checked, and
+/// parsed into CloudAPI parameters (body over query).
+pub struct Input {
+    pub params: Map<String, Value>,
+    pub raw: Bytes,
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+}
+
+/// Read and discard up to `cap` bytes of a body the gate refuses without
+/// reading, so the client gets the answer rather than a reset connection.
+/// Nothing is kept.
+async fn drain(body: Body, cap: usize) {
+    use futures_util::StreamExt as _;
+    let mut s = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = s.next().await {
+        seen += chunk.len();
+        if seen > cap {
+            break;
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    Refused::plain(
+        "params",
+        CloudApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request body size exceeds {limit}"),
+        ),
+    )
+    .into_response()
+}
+
+impl FromRequest<Arc<Gate>> for Input {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, gate: &Arc<Gate>) -> Result<Input, Response> {
+        let limit = gate.cfg.max_body_bytes;
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            drain(body, limit * 2).await;
+            return Err(too_large(limit));
+        }
+        let raw = match axum::body::to_bytes(body, limit).await {
+            Ok(b) => b,
+            Err(e) if e.to_string().contains("length limit") => return Err(too_large(limit)),
+            Err(e) => {
+                return Err(Refused::plain(
+                    "params",
+                    CloudApiError::new(400, "InvalidContent", format!("cannot read the body: {e}")),
+                )
+                .into_response())
+            }
+        };
+        if let Some(md5) = parts
+            .headers
+            .get("content-md5")
+            .and_then(|v| v.to_str().ok())
+        {
+            let have = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&raw));
+            if have != md5.trim() {
+                return Err(Refused::plain(
+                    "auth",
+                    CloudApiError::new(400, "BadDigest", "Content-MD5 did not match"),
+                )
+                .into_response());
+            }
+        }
+        let ct = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok());
+        let params = crate::gate::params(parts.uri.query().unwrap_or(""), ct, &raw)
+            .map_err(|e| Refused::plain("params", e).into_response())?;
+        Ok(Input {
+            params,
+            raw,
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+        })
+    }
+}
+
+fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// In front mode: pass a decided request on to CloudAPI, keeping the
+/// decision's audit note.
+async fn pass_on(gate: &Gate, input: Input, note: Option<Note>) -> Response {
+    let Some(up) = &gate.upstream else {
+        return CloudApiError::internal("no CloudAPI to forward to")
+            .refused("forward")
+            .into_response();
+    };
+    let mut r = up
+        .forward_bytes(input.method, &input.uri, &input.headers, input.raw)
+        .await;
+    if let Some(n) = note {
+        r.extensions_mut().insert(n);
+    }
+    r
+}
+
+async fn ping() -> Reply {
+    Reply::json(200, json!({"ping": "pong"}))
+}
+
+async fn get_account(State(g): State<Arc<Gate>>, Extension(who): Extension<Principal>) -> Reply {
+    g.get_account(&who).await
+}
+
+async fn create_machine(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    input: Input,
+) -> Response {
+    let r = g.create_machine(&who, &input.params).await;
+    if r.forward {
+        return pass_on(&g, input, r.note).await;
+    }
+    r.into_response()
+}
+
+async fn list_machines(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> Response {
+    let query = query_pairs(&q);
+    // front mode decides only listings by brand
+    if let (Some(up), false) = (&g.upstream, query.iter().any(|(k, _)| k == "brand")) {
+        return up.forward(req).await;
+    }
+    g.list_machines(&who, &query).await.into_response()
+}
+
+async fn get_machine(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    Path((_login, id)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    if let Some(up) = &g.upstream {
+        return up.forward(req).await;
+    }
+    g.get_machine(&who, &id).await.into_response()
+}
+
+async fn update_machine(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    Path((_login, id)): Path<(String, String)>,
+    input: Input,
+) -> Response {
+    if g.front() {
+        return match g.check_update(&who, &id, &input.params).await {
+            Ok(_) => pass_on(&g, input, None).await,
+            Err(r) => r.into_response(),
+        };
+    }
+    g.update_machine(&who, &id, &input.params)
+        .await
+        .into_response()
+}
+
+async fn list_packages(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    g.list_packages(&who, &query_pairs(&q)).await
+}
+
+async fn get_package(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    Path((_login, id)): Path<(String, String)>,
+) -> Reply {
+    g.get_package(&who, &id).await
+}
+
+async fn list_images(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    g.list_images(&who, &query_pairs(&q)).await
+}
+
+async fn get_image(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    Path((_login, id)): Path<(String, String)>,
+) -> Reply {
+    g.get_image(&who, &id).await
+}
+
+async fn create_image(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    input: Input,
+) -> Response {
+    if let Err(r) = g.create_image(&who, &input.params).await {
+        return r.into_response();
+    }
+    if g.front() {
+        return pass_on(&g, input, None).await;
+    }
+    CloudApiError::not_implemented("CreateImageFromMachine")
+        .refused("route")
+        .into_response()
+}
+
+/// Front mode: everything the gate does not decide.
+async fn forward(State(g): State<Arc<Gate>>, req: Request) -> Response {
+    match &g.upstream {
+        Some(up) => up.forward(req).await,
+        None => not_served(req.uri().clone()).await,
+    }
+}
+
+/// Subset mode: a path the gate does not serve. Paths under an account are
+/// CloudAPI's (501: not implemented here); anything else is restify's 404.
+async fn not_served(uri: Uri) -> Response {
+    let segs: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let e = if segs.len() >= 2 && !segs[0].is_empty() {
+        CloudApiError::not_implemented(&format!("GET {}", uri.path()))
+    } else {
+        CloudApiError::not_found(format!("{} does not exist", uri.path()))
+    };
+    (
+        axum::http::StatusCode::from_u16(e.status).unwrap_or(axum::http::StatusCode::NOT_FOUND),
+        [("content-type", "application/json")],
+        e.body().to_string(),
+    )
+        .into_response()
+}
+
+/// Subset mode: a known path with a method the gate does not serve.
+async fn bad_method(method: Method) -> Response {
+    let e = CloudApiError::new(405, "BadMethod", format!("{method} is not allowed"));
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        [("content-type", "application/json")],
+        e.body().to_string(),
+    )
+        .into_response()
+}
+
+/// Serve on an already bound listener until `shutdown` resolves; pending
+/// audit summaries are written every few seconds and at the end.
 pub async fn serve(
     gate: Arc<Gate>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, router(gate))
+    let audit = gate.audit.clone();
+    let tick = (audit.limits().window / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let flusher = tokio::spawn({
+        let audit = audit.clone();
+        async move {
+            let mut t = tokio::time::interval(tick);
+            loop {
+                t.tick().await;
+                if let Err(e) = audit.flush_expired_async().await {
+                    tracing::error!(err = e.to_string().as_str(), "cannot write audit summary");
+                }
+            }
+        }
+    });
+    let app = router(gate).into_make_service_with_connect_info::<SocketAddr>();
+    let r = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(ServeError::Serve)
+        .map_err(ServeError::Serve);
+    flusher.abort();
+    if let Err(e) = audit.flush_all_async().await {
+        tracing::error!(err = e.to_string().as_str(), "cannot write audit summaries");
+    }
+    r
 }
 
 /// The gate running on its own thread and runtime (tests, `cargo xtask`).
@@ -180,4 +710,163 @@ pub fn start(gate: Gate, addr: &str) -> Result<Background, ServeError> {
         stop: Some(stop_tx),
         thread: Some(thread),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+    use tower::ServiceExt as _;
+
+    fn gate() -> (Arc<Gate>, tempfile::TempDir) {
+        let t = tempfile::tempdir().unwrap();
+        // backends point nowhere: these tests stop before any call
+        let ep = triton_api::Endpoints {
+            mahi: "http://127.0.0.1:9".into(),
+            papi: "http://127.0.0.1:9".into(),
+            vmapi: "http://127.0.0.1:9".into(),
+            cnapi: "http://127.0.0.1:9".into(),
+            imgapi: "http://127.0.0.1:9".into(),
+            extra: Map::new(),
+        };
+        let g = Gate::new(crate::gate::GateConfig::new(ep, t.path().join("audit.log"))).unwrap();
+        (Arc::new(g), t)
+    }
+
+    async fn call(
+        g: &Arc<Gate>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, HeaderMap, Value) {
+        let mut b = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let res = router(g.clone())
+            .oneshot(b.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_requests_are_refused_and_audited() {
+        let (g, _t) = gate();
+        let (s, h, body) = call(&g, "GET", "/cust/packages", &[]).await;
+        assert_eq!(s, 401);
+        assert_eq!(
+            body,
+            json!({"code": "InvalidCredentials", "message": "You must make authenticated requests to use CloudAPI"})
+        );
+        assert_eq!(h.get("api-version").unwrap(), API_VERSION);
+        assert!(h.get("request-id").is_some());
+        let (s, _, _) = call(&g, "POST", "/cust/machines", &[]).await;
+        assert_eq!(s, 401);
+        let recs = g.audit.read().unwrap();
+        assert_eq!(recs.len(), 2);
+        assert!(recs
+            .iter()
+            .all(|r| r.decision == Decision::Deny && !r.authenticated));
+        assert_eq!(recs[1].action, "CreateMachine");
+        assert_eq!(recs[1].account_login, "cust");
+        assert_eq!(recs[1].status, 401);
+        assert!(recs[1].reason.starts_with("auth: "), "{}", recs[1].reason);
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let (_, _, body) = call(
+            &g,
+            "GET",
+            "/cust/packages",
+            &[
+                (
+                    "authorization",
+                    "Signature keyId=\"nope\",algorithm=\"ed25519\",signature=\"AA==\"",
+                ),
+                ("date", &date),
+            ],
+        )
+        .await;
+        assert_eq!(
+            body["message"],
+            "Invalid KeyId nope in authorization header"
+        );
+        assert_eq!(g.audit.read().unwrap()[2].key_id.as_deref(), Some("nope"));
+    }
+
+    #[tokio::test]
+    async fn the_signed_date_is_the_one_checked() {
+        let (g, _t) = gate();
+        let now = SystemTime::now();
+        let old = httpdate::fmt_http_date(now - Duration::from_secs(3600));
+        let fresh = httpdate::fmt_http_date(now);
+        let auth = |headers: &str| {
+            format!("Signature keyId=\"/ops/keys/aa\",algorithm=\"ed25519-sha512\",headers=\"{headers}\",signature=\"AA==\"")
+        };
+        let (_, _, body) = call(
+            &g,
+            "GET",
+            "/ops/packages",
+            &[
+                ("authorization", &auth("(request-target)")),
+                ("date", &fresh),
+            ],
+        )
+        .await;
+        assert_eq!(body["message"], "the date header must be signed");
+        let (_, _, body) = call(
+            &g,
+            "GET",
+            "/ops/packages",
+            &[
+                ("authorization", &auth("(request-target) x-date")),
+                ("date", &fresh),
+                ("x-date", &old),
+            ],
+        )
+        .await;
+        let m = body["message"].as_str().unwrap().to_string();
+        assert!(m.starts_with("clock skew of"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn routes_as_cloudapi_answers_them() {
+        let (g, _t) = gate();
+        assert_eq!(call(&g, "GET", "/--ping", &[]).await.0, 200);
+        let (s, _, b) = call(&g, "DELETE", "/x/machines/abc", &[]).await;
+        assert_eq!(s, 405);
+        assert_eq!(
+            b,
+            json!({"code": "BadMethod", "message": "DELETE is not allowed"})
+        );
+        let (s, _, b) = call(&g, "GET", "/x/networks", &[]).await;
+        assert_eq!(s, 501);
+        assert_eq!(b["code"], "NotImplemented");
+        assert_eq!(call(&g, "GET", "/", &[]).await.0, 404);
+        // 405, 501 and 404 are audited, unauthenticated
+        let recs = g.audit.read().unwrap();
+        let statuses: Vec<u16> = recs.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [405, 501, 404]);
+        assert_eq!(recs[0].action, "BadMethod");
+        assert_eq!(recs[0].reason, "route: BadMethod: DELETE is not allowed");
+        assert_eq!(recs[1].account_login, "x");
+        assert_eq!(
+            action_name(
+                &Method::POST,
+                Some("/{login}/machines/{id}"),
+                "action=resize",
+                false
+            ),
+            "ResizeMachine"
+        );
+        assert_eq!(action_name(&Method::PUT, None, "", true), "Forward");
+    }
 }

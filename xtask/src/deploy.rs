@@ -142,7 +142,11 @@ pub fn deploy(dir: &Path, force: bool) -> Result<bool> {
             ])
             .arg(&endpoints)
             .arg("--audit")
-            .arg(dir.join("audit.log")),
+            .arg(dir.join("audit.log"))
+            .arg("--builder-min-platform")
+            .arg(format!("7.0={stamp}"))
+            .arg("--builder-network")
+            .arg("5c3a9c43-0000-4000-8000-0000000000e1"),
         &dir.join("log/triton-gate.log"),
     )?);
     wait_for("triton-gate", || {

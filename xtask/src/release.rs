@@ -402,7 +402,10 @@ pub fn release(out: &Path) -> Result<bool> {
         for (shell, rel) in [
             ("bash", format!("share/bash-completion/completions/{bin}")),
             ("zsh", format!("share/zsh/site-functions/_{bin}")),
-            ("fish", format!("share/fish/vendor_completions.d/{bin}.fish")),
+            (
+                "fish",
+                format!("share/fish/vendor_completions.d/{bin}.fish"),
+            ),
         ] {
             let o = Command::new(&exe).args(["--completions", shell]).output()?;
             if o.status.success() && !o.stdout.is_empty() {

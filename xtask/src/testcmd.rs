@@ -11,25 +11,34 @@ use crate::util::target_dir;
 pub const TEST_TOOLS: &[(&str, &str)] = &[
     ("xmllint", "libxml2-utils"),
     ("mandoc", "mandoc"),
-    ("qemu-img", "qemu-utils"),
     ("chromium", "chromium"),
     ("chromedriver", "chromium-driver"),
     ("node", "nodejs"),
     ("npm", "npm"),
+    ("mmdebstrap", "mmdebstrap"),
+    ("sfdisk", "fdisk"),
+    ("extlinux", "extlinux"),
+    ("qemu-system-x86_64", "qemu-system-x86"),
 ];
 
 pub fn have(prog: &str) -> bool {
     std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|d| d.join(prog).is_file())
 }
 
 /// Install missing test tools with apt-get (as root), else say what to do.
 pub fn ensure_test_tools() -> Result<()> {
-    let missing: Vec<&str> = TEST_TOOLS
+    let mut missing: Vec<&str> = TEST_TOOLS
         .iter()
         .filter(|(p, _)| !have(p))
         .map(|(_, pkg)| *pkg)
         .collect();
+    if !std::path::Path::new("/usr/lib/syslinux/mbr/mbr.bin").exists() {
+        missing.push("syslinux-common");
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -53,6 +62,7 @@ pub fn ensure_test_tools() -> Result<()> {
         && Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
+            .args(qemu_utils_pin(&missing)?)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()?
             .success();
@@ -60,6 +70,29 @@ pub fn ensure_test_tools() -> Result<()> {
         bail!("apt-get could not install {}", missing.join(" "));
     }
     Ok(())
+}
+
+/// qemu-system-x86 needs the qemu-utils of its own release: pin it (a
+/// newer qemu-utils from elsewhere is replaced).
+fn qemu_utils_pin(missing: &[&str]) -> Result<Vec<String>> {
+    if !missing.contains(&"qemu-system-x86") {
+        return Ok(vec![]);
+    }
+    let o = Command::new("apt-cache")
+        .args(["policy", "qemu-system-x86"])
+        .output()?;
+    let v = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Candidate:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    if v.is_empty() || v == "(none)" {
+        return Ok(vec![]);
+    }
+    Ok(vec!["--allow-downgrades".into(), format!("qemu-utils={v}")])
 }
 
 /// Install what the tests need, build the workspace's binaries once (the

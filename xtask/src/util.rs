@@ -127,12 +127,26 @@ pub fn target_dir() -> Result<PathBuf> {
 pub fn binaries() -> Result<crate::rollout::phase1::Bins> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let ok = Command::new(&cargo)
-        .args(["build", "--quiet", "-p", "sim", "-p", "vmadm-ext", "--bins"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "sim",
+            "-p",
+            "vmadm-ext",
+            "-p",
+            "zvol-stream",
+            "-p",
+            "triton-gate",
+            "-p",
+            "image-ci",
+            "--bins",
+        ])
         .status()
         .context("running cargo build")?
         .success();
     if !ok {
-        bail!("cargo build of sim and vmadm-ext failed");
+        bail!("cargo build of the workspace binaries failed");
     }
     let meta = Command::new(&cargo)
         .args(["metadata", "--format-version", "1", "--no-deps"])

@@ -11,6 +11,11 @@ fn usage_errors_exit_2_with_one_line() {
         vec!["frob"],
         vec!["run", "-c", "x"],
         vec!["run", "-c", "x", "--imgapi", "http://x", "-z", "u", "--due"],
+        vec![
+            "run", "-c", "x", "--imgapi", "http://x", "-z", "u", "--local",
+        ],
+        vec!["build", "--local", "-c", "x"],
+        vec!["boot-test"],
     ] {
         let o = Command::new(image_ci_bin()).args(&args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -62,7 +67,7 @@ fn man_page_lints_clean() {
     assert!(bad.is_empty(), "mandoc -T lint:\n{}", bad.join("\n"));
     // every subcommand is documented
     let page = std::fs::read_to_string(&man).unwrap();
-    for c in ["targets", "run", "history", "report"] {
+    for c in ["targets", "run", "build", "boot-test", "history", "report"] {
         assert!(
             page.contains(&format!(".It Cm {c}")),
             "{c} missing from the man page"
@@ -71,4 +76,15 @@ fn man_page_lints_clean() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     assert!(readme.contains("cargo test -p image-ci"));
+    // what runs where, and no stand-in disk claims left
+    for text in [&page, &readme] {
+        assert!(text.contains("qemu") && text.contains("bhyve"));
+        assert!(!text.contains("disk-signature") && !text.contains("0x55AA"));
+    }
+    for opt in ["--boot-marker", "--boot-timeout", "--local", "--cache-dir"] {
+        assert!(
+            page.contains(&format!("Fl -{}", &opt[2..])),
+            "{opt} missing from the man page"
+        );
+    }
 }

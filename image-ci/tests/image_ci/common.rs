@@ -18,12 +18,17 @@ pub fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// Build the sim and vmadm-ext binaries (once per test binary).
+/// Build the sim, vmadm-ext and zvol-stream binaries (once per test
+/// binary); returns sim and vmadm-ext ([`zvol_stream_bin`] is the third).
 pub fn bins() -> (PathBuf, PathBuf) {
     static DONE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     DONE.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        for (pkg, bin) in [("sim", "sim"), ("vmadm-ext", "vmadm-ext")] {
+        for (pkg, bin) in [
+            ("sim", "sim"),
+            ("vmadm-ext", "vmadm-ext"),
+            ("zvol-stream", "zvol-stream"),
+        ] {
             let ok = Command::new(&cargo)
                 .args(["build", "--quiet", "-p", pkg, "--bin", bin])
                 .status()
@@ -35,6 +40,59 @@ pub fn bins() -> (PathBuf, PathBuf) {
         (d.join("sim"), d.join("vmadm-ext"))
     })
     .clone()
+}
+
+/// The zvol-stream CLI the stand-in build_all.sh converts its disks with.
+pub fn zvol_stream_bin() -> PathBuf {
+    bins();
+    target_dir().join("zvol-stream")
+}
+
+/// qemu must be there: the boot tests fail (never skip) without it.
+pub fn require_qemu() {
+    assert!(
+        image_ci::qemu::which(std::path::Path::new(image_ci::qemu::QEMU)).is_some(),
+        "qemu-system-x86_64 not found: install qemu-system-x86 (apt-get install qemu-system-x86); the boot tests need it"
+    );
+}
+
+/// A qemu boot test for tests: temporary files under `tmp` (so a test can
+/// see that none is left), a short timeout for images that never show the
+/// marker.
+pub fn qemu(tmp: &Path, timeout_s: u64) -> image_ci::qemu::Qemu {
+    require_qemu();
+    image_ci::qemu::Qemu {
+        judge: image_ci::boot::Judge::new("login:", std::time::Duration::from_secs(timeout_s))
+            .unwrap(),
+        temp_parent: Some(tmp.to_path_buf()),
+        ..Default::default()
+    }
+}
+
+/// Processes whose command line contains `needle` (qemu runs with its
+/// disk and console under a test's own directory).
+pub fn processes_with(needle: &str) -> Vec<String> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) {
+                out.push(format!("{}: {c}", name.to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+/// Files and directories left in `d`.
+pub fn left_in(d: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(d)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
 }
 
 pub fn image_ci_bin() -> PathBuf {
@@ -164,6 +222,7 @@ fn stdin(c: &mut Command, input: &str) -> Output {
 }
 
 /// Write a stand-in checkout at `rel` inside `zone`; returns its host path.
+/// `nosig` disks never print the login prompt.
 pub fn checkout(
     n: &Node,
     zone: &str,
@@ -179,14 +238,20 @@ pub fn checkout(
         tamper: tamper.iter().map(|x| x.to_string()).collect(),
         nosig: nosig.iter().map(|x| x.to_string()).collect(),
     };
-    image_ci::standin::write_checkout(
+    image_ci::standin::write_checkout_with(
         &d,
         &std::fs::read_to_string(data.join("imgconfigs.json")).unwrap(),
         &std::fs::read_to_string(data.join("manifest.in")).unwrap(),
         &s,
+        &zvol_stream_bin(),
     )
     .unwrap();
     d
+}
+
+/// The oracle's imgconfigs.json and manifest.in.
+pub fn oracle_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/cloud-images")
 }
 
 /// sim Triton over a fresh data directory.

@@ -1,5 +1,12 @@
 //! The pipeline on a sim node: builds in the builder zone, verification,
 //! boot test, shipping to sim IMGAPI, history and cadence.
+//!
+//! The stand-in build makes real small images and every verified one is
+//! booted in qemu, so these tests take a few seconds each (about 0.1 s per
+//! boot under TCG, about 2 s under this machine's nested KVM; the image
+//! that never shows its marker waits out a 5 s timeout). The first test to
+//! run also builds the sim, vmadm-ext and zvol-stream binaries and boots
+//! the sim node.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,16 +18,36 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn config(n: &Node, zone: &str, rel: &str, imgapi: &str, dir: &Path) -> Config {
+fn tools(n: &Node) -> Tools {
     let (_, vmadm_ext) = bins();
-    let tools = Tools {
+    Tools {
         root: n.root.clone(),
         zlogin: n.bin.join("zlogin"),
         vmadm_ext,
-    };
-    let cfg = Config::new(tools, zone, rel, imgapi, dir.join("history.jsonl"));
+    }
+}
+
+/// The default config (the qemu boot test) with the VM's temporary files
+/// in `<dir>/vmtmp` and a 5 s boot timeout, under TCG: the stand-in disks
+/// show their marker within 0.1 s there, where this machine's nested KVM
+/// takes about 2 s in SeaBIOS (the CLI test below runs the default, auto).
+fn config(n: &Node, zone: &str, rel: &str, imgapi: &str, dir: &Path) -> Config {
+    let mut cfg = Config::new(tools(n), zone, rel, imgapi, dir.join("history.jsonl"));
     assert_eq!(cfg.log_dir, dir.join("logs"));
+    assert_eq!(cfg.boot.name(), "qemu");
+    let mut q = qemu(&dir.join("vmtmp"), 5);
+    q.accel = image_ci::qemu::AccelChoice::Tcg;
+    cfg.boot = Box::new(q);
     cfg
+}
+
+/// No VM and no temporary or staged file survived a run.
+fn nothing_left(dir: &Path) {
+    let vmtmp = dir.join("vmtmp");
+    assert!(processes_with(&vmtmp.display().to_string()).is_empty());
+    assert!(left_in(&vmtmp).is_empty(), "{:?}", left_in(&vmtmp));
+    let staged = walk_files(&dir.join("stage"));
+    assert!(staged.is_empty(), "{staged:?}");
 }
 
 fn opts(targets: &[&str]) -> RunOptions {
@@ -113,8 +140,29 @@ fn two_targets_ship_then_due_run_builds_nothing() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["name"] == "boot test (disk-signature)"));
+            .any(|c| c["name"] == "boot test (qemu)"
+                && c["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/login:/ on the console")));
+        assert!(tr["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "file is a whole zvol send stream"));
+        // the boot's accelerator, console tail and kept console log
+        let b = &tr["boot"];
+        assert!(b["accel"] == "kvm" || b["accel"] == "tcg", "{b}");
+        let name = tr["target"].as_str().unwrap();
+        assert_eq!(
+            b["console_tail"].as_array().unwrap().last().unwrap(),
+            &Value::from(format!("{name} login:"))
+        );
+        let log = b["console_log"].as_str().unwrap();
+        assert!(log.ends_with(&format!(".{name}.console.log")), "{log}");
+        assert!(std::fs::read_to_string(log).unwrap().contains("login:"));
     }
+    assert_eq!(r["boot_test"], "qemu");
 
     // IMGAPI: both active, owned by admin, the files as built
     let active = get_json(&format!("{img}/images?state=active"));
@@ -152,10 +200,11 @@ fn two_targets_ship_then_due_run_builds_nothing() {
     // history, report
     let lines = std::fs::read_to_string(&hist).unwrap();
     assert_eq!(lines.lines().count(), 2);
+    // the build log and one console log per booted target
     let logs = std::fs::read_dir(t.path().join("state/logs"))
         .unwrap()
         .count();
-    assert_eq!(logs, 1);
+    assert_eq!(logs, 3);
     let (code, out, _) = image_ci(n, &hist, &["-j", "history"]);
     assert_eq!(code, 0);
     let h: Value = serde_json::from_str(&out).unwrap();
@@ -185,7 +234,7 @@ fn two_targets_ship_then_due_run_builds_nothing() {
         std::fs::read_dir(t.path().join("state/logs"))
             .unwrap()
             .count(),
-        1
+        3
     );
     assert_eq!(all_images(&img).len(), 2);
 
@@ -244,8 +293,9 @@ fn failed_build_is_not_shipped() {
     bg.stop();
 }
 
-/// A tampered artifact (sha1 mismatch) and one that does not boot are not
-/// shipped; nothing of them reaches IMGAPI.
+/// A tampered artifact (sha1 mismatch, data after the stream), one that
+/// never shows its login prompt (timeout) and one whose guest powers off
+/// are not shipped; nothing of them reaches IMGAPI; no VM or file is left.
 #[test]
 fn tampered_or_unbootable_artifacts_are_not_shipped() {
     let n = node();
@@ -258,9 +308,14 @@ fn tampered_or_unbootable_artifacts_are_not_shipped() {
         &["almalinux-9"],
         &["rocky-10"],
     );
+    image_ci::standin::steer_file(&co, "poweroff-targets", &["ubuntu-22.04".into()]).unwrap();
     let bg = triton(t.path());
     let cfg = config(n, &n.builder, "opt/tci-tamper", bg.url("imgapi"), t.path());
-    let r = pipeline::run(&cfg, &opts(&["almalinux-9", "rocky-10", "oraclelinux-9"])).unwrap();
+    let r = pipeline::run(
+        &cfg,
+        &opts(&["almalinux-9", "rocky-10", "ubuntu-22.04", "oraclelinux-9"]),
+    )
+    .unwrap();
     assert!(!r.ok());
     let by = |name: &str| r.targets.iter().find(|x| x.target == name).unwrap();
     let a9 = by("almalinux-9");
@@ -273,7 +328,11 @@ fn tampered_or_unbootable_artifacts_are_not_shipped() {
         .collect();
     assert_eq!(
         failed,
-        ["sha1 matches the manifest", "size matches the manifest"]
+        [
+            "sha1 matches the manifest",
+            "size matches the manifest",
+            "file is a whole zvol send stream"
+        ]
     );
     // the artifact is there: it is the content that is wrong
     let today = chrono::Utc::now().format("%Y%m%d").to_string();
@@ -282,9 +341,40 @@ fn tampered_or_unbootable_artifacts_are_not_shipped() {
         .is_file());
     let r10 = by("rocky-10");
     assert_eq!(r10.outcome, Outcome::BootFailed);
-    assert!(r10.detail.contains("0x55AA"), "{}", r10.detail);
+    assert!(
+        r10.detail
+            .starts_with("no /login:/ on the console within 5 s"),
+        "{}",
+        r10.detail
+    );
+    // the console's last lines are in the failure and the report
+    assert!(
+        r10.detail.contains("rocky-10: no login prompt here"),
+        "{}",
+        r10.detail
+    );
+    let b = r10.boot.as_ref().unwrap();
+    assert!(b
+        .console_tail
+        .iter()
+        .any(|l| l.contains("no login prompt here")));
+    assert!(b.console_log.as_ref().unwrap().is_file());
+    let u22 = by("ubuntu-22.04");
+    assert_eq!(u22.outcome, Outcome::BootFailed);
+    assert!(
+        u22.detail.starts_with("the guest powered off"),
+        "{}",
+        u22.detail
+    );
+    assert!(u22.detail.contains("powering off"), "{}", u22.detail);
     assert_eq!(by("oraclelinux-9").outcome, Outcome::Shipped);
     assert_eq!(names(&all_images(bg.url("imgapi"))), ["oraclelinux-9"]);
+    let text = image_ci::report::render_run(&r);
+    assert!(
+        text.contains("    | image-ci stand-in image rocky-10: no login prompt here\n"),
+        "{text}"
+    );
+    nothing_left(t.path());
     bg.stop();
 }
 
@@ -322,7 +412,7 @@ fn joyent_zone_fails_preflight_and_nothing_is_built() {
     assert_eq!(image_ci::history::read(&cfg.history).unwrap().len(), 2);
 
     // the same checkout in the builder zone passes preflight (control)
-    assert!(image_ci::commands::preflight(&cfg.tools, &n.builder).is_ok());
+    assert!(image_ci::commands::preflight(&tools(n), &n.builder).is_ok());
 
     // the stand-in refuses a zone without the devices
     let o = n
@@ -375,14 +465,13 @@ fn bad_input_is_refused_before_anything_runs() {
     let cfg = config(n, &n.builder, "opt/tci-bad", "http://127.0.0.1:9", t.path());
     let e = pipeline::run(&cfg, &opts(&["rocky-7"])).unwrap_err();
     assert!(matches!(e, image_ci::Error::UnknownTarget(_)), "{e}");
-    let mut cfg = config(
+    let cfg = config(
         n,
         "no-such-zone",
         "opt/tci-bad",
         "http://127.0.0.1:9",
         t.path(),
     );
-    cfg.zone = "no-such-zone".into();
     assert!(matches!(
         pipeline::run(&cfg, &opts(&[])).unwrap_err(),
         image_ci::Error::NoZone(_)
@@ -482,9 +571,7 @@ ln -s '{outside}' output-ubuntu-2404-x86_64
     let text = serde_json::to_string(&shipped).unwrap();
     assert!(!text.contains(&sha), "the host file sha1 reached IMGAPI");
     // no staged copy is left behind
-    let stage = t.path().join("stage");
-    let left: Vec<_> = walk_files(&stage);
-    assert!(left.is_empty(), "{left:?}");
+    nothing_left(t.path());
     bg.stop();
 }
 
@@ -499,4 +586,52 @@ fn walk_files(d: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `image-ci build -z` builds in the zone and names the artifacts; nothing
+/// is verified, booted or shipped.
+#[test]
+fn build_command_builds_in_the_zone() {
+    let n = node();
+    let t = tempfile::tempdir().unwrap();
+    checkout(n, &n.builder, "opt/tci-build", &["debian-13"], &[], &[]);
+    let (_, vmadm_ext) = bins();
+    let zlogin = n.bin.join("zlogin");
+    let hist = t.path().join("h.jsonl");
+    let run = |targets: &str| {
+        image_ci(
+            n,
+            &hist,
+            &[
+                "-j",
+                "build",
+                "-z",
+                &n.builder,
+                "-c",
+                "opt/tci-build",
+                "--zlogin",
+                zlogin.to_str().unwrap(),
+                "--vmadm-ext",
+                vmadm_ext.to_str().unwrap(),
+                targets,
+            ],
+        )
+    };
+    let (code, out, err) = run("debian-12");
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["build"], "node");
+    let tr = &v["targets"][0];
+    assert_eq!(tr["ok"], true, "{v:#}");
+    let image = tr["image"].as_str().unwrap();
+    assert!(image.ends_with(".x86_64.zfs.gz"), "{image}");
+    let s = zvol_stream::dump(zvol_stream::open_stream(Path::new(image)).unwrap()).unwrap();
+    assert_eq!(s.size, Some(1 << 20));
+    // a failed target: exit 1, named
+    let (code, out, err) = run("debian-13");
+    assert_eq!(code, 1, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["targets"][0]["ok"], false);
+    assert!(err.starts_with("image-ci: build failed"), "{err}");
+    assert!(!hist.exists());
 }

@@ -19,6 +19,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+use triton_api::{Server as ServerObj, Sysinfo};
+
 use super::http::{empty_response, json_body, json_response, ApiError, ApiResult, Query};
 use super::store::{SERVERS, VMS};
 use super::Ctx;
@@ -133,10 +135,15 @@ pub fn servers(ctx: &Ctx) -> anyhow::Result<Vec<Server>> {
         .cns
         .iter()
         .map(|root| {
-            let (sysinfo, error) = match read_sysinfo(&ctx.cfg.node_bin, root) {
+            let (mut sysinfo, error) = match read_sysinfo(&ctx.cfg.node_bin, root) {
                 Ok(v) => (v, None),
                 Err(e) => (json!({}), Some(e)),
             };
+            if !ctx.cfg.report_brands {
+                if let Some(o) = sysinfo.as_object_mut() {
+                    o.remove("Brands");
+                }
+            }
             let uuid = sysinfo["UUID"]
                 .as_str()
                 .map(str::to_string)
@@ -187,7 +194,7 @@ fn used(vms: &[Value]) -> (f64, f64) {
     (ram, disk)
 }
 
-/// The server object CNAPI answers.
+/// The server object CNAPI answers (triton-api's `Server`).
 pub fn server_object(s: &Server, vms: &Map<String, Value>, extras: &[&str]) -> Value {
     let on = vms_on(vms, &s.uuid);
     let (ram_used, disk_used) = used(&on);
@@ -200,80 +207,80 @@ pub fn server_object(s: &Server, vms: &Map<String, Value>, extras: &[&str]) -> V
     } else {
         "unknown"
     };
-    let mut o = Map::new();
-    o.insert("uuid".into(), json!(s.uuid));
-    o.insert("hostname".into(), s.sysinfo["Hostname"].clone());
-    o.insert("datacenter".into(), s.sysinfo["Datacenter Name"].clone());
-    o.insert(
-        "boot_platform".into(),
-        s.attrs
-            .get("boot_platform")
-            .cloned()
-            .unwrap_or_else(|| json!(s.platform())),
-    );
-    o.insert("current_platform".into(), json!(s.platform()));
-    o.insert(
-        "boot_params".into(),
-        s.sysinfo
-            .get("Boot Parameters")
-            .cloned()
-            .unwrap_or(json!({})),
-    );
-    o.insert("kernel_flags".into(), json!({}));
-    o.insert("default_console".into(), json!("serial"));
-    o.insert("serial".into(), json!("ttyb"));
-    o.insert("setup".into(), json!(s.setup()));
-    o.insert("setting_up".into(), json!(false));
-    o.insert("reserved".into(), json!(s.reserved()));
-    o.insert("reservation_ratio".into(), json!(ratio));
-    o.insert("status".into(), json!(status));
-    o.insert("headnode".into(), json!(false));
-    o.insert("traits".into(), Value::Object(s.traits()));
-    o.insert("ram".into(), json!(ram as u64));
-    o.insert("memory_total_bytes".into(), json!((ram * 1048576.0) as u64));
-    o.insert(
-        "memory_available_bytes".into(),
-        json!(((ram - ram_used).max(0.0) * 1048576.0) as u64),
-    );
-    o.insert("unreserved_ram".into(), json!(unreserved_ram as i64));
-    o.insert("unreserved_disk".into(), json!(unreserved_disk as i64));
-    o.insert(
-        "disk_pool_size_bytes".into(),
-        json!((s.disk_mib() * 1048576.0) as u64),
-    );
-    o.insert("overprovision_ratios".into(), json!({}));
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let mut extra = Map::new();
+    extra.insert("default_console".into(), json!("serial"));
+    extra.insert("serial".into(), json!("ttyb"));
+    extra.insert("overprovision_ratios".into(), json!({}));
     for k in ["comments", "rack_identifier"] {
-        o.insert(k.into(), s.attrs.get(k).cloned().unwrap_or(json!("")));
+        extra.insert(k.into(), s.attrs.get(k).cloned().unwrap_or(json!("")));
     }
-    o.insert("transitional_status".into(), json!(""));
+    extra.insert("transitional_status".into(), json!(""));
+    if let Some(e) = &s.error {
+        extra.insert("error".into(), json!(e));
+    }
     let boot = s.sysinfo["Boot Time"]
         .as_str()
-        .and_then(|t| t.parse::<i64>().ok());
-    if let Some(t) = boot.and_then(|t| chrono::DateTime::from_timestamp(t, 0)) {
-        o.insert(
-            "last_boot".into(),
-            json!(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
-        );
-    }
-    o.insert("last_heartbeat".into(), json!(super::now_iso()));
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
     let all = extras.contains(&"all");
+    let mut sysinfo = None;
     if all || extras.contains(&"sysinfo") {
-        o.insert("sysinfo".into(), s.sysinfo.clone());
+        // typed when it reads as sysinfo; never dropped when it does not
+        match serde_json::from_value::<Sysinfo>(s.sysinfo.clone()) {
+            Ok(si) => sysinfo = Some(si),
+            Err(_) => {
+                extra.insert("sysinfo".into(), s.sysinfo.clone());
+            }
+        }
     }
-    if all || extras.contains(&"vms") {
-        let m: Map<String, Value> = on
-            .iter()
+    let vm_map = (all || extras.contains(&"vms")).then(|| {
+        on.iter()
             .map(|v| {
                 let u = v["uuid"].as_str().unwrap_or_default().to_string();
                 (u.clone(), json!({"uuid": u, "owner_uuid": v["owner_uuid"], "brand": v["brand"], "state": v["state"], "max_physical_memory": v["max_physical_memory"], "quota": v["quota"]}))
             })
-            .collect();
-        o.insert("vms".into(), Value::Object(m));
-    }
-    if let Some(e) = &s.error {
-        o.insert("error".into(), json!(e));
-    }
-    Value::Object(o)
+            .collect::<Map<String, Value>>()
+    });
+    let o = ServerObj {
+        uuid: s.uuid.clone(),
+        hostname: text(&s.sysinfo["Hostname"]),
+        datacenter: text(&s.sysinfo["Datacenter Name"]),
+        boot_platform: s
+            .attrs
+            .get("boot_platform")
+            .and_then(text)
+            .or_else(|| Some(s.platform())),
+        current_platform: Some(s.platform()),
+        boot_params: Some(
+            s.sysinfo
+                .get("Boot Parameters")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        ),
+        kernel_flags: Some(Map::new()),
+        setup: Some(s.setup().into()),
+        setting_up: Some(false.into()),
+        reserved: Some(s.reserved().into()),
+        reservation_ratio: Some(ratio.into()),
+        status: Some(status.into()),
+        headnode: Some(false.into()),
+        traits: Some(s.traits()),
+        ram: Some((ram as u64).into()),
+        memory_total_bytes: Some(((ram * 1048576.0) as u64).into()),
+        memory_available_bytes: Some((((ram - ram_used).max(0.0) * 1048576.0) as u64).into()),
+        unreserved_ram: Some((unreserved_ram as i64).into()),
+        unreserved_disk: Some((unreserved_disk as i64).into()),
+        disk_pool_size_bytes: Some(((s.disk_mib() * 1048576.0) as u64).into()),
+        last_boot: boot,
+        last_heartbeat: Some(super::now_iso()),
+        sysinfo,
+        vms: vm_map,
+        extra,
+    };
+    serde_json::to_value(o).unwrap_or_default()
 }
 
 // ---- DAPI

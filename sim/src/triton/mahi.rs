@@ -18,6 +18,8 @@ use axum::Router;
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use triton_api::{Account, AuthInfo, User};
 
 use super::http::{json_response, ApiError, ApiResult, Query};
 use super::store::{Store, ACCOUNTS, USERS};
@@ -37,10 +39,10 @@ pub fn md5_fingerprint(pubkey: &str) -> anyhow::Result<String> {
         .join(":"))
 }
 
-fn keys_map(keys: &[String]) -> anyhow::Result<Map<String, Value>> {
-    let mut m = Map::new();
+fn keys_map(keys: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
     for k in keys {
-        m.insert(md5_fingerprint(k)?, json!(k));
+        m.insert(md5_fingerprint(k)?, k.clone());
     }
     Ok(m)
 }
@@ -70,17 +72,19 @@ pub fn add_account(
         if let Some(e) = existing {
             c.remove(&e);
         }
-        let acct = json!({
-            "type": "account",
-            "uuid": id,
-            "login": login,
-            "groups": groups,
-            "approved_for_provisioning": approved,
-            "keys": keys,
-            "isOperator": groups.iter().any(|g| g == "operators"),
-        });
-        c.insert(id, acct.clone());
-        acct
+        let acct = Account {
+            kind: Some("account".into()),
+            uuid: id.clone(),
+            login: login.to_string(),
+            groups: Some(groups.to_vec()),
+            approved_for_provisioning: Some(approved.into()),
+            keys: Some(keys),
+            is_operator: Some(groups.iter().any(|g| g == "operators").into()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&acct).unwrap_or_default();
+        c.insert(id, v.clone());
+        v
     })
 }
 
@@ -108,17 +112,19 @@ pub fn add_user(
         if let Some(e) = existing {
             c.remove(&e);
         }
-        let user = json!({
-            "type": "user",
-            "uuid": id,
-            "account": acct_uuid,
-            "login": login,
-            "keys": keys,
-            "roles": [],
-            "defaultRoles": [],
-        });
-        c.insert(id, user.clone());
-        user
+        let user = User {
+            kind: Some("user".into()),
+            uuid: id.clone(),
+            account: Some(acct_uuid.clone()),
+            login: login.to_string(),
+            keys: Some(keys),
+            roles: Some(Vec::new()),
+            default_roles: Some(Vec::new()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&user).unwrap_or_default();
+        c.insert(id, v.clone());
+        v
     })
 }
 
@@ -141,14 +147,35 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .with_state(ctx)
 }
 
+/// mahi's answer, `{roles, account, user?}` (triton-api's `AuthInfo`);
+/// an account record that is not one (a user whose account is gone) is
+/// passed as it is.
 fn answer(account: Value, user: Option<Value>) -> Value {
-    let mut m = Map::new();
-    m.insert("roles".into(), json!({}));
-    m.insert("account".into(), account);
-    if let Some(u) = user {
-        m.insert("user".into(), u);
-    }
-    Value::Object(m)
+    let typed = serde_json::from_value::<Account>(account.clone())
+        .ok()
+        .filter(|_| account.is_object())
+        .and_then(|a| {
+            let u = match &user {
+                Some(u) => Some(serde_json::from_value::<User>(u.clone()).ok()?),
+                None => None,
+            };
+            serde_json::to_value(AuthInfo {
+                roles: Some(Map::new()),
+                account: a,
+                user: u,
+                extra: Map::new(),
+            })
+            .ok()
+        });
+    typed.unwrap_or_else(|| {
+        let mut m = Map::new();
+        m.insert("roles".into(), json!({}));
+        m.insert("account".into(), account);
+        if let Some(u) = user {
+            m.insert("user".into(), u);
+        }
+        Value::Object(m)
+    })
 }
 
 async fn get_account(State(ctx): State<Arc<Ctx>>, uri: Uri, _b: Bytes) -> ApiResult {

@@ -55,6 +55,11 @@ pub struct Config {
     /// Placement: skip servers whose booted platform lacks the VM's brand
     /// (RFD 184 option (c)). Only servers that list brands are checked.
     pub filter_brands: bool,
+    /// CNAPI serves sysinfo `Brands` as the node reports it. `false`: it is
+    /// left out, as on every SmartOS platform today (the key is a proposed
+    /// platform change), so placement must rely on platform floors and
+    /// traits.
+    pub report_brands: bool,
     /// CNAPI's `filter_builder_min_platform` (RFD 184 option (b)): the
     /// lowest platform per SDC version that may take a `builder` VM.
     pub builder_min_platform: Option<BTreeMap<String, String>>,
@@ -73,6 +78,7 @@ impl Config {
             node_bin: crate::node::sim_bin(),
             ports: BTreeMap::new(),
             filter_brands: true,
+            report_brands: true,
             builder_min_platform: None,
             log_to_files: true,
             admin_uuid: None,
@@ -380,6 +386,9 @@ enum Cmd {
         /// Do not skip servers whose platform lacks the VM's brand.
         #[arg(long)]
         no_brand_filter: bool,
+        /// Leave sysinfo `Brands` out of CNAPI's answers (as real platforms do).
+        #[arg(long)]
+        no_brands_in_sysinfo: bool,
         /// Platform floor for builder VMs, e.g. `7.0=20260101T000000Z`.
         #[arg(long, value_delimiter = ',')]
         builder_min_platform: Vec<String>,
@@ -461,6 +470,7 @@ pub fn main(args: &[String]) -> anyhow::Result<i32> {
             cns,
             ports,
             no_brand_filter,
+            no_brands_in_sysinfo,
             builder_min_platform,
             log_stderr,
             admin_uuid,
@@ -482,6 +492,7 @@ pub fn main(args: &[String]) -> anyhow::Result<i32> {
                 );
             }
             cfg.filter_brands = !no_brand_filter;
+            cfg.report_brands = !no_brands_in_sysinfo;
             if !builder_min_platform.is_empty() {
                 let mut m = BTreeMap::new();
                 for p in builder_min_platform {

@@ -534,6 +534,10 @@ pub fn vmadm_payload(vm: &Map<String, Value>) -> Value {
             o.insert(k.to_string(), v.clone());
         }
     }
+    let nics = nics_of(vm.get("networks"));
+    if !nics.is_empty() {
+        o.insert("nics".into(), Value::Array(nics));
+    }
     if hvm {
         for k in ["ram", "vcpus", "disks", "bootrom"] {
             if let Some(v) = vm.get(k).filter(|v| !v.is_null()) {
@@ -550,6 +554,66 @@ pub fn vmadm_payload(vm: &Map<String, Value>) -> Value {
         o.insert("max_physical_memory".into(), r.clone());
     }
     Value::Object(o)
+}
+
+/// The nics of a VM's `networks` (what NAPI would hand out): every network
+/// is on the node's `admin` nic tag (or the object's `nic_tag`) with a DHCP
+/// (or the object's first `ipv4_ips`) address; the object's antispoof flags
+/// and `primary` go onto its nic. The first nic is primary unless another
+/// says so.
+pub fn nics_of(networks: Option<&Value>) -> Vec<Value> {
+    let list: Vec<Value> = match networks {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| json!(s))
+            .collect(),
+        _ => return Vec::new(),
+    };
+    let truthy = |v: Option<&Value>| v.and_then(as_bool) == Some(true);
+    let any_primary = list.iter().any(|n| truthy(n.get("primary")));
+    list.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let o = n.as_object().cloned().unwrap_or_default();
+            let uuid = match n {
+                Value::String(s) => Some(s.clone()),
+                _ => o
+                    .get("ipv4_uuid")
+                    .or_else(|| o.get("uuid"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            };
+            let ip = o
+                .get("ipv4_ips")
+                .and_then(|v| v.get(0))
+                .and_then(Value::as_str)
+                .unwrap_or("dhcp");
+            let mut nic = json!({
+                "interface": format!("net{i}"),
+                "nic_tag": o.get("nic_tag").and_then(Value::as_str).unwrap_or("admin"),
+                "ip": ip,
+            });
+            if let Some(u) = uuid {
+                nic["network_uuid"] = json!(u);
+            }
+            if truthy(o.get("primary")) || (!any_primary && i == 0) {
+                nic["primary"] = json!(true);
+            }
+            for f in [
+                "allow_ip_spoofing",
+                "allow_mac_spoofing",
+                "allow_dhcp_spoofing",
+                "allow_restricted_traffic",
+            ] {
+                if truthy(o.get(f)) {
+                    nic[f] = json!(true);
+                }
+            }
+            nic
+        })
+        .collect()
 }
 
 // ---- running the node's tools
@@ -699,6 +763,30 @@ fn save_job(ctx: &Ctx, j: &Map<String, Value>) -> anyhow::Result<()> {
     })
 }
 
+fn vm_uuid_of(vm: &Map<String, Value>) -> String {
+    vm.get("uuid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An active VM of the same owner already has this VM's alias.
+fn alias_taken(vms: &Map<String, Value>, vm: &Map<String, Value>) -> bool {
+    let (Some(alias), Some(owner)) = (
+        vm.get("alias").and_then(Value::as_str),
+        vm.get("owner_uuid").and_then(Value::as_str),
+    ) else {
+        return false;
+    };
+    let me = vm.get("uuid");
+    vms.values().any(|v| {
+        v.get("uuid") != me
+            && v["alias"] == alias
+            && v["owner_uuid"] == owner
+            && !matches!(v["state"].as_str(), Some("destroyed") | Some("failed"))
+    })
+}
+
 fn save_vm(ctx: &Ctx, vm: &Map<String, Value>) -> anyhow::Result<()> {
     let id = vm["uuid"].as_str().unwrap_or_default().to_string();
     ctx.store.update(VMS, |c| {
@@ -739,7 +827,7 @@ fn vmadm_get(
 
 /// CreateVm after validation: record the VM and its job, place it, create it
 /// on the node. Returns `(vm_uuid, job_uuid)`.
-pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
+pub fn provision(ctx: &Ctx, v: Validated) -> Result<(String, String), ApiError> {
     let mut p = v.params;
     let vm_uuid = p
         .get("uuid")
@@ -767,7 +855,27 @@ pub fn provision(ctx: &Ctx, v: Validated) -> anyhow::Result<(String, String)> {
     vm.insert("destroyed".into(), Value::Null);
     let mut j = job("provision-7.3.0", &vm_uuid, Value::Object(p.clone()));
     let job_uuid = j["uuid"].as_str().unwrap_or_default().to_string();
-    save_vm(ctx, &vm)?;
+    // validateCreateVmParams checked the alias before; checking again and
+    // recording the VM under one lock makes the uniqueness atomic, so
+    // concurrent creates of one name give one VM
+    let rec = vm.clone();
+    let dup = ctx.store.update(VMS, move |c| {
+        let clash = alias_taken(c, &rec);
+        if !clash {
+            c.insert(vm_uuid_of(&rec), Value::Object(rec));
+        }
+        clash
+    })?;
+    if dup {
+        return Err(validation_failed(
+            "Invalid VM parameters",
+            vec![e(
+                "alias",
+                "Duplicate",
+                "Already exists for this owner_uuid",
+            )],
+        ));
+    }
     save_job(ctx, &j)?;
 
     let mut steps: Vec<(String, Result<String, String>)> = vec![(
@@ -960,7 +1068,7 @@ async fn create(State(ctx): State<Arc<Ctx>>, body: Bytes) -> ApiResult {
     let c = ctx.clone();
     let (vm, job) = tokio::task::spawn_blocking(move || -> Result<(String, String), ApiError> {
         let v = validate_create(&c, p)?;
-        Ok(provision(&c, v)?)
+        provision(&c, v)
     })
     .await
     .map_err(blocking_err)??;
@@ -1602,5 +1710,56 @@ mod tests {
         ));
         assert_eq!(h["ram"], 2048);
         assert!(h.get("quota").is_none());
+    }
+
+    #[test]
+    fn networks_become_nics_with_their_flags() {
+        let n = nics_of(Some(&json!([
+            {"ipv4_uuid": "n1", "ipv4_count": 1, "primary": true, "allow_ip_spoofing": true},
+            "n2",
+            {"uuid": "n3", "ipv4_ips": ["10.0.0.9"], "nic_tag": "external", "allow_mac_spoofing": "true"}
+        ])));
+        assert_eq!(n.len(), 3);
+        assert_eq!(
+            n[0],
+            json!({"interface": "net0", "nic_tag": "admin", "ip": "dhcp", "network_uuid": "n1",
+                   "primary": true, "allow_ip_spoofing": true})
+        );
+        assert_eq!(
+            n[1],
+            json!({"interface": "net1", "nic_tag": "admin", "ip": "dhcp", "network_uuid": "n2"})
+        );
+        assert_eq!(n[2]["ip"], "10.0.0.9");
+        assert_eq!(n[2]["nic_tag"], "external");
+        assert_eq!(n[2]["allow_mac_spoofing"], true);
+        // without a primary flag, the first nic is primary
+        assert_eq!(nics_of(Some(&json!("a,b")))[0]["primary"], true);
+        assert!(nics_of(None).is_empty());
+        let p = vmadm_payload(&m(
+            json!({"uuid": "u", "brand": "builder", "networks": ["n1"]}),
+        ));
+        assert_eq!(p["nics"][0]["network_uuid"], "n1");
+    }
+
+    #[test]
+    fn alias_clash_is_per_owner_and_live_vms() {
+        let vms = m(json!({
+            "a": {"uuid": "a", "alias": "x", "owner_uuid": "o1", "state": "running"},
+            "b": {"uuid": "b", "alias": "y", "owner_uuid": "o1", "state": "destroyed"},
+        }));
+        let new =
+            |alias: &str, owner: &str| m(json!({"uuid": "n", "alias": alias, "owner_uuid": owner}));
+        assert!(alias_taken(&vms, &new("x", "o1")));
+        assert!(!alias_taken(&vms, &new("x", "o2")));
+        assert!(!alias_taken(&vms, &new("y", "o1")));
+        // a VM never clashes with itself
+        assert!(!alias_taken(
+            &vms,
+            &m(json!({"uuid": "a", "alias": "x", "owner_uuid": "o1"}))
+        ));
+        assert!(!alias_taken(
+            &vms,
+            &m(json!({"uuid": "n", "owner_uuid": "o1"}))
+        ));
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::triton_common::*;
 use serde_json::{json, Value};
-use sim::triton::{client, Endpoints};
+use sim::triton::Endpoints;
 
 const PKG: &str = "7fc87f43-2def-4e6f-9f2c-cae7d4a8d1b5";
 const CUSTOMER: &str = "2b5a7e43-3a1f-4c49-8d61-5f0e6d7c8b9a";
@@ -123,7 +123,7 @@ fn papi_create_get_and_validation_bodies() {
     let r = get(&format!("{papi}/nope"));
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["code"], "ResourceNotFound");
-    let r = client::request("PATCH", &format!("{papi}/packages"), None, &[]).unwrap();
+    let r = request("PATCH", &format!("{papi}/packages"), None, &[]);
     assert_eq!(r.status, 405);
     assert_eq!(
         r.json(),
@@ -213,7 +213,7 @@ fn papi_owner_uuids_semantics_and_delete() {
     c["brand"] = json!("joyent");
     assert_eq!(post(&format!("{papi}/packages"), &c).status, 201);
 
-    let uuids = |r: client::Reply| -> Vec<String> {
+    let uuids = |r: Reply| -> Vec<String> {
         r.json()
             .as_array()
             .unwrap()
@@ -233,12 +233,12 @@ fn papi_owner_uuids_semantics_and_delete() {
         uuids(get(&format!("{papi}/packages?name=public*"))),
         [public]
     );
-    let any = client::enc(&format!("[\"{CUSTOMER}\",\"{OPERATOR}\"]"));
+    let any = enc(&format!("[\"{CUSTOMER}\",\"{OPERATOR}\"]"));
     assert_eq!(
         uuids(get(&format!("{papi}/packages?owner_uuids={any}"))).len(),
         3
     );
-    let f = client::enc("(&(brand=builder)(max_physical_memory>=1024))");
+    let f = enc("(&(brand=builder)(max_physical_memory>=1024))");
     assert_eq!(uuids(get(&format!("{papi}/packages?filter={f}"))), [PKG]);
 
     // GetPackage with owner_uuids: 404 unless public or shared
@@ -258,16 +258,14 @@ fn papi_owner_uuids_semantics_and_delete() {
     );
 
     // DELETE needs force=true
-    let r = client::delete(&format!("{papi}/packages/{theirs}")).unwrap();
+    let r = delete(&format!("{papi}/packages/{theirs}"));
     assert_eq!(r.status, 405);
     assert_eq!(
         r.json(),
         json!({"code": "BadMethod", "message": "Packages cannot be deleted"})
     );
     assert_eq!(
-        client::delete(&format!("{papi}/packages/{theirs}?force=true"))
-            .unwrap()
-            .status,
+        delete(&format!("{papi}/packages/{theirs}?force=true")).status,
         204
     );
     assert_eq!(get(&format!("{papi}/packages/{theirs}")).status, 404);
@@ -474,44 +472,42 @@ fn imgapi_import_file_activate_and_errors() {
     );
 
     // AddImageFile checks sha1 and compression
-    let r = client::put_bytes(
+    let r = put_bytes(
         &format!(
             "{img}/images/{uuid}/file?compression=gzip&sha1={}",
             "0".repeat(40)
         ),
         &data,
-    )
-    .unwrap();
+    );
     assert_eq!(r.status, 400);
     assert_eq!(
         r.json(),
         json!({"code": "Download", "message": format!("\"sha1\" hash, {}, does not match the uploaded file sha1 hash, {}", "0".repeat(40), sha1_hex(&data))})
     );
-    let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=zip"), &data).unwrap();
+    let r = put_bytes(&format!("{img}/images/{uuid}/file?compression=zip"), &data);
     assert_eq!(r.status, 422);
     assert_eq!(
         r.json(),
         json!({"code": "InvalidParameter", "message": "invalid compression \"zip\" (must be one of gzip, bzip2, xz, none)",
                "errors": [{"field": "compression", "code": "Invalid"}]})
     );
-    let r = client::put_bytes(&format!("{img}/images/{uuid}/file"), &data).unwrap();
+    let r = put_bytes(&format!("{img}/images/{uuid}/file"), &data);
     assert_eq!(
         r.json()["errors"],
         json!([{"field": "compression", "code": "Missing"}])
     );
-    let r = client::put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip"), b"").unwrap();
+    let r = put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip"), b"");
     assert_eq!(
         r.json(),
         json!({"code": "Download", "message": "image file size is 0 bytes, empty files are not allowed"})
     );
-    let r = client::put_bytes(
+    let r = put_bytes(
         &format!(
             "{img}/images/{uuid}/file?compression=gzip&sha1={}",
             sha1_hex(&data)
         ),
         &data,
-    )
-    .unwrap();
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["files"],
@@ -523,8 +519,7 @@ fn imgapi_import_file_activate_and_errors() {
     assert_eq!(r.json()["state"], "active");
     let r = post(&format!("{img}/images/{uuid}?action=activate"), &json!({}));
     assert_eq!(r.json()["code"], "ImageAlreadyActivated");
-    let r =
-        client::put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip"), &data).unwrap();
+    let r = put_bytes(&format!("{img}/images/{uuid}/file?compression=gzip"), &data);
     assert_eq!(
         r.json(),
         json!({"code": "ImageFilesImmutable", "message": format!("cannot modify files on activated image {uuid}")})
@@ -1108,16 +1103,16 @@ fn serve_cli_writes_endpoints_and_stops_on_sigterm() {
     }
     let servers = get(&format!("{}/servers", eps.url("cnapi"))).json();
     assert_eq!(servers[0]["uuid"], sysinfo(&cn)["UUID"]);
-    let st = std::process::Command::new("kill")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let code = child.wait().unwrap();
     assert_eq!(code.code(), Some(0));
     for s in ["papi", "vmapi", "cnapi", "imgapi", "mahi"] {
         assert!(
-            client::get(&format!("{}/ping", eps.url(s))).is_err(),
+            try_get(&format!("{}/ping", eps.url(s))).is_err(),
             "{s} still answers"
         );
     }
@@ -1187,7 +1182,7 @@ fn vmapi_update_and_delete_through_vmadm() {
                 "image_uuid": image, "alias": "b0"}),
     );
     let vm_uuid = r.json()["vm_uuid"].as_str().unwrap().to_string();
-    let job = |r: client::Reply| {
+    let job = |r: Reply| {
         get(&format!(
             "{vmapi}/jobs/{}",
             r.json()["job_uuid"].as_str().unwrap()
@@ -1209,7 +1204,7 @@ fn vmapi_update_and_delete_through_vmadm() {
     let on_node: Value = serde_json::from_str(&on_node).unwrap();
     assert_eq!(on_node["alias"], "b1");
 
-    let r = client::delete(&format!("{vmapi}/vms/{vm_uuid}")).unwrap();
+    let r = delete(&format!("{vmapi}/vms/{vm_uuid}"));
     assert_eq!(r.status, 202);
     assert_eq!(job(r)["execution"], "succeeded");
     assert_eq!(
@@ -1217,4 +1212,75 @@ fn vmapi_update_and_delete_through_vmadm() {
         "destroyed"
     );
     assert!(vmadm_list(&new).is_empty());
+}
+
+/// The process's peak resident set (Linux `/proc/self/status` VmHWM), KiB.
+#[cfg(target_os = "linux")]
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
+
+/// Issue 9 item 8: a real-sized image (512 MiB, a sparse file) ships to the
+/// sim's IMGAPI with triton-api's streaming AddImageFile; the sha1 and size
+/// are recorded and nothing held the file in memory.
+#[test]
+fn imgapi_takes_a_512_mib_image_streamed() {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    use triton_api::{FileUpload, Image, Imgapi, LenientExt as _};
+    const SIZE: u64 = 512 << 20;
+    // sha1 of SIMIMG00, zeros, SIMIMG99 (SIZE bytes in all), computed once
+    const SHA1: &str = "e0ffac230846e1e0c4a4719e374de055d2509cf5";
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let bg = start(&data, &[]);
+    let path = t.path().join("big.zfs.gz");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.set_len(SIZE).unwrap();
+    f.write_all(b"SIMIMG00").unwrap();
+    f.seek(SeekFrom::Start(SIZE - 8)).unwrap();
+    f.write_all(b"SIMIMG99").unwrap();
+    drop(f);
+    let uuid = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d";
+    let (m, _) = builder_image(uuid);
+    let m: Image = serde_json::from_value(m).unwrap();
+    let c = Imgapi::new(http(), bg.url("imgapi")).unwrap();
+    block(c.import(&m)).unwrap();
+    #[cfg(target_os = "linux")]
+    let before = peak_rss_kib();
+    let up = FileUpload {
+        compression: "gzip".into(),
+        size: SIZE,
+        sha1: Some(SHA1.into()),
+        ..Default::default()
+    };
+    let p2 = path.clone();
+    let img = block(async {
+        let file = tokio::fs::File::open(&p2).await.unwrap();
+        c.add_file(uuid, &up, file).await
+    })
+    .expect("a 512 MiB upload is taken (no 413)");
+    let file = img.file().expect("files[0]");
+    assert_eq!(file.sha1.as_deref(), Some(SHA1));
+    assert_eq!(file.size.val(), Some(SIZE));
+    let stored = data.join("imgapi/files").join(uuid).join("file0");
+    assert_eq!(std::fs::metadata(&stored).unwrap().len(), SIZE);
+    #[cfg(target_os = "linux")]
+    {
+        let grew = peak_rss_kib().saturating_sub(before);
+        assert!(
+            grew < 128 * 1024,
+            "peak RSS grew by {grew} KiB for a 512 MiB upload"
+        );
+    }
+    let img = block(c.activate(uuid)).unwrap();
+    assert!(img.is_active());
+    // as IMGAPI lists it
+    let got = get(&format!("{}/images/{uuid}", bg.url("imgapi"))).json();
+    assert_eq!(got["files"][0]["size"], SIZE);
+    assert_eq!(got["files"][0]["sha1"], SHA1);
 }

@@ -1,5 +1,7 @@
 //! Helpers shared by the `triton*` integration tests: sim nodes on chosen
-//! platforms, running services, an image to ship.
+//! platforms, running services, an image to ship, and raw HTTP requests
+//! (through triton-api's shared reqwest client) for checking the services'
+//! wire formats, error bodies included.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -7,7 +9,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
-use sim::triton::{self, client, Background, Config};
+use sim::triton::{self, Background, Config};
+use triton_api::{FileUpload, HttpClient, Image, Imgapi};
 
 pub const OLD_STAMP: &str = "20250101T000000Z";
 pub const NEW_STAMP: &str = "20261101T000000Z";
@@ -81,16 +84,138 @@ pub fn start(data: &Path, cns: &[PathBuf]) -> Background {
     triton::start(cfg).expect("start sim triton")
 }
 
-pub fn get(url: &str) -> client::Reply {
-    client::get(url).expect("GET")
+/// A shared runtime for triton-api's async clients.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
 }
 
-pub fn post(url: &str, v: &Value) -> client::Reply {
-    client::post_json(url, v).expect("POST")
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    rt().block_on(f)
 }
 
-pub fn put(url: &str, v: &Value) -> client::Reply {
-    client::put_json(url, v).expect("PUT")
+/// One connection pool for every request of the tests.
+pub fn http() -> &'static HttpClient {
+    static H: OnceLock<HttpClient> = OnceLock::new();
+    H.get_or_init(HttpClient::default)
+}
+
+/// A raw answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (`Null` when empty or not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `method url` with an optional `(content type, body)` and extra headers;
+/// transport errors are errors, any status is an answer.
+pub fn try_request(
+    method: &str,
+    url: &str,
+    body: Option<(&str, &[u8])>,
+    extra: &[(&str, &str)],
+) -> Result<Reply, String> {
+    let m = axum::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    block(async {
+        let mut b = http().reqwest().request(m, url);
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        if let Some((ct, data)) = body {
+            b = b.header("content-type", ct).body(data.to_vec());
+        }
+        let r = b.send().await.map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = r.bytes().await.map_err(|e| e.to_string())?.to_vec();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    })
+}
+
+pub fn request(
+    method: &str,
+    url: &str,
+    body: Option<(&str, &[u8])>,
+    extra: &[(&str, &str)],
+) -> Reply {
+    try_request(method, url, body, extra).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Percent-encode a query value.
+pub fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+pub fn get(url: &str) -> Reply {
+    request("GET", url, None, &[])
+}
+
+pub fn try_get(url: &str) -> Result<Reply, String> {
+    try_request("GET", url, None, &[])
+}
+
+pub fn delete(url: &str) -> Reply {
+    request("DELETE", url, None, &[])
+}
+
+pub fn post(url: &str, v: &Value) -> Reply {
+    request(
+        "POST",
+        url,
+        Some(("application/json", v.to_string().as_bytes())),
+        &[],
+    )
+}
+
+pub fn put(url: &str, v: &Value) -> Reply {
+    request(
+        "PUT",
+        url,
+        Some(("application/json", v.to_string().as_bytes())),
+        &[],
+    )
+}
+
+pub fn put_bytes(url: &str, data: &[u8]) -> Reply {
+    request("PUT", url, Some(("application/octet-stream", data)), &[])
 }
 
 pub fn builder_package(uuid: &str, min_platform: Option<&str>) -> Value {
@@ -125,26 +250,25 @@ pub fn sha1_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// Import, add file, activate; returns the stored image.
+/// Import, add file, activate (triton-api's IMGAPI client); returns the
+/// stored image as IMGAPI serves it.
 pub fn ship_image(imgapi: &str, m: &Value, data: &[u8]) -> Value {
-    let uuid = m["uuid"].as_str().unwrap();
-    let r = post(&format!("{imgapi}/images/{uuid}?action=import"), m);
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = client::put_bytes(
-        &format!(
-            "{imgapi}/images/{uuid}/file?compression=gzip&sha1={}",
-            sha1_hex(data)
-        ),
-        data,
-    )
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = post(
-        &format!("{imgapi}/images/{uuid}?action=activate"),
-        &json!({}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    let c = Imgapi::new(http(), imgapi).expect("IMGAPI client");
+    let m: Image = serde_json::from_value(m.clone()).expect("a manifest");
+    let up = FileUpload {
+        compression: "gzip".into(),
+        size: data.len() as u64,
+        sha1: Some(sha1_hex(data)),
+        ..Default::default()
+    };
+    let img = block(async {
+        c.import(&m).await?;
+        c.add_file(&m.uuid, &up, std::io::Cursor::new(data.to_vec()))
+            .await?;
+        c.activate(&m.uuid).await
+    })
+    .unwrap_or_else(|e| panic!("shipping {}: {e}", m.uuid));
+    serde_json::to_value(img).unwrap()
 }
 
 /// `vmadm list -p -o uuid,brand,state` on a node, as (uuid, brand, state).

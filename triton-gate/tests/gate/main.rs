@@ -1,12 +1,14 @@
 //! triton-gate end to end over the sim: two compute nodes (one platform
 //! with the builder brand, one without), the sim's PAPI, IMGAPI, CNAPI,
-//! VMAPI and mahi, an operator and a customer with ed25519 keys, builder
-//! packages and images, and the gate in front, spoken to with HTTP
-//! Signature.
+//! VMAPI and mahi, an operator and a customer with ed25519 keys (and a
+//! sub-user each), builder packages and images, and the gate in front,
+//! spoken to with HTTP Signature through triton-api's CloudAPI client and
+//! the real `triton` CLI.
 //!
 //! The sim's VMAPI and CNAPI run node tools with the `sim` binary that
 //! `cargo xtask test` builds once (`testkit::bin("sim")`).
 
+mod attacks;
 mod env;
 mod tests;
 mod triton_cli;
@@ -45,13 +47,14 @@ fn main() {
     for (name, f) in &selected {
         print!("test {name} ... ");
         let _ = std::io::stdout().flush();
+        let t = std::time::Instant::now();
         match std::panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => {
-                println!("ok");
+                println!("ok ({:.2}s)", t.elapsed().as_secs_f64());
                 passed += 1;
             }
             Err(_) => {
-                println!("FAILED");
+                println!("FAILED ({:.2}s)", t.elapsed().as_secs_f64());
                 failed.push(*name);
             }
         }

@@ -108,7 +108,7 @@ pub fn phase2_triton(
         let mut seed = [0u8; 32];
         seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        triton_gate::httpsig::Ed25519Signer::from_seed(login, &seed)
+        triton_api::Signer::ed25519_from_seed(login, &seed)
     };
     let (ops, cust) = (signer("ops"), signer("cust"));
     let store = sim::triton::Store::open(&work.join("triton"))?;
@@ -231,9 +231,7 @@ pub fn phase2_triton(
     let gate_checks = (|| -> Result<triton_gate::rollout::Phase2Report> {
         seed_catalog(&papi, &imgapi)?;
         let p = triton_gate::rollout::Phase2 {
-            urls: triton_gate::backend::Urls::from_endpoints_file(
-                &work.join("triton/endpoints.json"),
-            )?,
+            endpoints: triton_api::Endpoints::from_file(&work.join("triton/endpoints.json"))?,
             audit_path: work.join("triton-gate/audit.log"),
             operator_login: "ops".into(),
             operator_key: ops.clone(),
@@ -243,6 +241,10 @@ pub fn phase2_triton(
             builder_image: OPS_IMG.into(),
             plain_package: PLAIN_PKG.into(),
             plain_image: PLAIN_IMG.into(),
+            // the builder machine's network (the sim's VMAPI takes any)
+            network: "5c3a9c43-0000-4000-8000-0000000000e1".into(),
+            // builder zones only on nodes booted on this platform or newer
+            builder_min_platform: Some([("7.0".to_string(), stamp.to_string())].into()),
         };
         std::fs::create_dir_all(work.join("triton-gate"))?;
         Ok(triton_gate::rollout::run_phase2(&p)?)

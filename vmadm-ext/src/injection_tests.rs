@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::create::{self, Runtime};
 use crate::validate::tests::{host, IMG};
 use crate::validate::{self, Invalid};
-use crate::zonecfg;
+use sim_node::zonecfg;
 use crate::Table;
 
 fn rt() -> Runtime {

@@ -11,7 +11,6 @@
 //! - [`preflight`]: which zones break on a platform image.
 //! - [`rescue`]: builder -> joyent rescue and its exact undo.
 //! - [`check`]: can a zone run bhyve image builds.
-//! - [`zonecfg`]: apply zonecfg command text to a zone file (for simulated nodes).
 //! - [`host`]: host commands (build / run / parse).
 //! - [`quote`]: the one way values become zonecfg text or shell words, and
 //!   the per-property rules validation applies first.
@@ -28,7 +27,6 @@ pub mod quote;
 pub mod rescue;
 pub mod table;
 pub mod validate;
-pub mod zonecfg;
 
 pub use table::Table;
 

@@ -423,7 +423,7 @@ fn bhyve_create_plan_from_the_ui_provision_payload() {
 }
 
 fn sim_zonecfg(plan: &create::Plan) -> (brand::ZoneConfig, Option<String>) {
-    vmadm_ext::zonecfg::apply(None, &plan.zonename, &plan.zonecfg).unwrap()
+    sim_node::zonecfg::apply(None, &plan.zonename, &plan.zonecfg).unwrap()
 }
 
 // ---------------------------------------------------------------- CLI helpers
@@ -1351,10 +1351,10 @@ fn man_page_passes_mandoc_lint() {
 #[test]
 fn planned_zone_round_trips_through_zone_xml() {
     let plan = create::plan(Table::get(), &rfd_payload(), &FakeHost, &fixed_runtime()).unwrap();
-    let (z, uuid) = vmadm_ext::zonecfg::apply(None, &plan.zonename, &plan.zonecfg).unwrap();
+    let (z, uuid) = sim_node::zonecfg::apply(None, &plan.zonename, &plan.zonecfg).unwrap();
     assert_eq!(uuid.as_deref(), Some(U));
     // the delegated dataset step and the end of provisioning
-    let (z, _) = vmadm_ext::zonecfg::apply(
+    let (z, _) = sim_node::zonecfg::apply(
         Some(z),
         U,
         &format!("add dataset; set name=zones/{U}/data; end\n"),
@@ -1363,7 +1363,7 @@ fn planned_zone_round_trips_through_zone_xml() {
     let provisioning = vmadm_ext::load::vmobj_from_xml(&z.to_xml()).unwrap();
     assert_eq!(provisioning["state"], json!("provisioning"));
     assert_eq!(provisioning["transition_to"], json!("running"));
-    let (z, _) = vmadm_ext::zonecfg::apply(
+    let (z, _) = sim_node::zonecfg::apply(
         Some(z),
         U,
         "remove attr name=provisioning\nremove attr name=transition\n",

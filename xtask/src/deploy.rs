@@ -13,7 +13,7 @@ use crate::util::{alive, binaries, daemon, free_port, now_stamp, prepare_dir, wa
 
 /// `cargo xtask deploy`.
 pub fn deploy(dir: &Path, force: bool) -> Result<bool> {
-    use sim::triton::client;
+    use crate::api as client;
     let state = dir.join("deploy.json");
     if let Ok(t) = std::fs::read_to_string(&state) {
         let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();

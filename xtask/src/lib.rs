@@ -8,6 +8,7 @@
 //! - [`testcmd`]: `cargo xtask test`;
 //! - [`util`]: cargo, directories and processes.
 
+pub mod api;
 pub mod deploy;
 pub mod docs;
 pub mod platform;

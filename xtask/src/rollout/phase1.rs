@@ -327,11 +327,37 @@ const PROCEDURE: &[Row] = &[
         OutIs("1"),
     ),
     run(
+        "undo the manual rescue: the builder XML back from its backup",
+        "vmadm stop {uuid} && mv {root}/etc/zones/{uuid}.xml.builderbak {root}/etc/zones/{uuid}.xml && svcadm restart vminfod",
+        Exit(0),
+    ),
+    run("piadm activate the new platform again", "piadm activate {new}", Exit(0)),
+    run("reboot into the new platform again", "sim reboot --root {root}", Exit(0)),
+    run(
+        "the builder zone runs again",
+        "vmadm get {uuid}",
+        Fields(&[("brand", "builder"), ("state", "running")]),
+    ),
+    run(
         "vmadm delete $UUID",
         "UUID={uuid}; vmadm delete $UUID",
         ErrHas(0, "Successfully deleted VM {uuid}"),
     ),
     run("the zone is gone", "vmadm list -Ho uuid", OutIs("{juuid}")),
+    // the node is left as the later phases need it: a builder zone running
+    // on the platform with the brand
+    run_in(
+        "vmadm create the RFD's builder zone again",
+        "vmadm create",
+        RFD_PAYLOAD,
+        ErrHas(0, "Successfully created VM "),
+        Capture::Created("uuid"),
+    ),
+    run(
+        "vmadm-ext check passes on the new builder zone",
+        "vmadm-ext --root {root} check {uuid}",
+        Exit(0),
+    ),
 ];
 
 /// The RFD's manual rescue, literally, with the zone files under the

@@ -18,7 +18,7 @@ pub const PLAIN_IMG: &str = "0b5e1d2c-0000-4000-8000-00000000b1d2";
 pub fn seed_catalog(papi: &str, imgapi: &str) -> Result<()> {
     use serde_json::json;
     use sha1::Digest as _;
-    use sim::triton::client;
+    use crate::api as client;
     for (uuid, name, brand, owners) in [
         (
             OPS_PKG,
@@ -98,7 +98,7 @@ pub fn phase2_triton(
 ) -> Result<sim::triton::Background> {
     use serde_json::json;
     use sha1::Digest as _;
-    use sim::triton::client;
+    use crate::api as client;
     let cn_new = work.join("cn");
     let cn_old = work.join("cn-old");
     sim::init::init(&cn_old, None, Some("cn-old"))?;

@@ -73,7 +73,7 @@ pub fn phase3_images(
         shipped == ["almalinux-9", "debian-12"],
         image_ci::report::render_run(&r),
     ));
-    let listed = sim::triton::client::get(&format!("{imgapi}/images?state=all"))?.json();
+    let listed = crate::api::get(&format!("{imgapi}/images?state=all"))?.json();
     let names: Vec<String> = listed
         .as_array()
         .map(|a| {

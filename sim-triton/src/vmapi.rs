@@ -631,7 +631,7 @@ pub fn run_tool(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> ToolOut {
-    let mut cmd = crate::node::tool_command_at(bin, root, tool);
+    let mut cmd = sim_node::node::tool_command_at(bin, root, tool);
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -75,7 +75,7 @@ impl Config {
         Config {
             data: data.to_path_buf(),
             cns: cns.to_vec(),
-            node_bin: crate::node::sim_bin(),
+            node_bin: sim_node::node::sim_bin(),
             ports: BTreeMap::new(),
             filter_brands: true,
             report_brands: true,

@@ -115,7 +115,7 @@ fn num(v: &Value) -> Option<f64> {
 
 /// Run the node's `sysinfo`.
 pub fn read_sysinfo(bin: &Path, root: &Path) -> Result<Value, String> {
-    let out = crate::node::tool_command_at(bin, root, "sysinfo")
+    let out = sim_node::node::tool_command_at(bin, root, "sysinfo")
         .output()
         .map_err(|e| format!("sysinfo: {e}"))?;
     if !out.status.success() {

@@ -1158,7 +1158,7 @@ pub fn zonecfg(node: &Node, args: &[String]) -> i32 {
         body.push_str(line);
         body.push('\n');
     }
-    z = match vmadm_ext::zonecfg::apply(Some(z), &e.name, &body) {
+    z = match crate::zonecfg::apply(Some(z), &e.name, &body) {
         Ok((z, _)) => z,
         Err(err) => return fail("zonecfg", err),
     };

@@ -14,7 +14,7 @@ use vmadm_ext::Table;
 use crate::node::{write_atomic, IndexEntry, Node, NodeState};
 use crate::tools::{fail, image_file_path};
 use crate::zones;
-use vmadm_ext::zonecfg;
+use crate::zonecfg;
 
 const USAGE: &str = "Usage: vmadm <command> [-d] [-v] [command-specific arguments]";
 

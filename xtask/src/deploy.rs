@@ -35,25 +35,7 @@ pub fn deploy(dir: &Path, force: bool) -> Result<bool> {
     std::fs::create_dir_all(dir.join("log"))?;
     std::fs::create_dir_all(dir.join("keys"))?;
     let dir = &std::fs::canonicalize(dir)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "sim",
-            "-p",
-            "triton-gate",
-            "-p",
-            "vmadm-ext",
-            "--bins",
-        ])
-        .status()?
-        .success();
-    if !ok {
-        bail!("cargo build failed");
-    }
-    let bins = binaries()?;
+    let bins = binaries(true)?;
     let gate_bin = bins.sim.with_file_name("triton-gate");
     // Nodes: one on a platform with builder, one without.
     let stamp = now_stamp();

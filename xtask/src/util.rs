@@ -124,9 +124,13 @@ pub fn target_dir() -> Result<PathBuf> {
 }
 
 /// Build the workspace binaries the rollout drives and say where they are.
-pub fn binaries() -> Result<crate::rollout::phase1::Bins> {
+/// Builds the workspace binaries (release when `release`: what `deploy`
+/// leaves running, so its latency is the product's, not a debug build's).
+pub fn binaries(release: bool) -> Result<crate::rollout::phase1::Bins> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let profile = if release { "release" } else { "debug" };
     let ok = Command::new(&cargo)
+        .args(release.then_some("--release"))
         .args([
             "build",
             "--quiet",
@@ -152,7 +156,7 @@ pub fn binaries() -> Result<crate::rollout::phase1::Bins> {
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .output()?;
     let v: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
-    let dir = PathBuf::from(v["target_directory"].as_str().unwrap_or("target")).join("debug");
+    let dir = PathBuf::from(v["target_directory"].as_str().unwrap_or("target")).join(profile);
     Ok(crate::rollout::phase1::Bins {
         sim: dir.join("sim"),
         vmadm_ext: dir.join("vmadm-ext"),

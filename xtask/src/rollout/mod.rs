@@ -242,7 +242,7 @@ pub fn rollout_with(out: &Path, force: bool, opts: &Options) -> Result<bool> {
     ));
     let bins = match &opts.bins {
         Some(b) => b.clone(),
-        None => binaries()?,
+        None => binaries(false)?,
     };
     let work = out.join("sim");
     std::fs::create_dir_all(&work)?;

@@ -463,7 +463,7 @@ pub fn main(node: &Node, args: &[String]) -> i32 {
         .enumerate()
         .find(|(i, a)| {
             !a.starts_with('-')
-                && !(*i > 0 && matches!(rest[i - 1].as_str(), "-f" | "-t" | "-o" | "-s"))
+                && (*i == 0 || !matches!(rest[i - 1].as_str(), "-f" | "-t" | "-o" | "-s"))
         })
         .map(|(_, a)| a.clone());
     let need = |c: &str| -> Result<String, i32> {

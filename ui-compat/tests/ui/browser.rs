@@ -616,6 +616,8 @@ async fn scenario(c: Client, node: Arc<SimNode>, base: String) {
     lap(&mut t, "the builder zone's page");
 }
 
+// About 5 s: a headless Chromium starts and walks six pages of the real UI
+// (login, list, provision, instance pages); each step's time is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_login_list_and_provision_builder_on_a_sim_node() {
     // Fail, not skip, without the browser: look before building anything.

@@ -202,6 +202,10 @@ impl BootTest for Bhyve {
         "bhyve"
     }
 
+    fn set_zone(&mut self, zone: &str) {
+        self.zone = zone.to_string();
+    }
+
     fn boot(&self, req: &BootRequest<'_>) -> Result<Booted, BootFailed> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let plan = self.plan(req.manifest, &id[..12])?;

@@ -106,9 +106,12 @@ impl From<Error> for BootFailed {
 }
 
 /// A boot test of a built image.
-pub trait BootTest {
+pub trait BootTest: Send {
     /// A short name for reports (`qemu`, `bhyve`).
     fn name(&self) -> &'static str;
+    /// The builder zone is known (made for the run): boot tests that run
+    /// in it (bhyve) use it.
+    fn set_zone(&mut self, _zone: &str) {}
     /// Boot the image; `Ok` only when the marker appeared in time. Any
     /// `Err` means the image must not ship.
     fn boot(&self, req: &BootRequest<'_>) -> Result<Booted, BootFailed>;

@@ -1,10 +1,10 @@
 //! Cadence: a target is due when it has not been shipped within the
-//! interval. Failures do not reset the clock (a failed target stays due and
-//! is retried at the next run).
+//! interval (found already shipped counts). Failures do not reset the
+//! clock (a failed target stays due and is retried at the next run).
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::history::{Outcome, Record};
+use crate::history::Record;
 
 /// Parse an interval: `<n><unit>` parts with units `s`, `m`, `h`, `d`, `w`
 /// (`24h`, `7d`, `1h30m`). Zero is refused.
@@ -56,7 +56,7 @@ pub struct DueState {
 pub fn last_shipped(history: &[Record], target: &str) -> Option<DateTime<Utc>> {
     history
         .iter()
-        .filter(|r| r.target == target && r.outcome == Outcome::Shipped)
+        .filter(|r| r.target == target && r.outcome.is_shipped())
         .filter_map(Record::time)
         .max()
 }
@@ -86,6 +86,7 @@ pub fn due(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Outcome;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

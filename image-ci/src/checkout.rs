@@ -92,6 +92,59 @@ impl Checkout {
     }
 }
 
+/// git's command lines for a local copy of a repository at `git_ref`:
+/// a shallow clone the first time, a shallow fetch and checkout after.
+pub fn mirror_commands(repo: &str, git_ref: &str, dir: &Path, exists: bool) -> Vec<host::Cmd> {
+    let d = dir.display().to_string();
+    if exists {
+        vec![
+            host::Cmd::new(
+                "git",
+                &[
+                    "-C", &d, "fetch", "--quiet", "--depth", "1", "--", repo, git_ref,
+                ],
+            ),
+            host::Cmd::new(
+                "git",
+                &["-C", &d, "checkout", "--quiet", "--force", "FETCH_HEAD"],
+            ),
+        ]
+    } else {
+        vec![host::Cmd::new(
+            "git",
+            &[
+                "clone", "--quiet", "--depth", "1", "--branch", git_ref, "--", repo, &d,
+            ],
+        )]
+    }
+}
+
+/// Bring the local copy of `repo` at `dir` to `git_ref` (cloning it the
+/// first time) and return its commit. image-ci reads the target list from
+/// it before any zone is made.
+pub fn sync_mirror(h: &dyn host::Host, repo: &str, git_ref: &str, dir: &Path) -> Result<String> {
+    let exists = dir.join(".git").is_dir();
+    if !exists {
+        if let Some(p) = dir.parent() {
+            std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+    }
+    for c in mirror_commands(repo, git_ref, dir, exists) {
+        h.run(&c).map_err(|e| {
+            Error::Config(format!(
+                "cannot get {repo} at {git_ref}: {}",
+                e.message().lines().last().unwrap_or_default()
+            ))
+        })?;
+    }
+    let d = dir.display().to_string();
+    let out = h.run(&host::Cmd::new("git", &["-C", &d, "rev-parse", "HEAD"]))?;
+    Ok(out.text().trim().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,13 @@
 //! 128 + the signal number. Children do not inherit the mask: the standard
 //! library empties the signal mask of every process it spawns.
 //!
+//! A run that can stop cleanly (the service, a run that made its zone)
+//! asks for [`graceful`] handling: the first signal then cancels the run
+//! (its [`Cancel`]) and sends SIGTERM to every registered process group
+//! (the build, a boot test's VM), and the run ends by itself (marked
+//! interrupted, its zone deleted); a second signal takes the hard way
+//! above.
+//!
 //! Children that are registered run in their own process group
 //! ([`std::os::unix::process::CommandExt::process_group`]), so a terminal's
 //! Ctrl-C reaches image-ci only, and image-ci kills the whole group
@@ -19,8 +26,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use crate::stream::Cancel;
 
 use nix::sys::signal::{killpg, SigSet, Signal};
 use nix::unistd::Pid;
@@ -44,6 +53,34 @@ struct Entry {
 
 static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 static NEXT: AtomicU64 = AtomicU64::new(1);
+static GRACEFUL: Mutex<Option<Cancel>> = Mutex::new(None);
+static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// Stop cleanly on the first SIGINT, SIGTERM or SIGHUP: `cancel` is
+/// cancelled and every registered process group gets SIGTERM; a second
+/// signal undoes everything at once and exits.
+pub fn graceful(cancel: Cancel) {
+    if let Ok(mut g) = GRACEFUL.lock() {
+        *g = Some(cancel);
+    }
+}
+
+/// The signal that asked for a clean stop, if one did.
+pub fn stopped_by() -> Option<i32> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => None,
+        n => Some(n),
+    }
+}
+
+/// Send `sig` to every registered process group.
+pub fn signal_groups(sig: Signal) {
+    for a in pending() {
+        if let Action::KillGroup(pg) = a {
+            let _ = killpg(Pid::from_raw(pg), sig);
+        }
+    }
+}
 
 /// A registration; dropping it unregisters the action (without running it:
 /// the owner undoes what it owns).
@@ -122,6 +159,18 @@ pub fn install() -> std::io::Result<()> {
         .name("image-ci-signals".into())
         .spawn(move || loop {
             let Ok(sig) = set.wait() else { continue };
+            let clean = GRACEFUL.lock().ok().and_then(|g| g.clone());
+            if let Some(c) = clean.filter(|_| stopped_by().is_none()) {
+                STOPPED_BY.store(sig as i32, Ordering::SeqCst);
+                c.cancel();
+                signal_groups(Signal::SIGTERM);
+                tracing::warn!(signal = sig.as_str(), "stopping: the current stage is finished or stopped, the run is recorded as interrupted");
+                eprintln!(
+                    "image-ci: {}: stopping after the current stage (again to stop at once)",
+                    sig.as_str()
+                );
+                continue;
+            }
             let n = pending().len();
             run_all();
             eprintln!(

@@ -1,18 +1,24 @@
-//! The node commands image-ci runs, each as three parts: build the command,
-//! run it, parse its output. `root` is the node root (`/` on SmartOS);
-//! for another root (a sim node) it is passed to `vmadm-ext --root` and
-//! exported as `SIM_ROOT` for the node's own tools.
+//! The node commands image-ci runs, on the workspace's one host seam: each
+//! is built as data ([`host::Cmd`]), run through a [`host::Host`], and its
+//! output parsed by a pure function. `root` is the node root (`/` on
+//! SmartOS); for another root (a sim node) it is passed to
+//! `vmadm-ext --root` and exported as `SIM_ROOT` for the node's own tools.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
+use host::{Cmd, CmdError, Host, SystemHost};
 
 use crate::error::{Error, Result};
 
 /// Where the node's commands are.
 #[derive(Debug, Clone)]
 pub struct Tools {
+    /// The node root (`/` on SmartOS; a sim node directory elsewhere).
     pub root: PathBuf,
-    pub zlogin: PathBuf,
+    /// Where `vmadm`, `zlogin`, `imgadm` and `sysinfo` are found (a tools
+    /// directory, else `PATH`, else their SmartOS paths).
+    pub tools: host::Tools,
+    /// `vmadm-ext` (the build readiness check).
     pub vmadm_ext: PathBuf,
 }
 
@@ -20,84 +26,133 @@ impl Default for Tools {
     fn default() -> Self {
         Tools {
             root: "/".into(),
-            zlogin: "/usr/sbin/zlogin".into(),
+            tools: host::Tools::from_env(),
             vmadm_ext: "vmadm-ext".into(),
         }
     }
 }
 
 impl Tools {
-    fn is_real_root(&self) -> bool {
+    /// A node at `root` whose tools are in `dir` (`sim link DIR` for a sim
+    /// node), checked with `vmadm_ext`.
+    pub fn in_dir(root: &Path, dir: &Path, vmadm_ext: &Path) -> Tools {
+        Tools {
+            root: root.to_path_buf(),
+            tools: host::Tools::in_dir(dir),
+            vmadm_ext: vmadm_ext.to_path_buf(),
+        }
+    }
+
+    /// Is this the real node (`/`)?
+    pub fn is_real_root(&self) -> bool {
         self.root == Path::new("/")
     }
 
-    fn command(&self, prog: &Path) -> Command {
-        let mut c = Command::new(prog);
+    /// The host that runs this node's commands (`SIM_ROOT` set for a sim
+    /// node).
+    pub fn host(&self) -> SystemHost {
+        let mut h = SystemHost::new(self.tools.clone());
         if !self.is_real_root() {
-            c.env("SIM_ROOT", &self.root);
+            h.env
+                .push(("SIM_ROOT".into(), self.root.display().to_string()));
         }
-        c.stdin(Stdio::null());
-        c
+        h
+    }
+
+    /// The program that runs for a tool name (`zlogin`, `vmadm`).
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.tools.resolve(name)
+    }
+
+    /// A path inside a zone as a command run there (zlogin) takes it: as
+    /// given on a real node; relative to the zone root on a sim node,
+    /// whose zlogin runs commands on this host from the zone root.
+    pub fn zone_arg(&self, path: &str) -> String {
+        if self.is_real_root() {
+            path.to_string()
+        } else {
+            let p = path.trim_start_matches('/');
+            if p.is_empty() {
+                ".".into()
+            } else {
+                p.to_string()
+            }
+        }
     }
 }
 
 /// Quote a word for `/bin/sh`.
 pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    host::shell_word(s)
 }
 
 /// A command line for messages.
-pub fn display(c: &Command) -> String {
+pub fn display(c: &Cmd) -> String {
+    c.to_string()
+}
+
+/// A process's command line for messages (the local build's and the boot
+/// tests' processes, which image-ci runs itself).
+pub fn display_command(c: &std::process::Command) -> String {
     let mut v = vec![c.get_program().to_string_lossy().into_owned()];
     v.extend(c.get_args().map(|a| sh_quote(&a.to_string_lossy())));
     v.join(" ")
 }
 
-/// `vmadm-ext [--root R] check <uuid>`.
-pub fn preflight_command(t: &Tools, uuid: &str) -> Command {
-    let mut c = t.command(&t.vmadm_ext);
-    if !t.is_real_root() {
-        c.arg("--root").arg(&t.root);
+impl From<CmdError> for Error {
+    fn from(e: CmdError) -> Error {
+        match e {
+            CmdError::Spawn { command, source } => Error::Spawn {
+                command,
+                msg: source.to_string(),
+            },
+            CmdError::Failed {
+                command,
+                code,
+                stderr,
+                stdout,
+                ..
+            } => Error::Command {
+                command,
+                status: code,
+                stderr: if stderr.trim().is_empty() {
+                    stdout
+                } else {
+                    stderr
+                },
+            },
+            CmdError::Timeout { command, secs } => Error::Command {
+                command,
+                status: None,
+                stderr: format!("timed out after {secs}s"),
+            },
+        }
     }
-    c.args(["check", uuid]);
-    c
 }
 
-/// `zlogin <uuid> 'cd <checkout> && ./build_all.sh <targets>'`.
-pub fn build_command(t: &Tools, uuid: &str, checkout: &str, targets: &[String]) -> Command {
+/// `vmadm-ext [--root R] check <uuid>`.
+pub fn preflight_command(t: &Tools, uuid: &str) -> Cmd {
+    let mut c = Cmd::new(&t.vmadm_ext.display().to_string(), &[]);
+    if !t.is_real_root() {
+        c = c.arg("--root").arg(t.root.display().to_string());
+    }
+    c.arg("check").arg(uuid)
+}
+
+/// The line `build_all.sh` runs as in the zone:
+/// `cd <checkout> && ./build_all.sh <targets>`.
+pub fn build_line(checkout: &str, targets: &[String]) -> String {
     let mut line = format!("cd {} && ./build_all.sh", sh_quote(checkout));
     for x in targets {
         line.push(' ');
         line.push_str(&sh_quote(x));
     }
-    let mut c = t.command(&t.zlogin);
-    c.arg(uuid).arg(line);
-    c
+    line
 }
 
-/// Run and capture; only a failure to start is an error here.
-pub fn run(c: &mut Command) -> Result<Output> {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    c.output().map_err(|e| Error::Spawn {
-        command: display(c),
-        msg: e.to_string(),
-    })
-}
-
-/// The error for a command that exited non-zero.
-pub fn failed(c: &Command, o: &Output) -> Error {
-    Error::Command {
-        command: display(c),
-        status: o.status.code(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+/// `zlogin <uuid> 'cd <checkout> && ./build_all.sh <targets>'`.
+pub fn build_command(t: &Tools, uuid: &str, checkout: &str, targets: &[String]) -> Cmd {
+    host::zlogin::run(uuid, &build_line(&t.zone_arg(checkout), targets))
 }
 
 /// One line of `vmadm-ext check`.
@@ -127,56 +182,67 @@ pub fn parse_check(stdout: &str) -> Vec<Requirement> {
         .collect()
 }
 
-/// The preflight verdict: requirements, and an error unless all hold.
-pub fn preflight(t: &Tools, uuid: &str) -> Result<Vec<Requirement>> {
-    let mut c = preflight_command(t, uuid);
-    let o = run(&mut c)?;
-    let reqs = parse_check(&String::from_utf8_lossy(&o.stdout));
+/// The preflight verdict from what `vmadm-ext check` printed and whether
+/// it exited 0: requirements, and an error unless all hold.
+pub fn check_verdict(
+    uuid: &str,
+    stdout: &str,
+    exited_ok: bool,
+) -> std::result::Result<Vec<Requirement>, Option<Error>> {
+    let reqs = parse_check(stdout);
     let bad: Vec<&str> = reqs
         .iter()
         .filter(|r| !r.ok)
         .map(|r| r.what.as_str())
         .collect();
-    match (o.status.success(), reqs.is_empty(), bad.is_empty()) {
+    match (exited_ok, reqs.is_empty(), bad.is_empty()) {
         (true, false, true) => Ok(reqs),
-        (_, _, false) => Err(Error::Preflight {
+        (_, _, false) => Err(Some(Error::Preflight {
             zone: uuid.into(),
             failed: bad.join("; "),
-        }),
-        _ => Err(failed(&c, &o)),
+        })),
+        _ => Err(None),
     }
 }
 
-/// An `/etc/zones/index` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
-    pub name: String,
-    pub state: String,
-    pub zonepath: String,
-    pub uuid: String,
+/// Run `vmadm-ext check` on `uuid` through `h`.
+pub fn preflight_with(h: &dyn Host, t: &Tools, uuid: &str) -> Result<Vec<Requirement>> {
+    let c = preflight_command(t, uuid);
+    match h.run(&c) {
+        Ok(o) => check_verdict(uuid, &o.text(), true).map_err(|e| {
+            e.unwrap_or_else(|| Error::Command {
+                command: c.to_string(),
+                status: Some(0),
+                stderr: "vmadm-ext check printed no requirement".into(),
+            })
+        }),
+        Err(CmdError::Failed {
+            command,
+            code,
+            stdout,
+            stderr,
+            ..
+        }) => check_verdict(uuid, &stdout, false).map_err(|e| {
+            e.unwrap_or(Error::Command {
+                command,
+                status: code,
+                stderr,
+            })
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// Parse `/etc/zones/index` (`name:state:zonepath:uuid`, `#` comments).
-pub fn parse_zone_index(text: &str) -> Vec<IndexEntry> {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 3).then(|| IndexEntry {
-                name: f[0].into(),
-                state: f[1].into(),
-                zonepath: f[2].into(),
-                uuid: f.get(3).copied().unwrap_or_default().into(),
-            })
-        })
-        .collect()
+/// The preflight verdict for `uuid` on the node `t` names.
+pub fn preflight(t: &Tools, uuid: &str) -> Result<Vec<Requirement>> {
+    preflight_with(&t.host(), t, uuid)
 }
 
 /// The zone's root as the global zone sees it: `<root><zonepath>/root`.
 pub fn zone_root(root: &Path, zone: &str) -> Result<PathBuf> {
     let p = root.join("etc/zones/index");
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let e = parse_zone_index(&text)
+    let e = common::zoneindex::parse(&text)
         .into_iter()
         .find(|e| e.uuid == zone || e.name == zone)
         .ok_or_else(|| Error::NoZone(zone.into()))?;
@@ -193,11 +259,11 @@ mod tests {
     use super::*;
 
     fn sim_tools() -> Tools {
-        Tools {
-            root: "/tmp/cn".into(),
-            zlogin: "/b/zlogin".into(),
-            vmadm_ext: "/b/vmadm-ext".into(),
-        }
+        Tools::in_dir(
+            Path::new("/tmp/cn"),
+            Path::new("/b"),
+            Path::new("/b/vmadm-ext"),
+        )
     }
 
     #[test]
@@ -206,27 +272,39 @@ mod tests {
         let c = build_command(
             &t,
             "u-1",
-            "opt/tci",
+            "/opt/tci",
             &["debian-12".into(), "ubuntu-24.04".into()],
         );
+        // a sim node's zlogin runs from the zone root: the path is relative
         assert_eq!(
             display(&c),
-            "/b/zlogin u-1 'cd opt/tci && ./build_all.sh debian-12 ubuntu-24.04'"
+            "zlogin u-1 'cd opt/tci && ./build_all.sh debian-12 ubuntu-24.04'"
         );
-        assert!(c
-            .get_envs()
-            .any(|(k, v)| k == "SIM_ROOT" && v == Some("/tmp/cn".as_ref())));
+        assert!(t
+            .host()
+            .env
+            .contains(&("SIM_ROOT".to_string(), "/tmp/cn".to_string())));
+        let d = tempfile::tempdir().unwrap();
+        let z = d.path().join("zlogin");
+        std::fs::write(&z, "#!/bin/sh\n").unwrap();
+        let t2 = Tools::in_dir(Path::new("/tmp/cn"), d.path(), Path::new("/b/vmadm-ext"));
+        assert_eq!(t2.program("zlogin"), z);
         let c = preflight_command(&t, "u-1");
         assert_eq!(display(&c), "/b/vmadm-ext --root /tmp/cn check u-1");
-        let real = Tools::default();
+        let real = Tools {
+            tools: host::Tools::default(),
+            ..Tools::default()
+        };
         let c = preflight_command(&real, "u-1");
         assert_eq!(display(&c), "vmadm-ext check u-1");
-        assert_eq!(c.get_envs().count(), 0);
+        assert!(real.host().env.is_empty());
         let c = build_command(&real, "u", "/root/my dir", &[]);
         assert_eq!(
             display(&c),
-            "/usr/sbin/zlogin u 'cd '\\''/root/my dir'\\'' && ./build_all.sh'"
+            "zlogin u 'cd '\\''/root/my dir'\\'' && ./build_all.sh'"
         );
+        assert_eq!(real.zone_arg("/root/x"), "/root/x");
+        assert_eq!(t.zone_arg("/"), ".");
     }
 
     #[test]
@@ -244,19 +322,37 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert!(r[0].ok && !r[1].ok);
         assert_eq!(r[1].what, "device /dev/viona: not granted");
+        assert!(matches!(
+            check_verdict("u", out, false),
+            Err(Some(Error::Preflight { .. }))
+        ));
+        assert!(matches!(check_verdict("u", "", false), Err(None)));
+        assert_eq!(check_verdict("u", "ok: a\n", true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn preflight_through_a_fake_host() {
+        let t = sim_tools();
+        let h = host::FakeHost::default()
+            .answer("/b/vmadm-ext --root /tmp/cn check good", "ok: a\nok: b\n")
+            .fail("/b/vmadm-ext --root /tmp/cn check gone", "no such zone");
+        assert_eq!(preflight_with(&h, &t, "good").unwrap().len(), 2);
+        let e = preflight_with(&h, &t, "gone").unwrap_err();
+        assert!(e.to_string().contains("no such zone"), "{e}");
     }
 
     #[test]
     fn zone_index() {
         let t = "# comment\nglobal:installed:/\nb1:running:/zones/u1:u1\n";
-        let e = parse_zone_index(t);
-        assert_eq!(e.len(), 2);
-        assert_eq!(e[1].zonepath, "/zones/u1");
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("etc/zones")).unwrap();
         std::fs::write(d.path().join("etc/zones/index"), t).unwrap();
         assert_eq!(
             zone_root(d.path(), "u1").unwrap(),
+            d.path().join("zones/u1/root")
+        );
+        assert_eq!(
+            zone_root(d.path(), "b1").unwrap(),
             d.path().join("zones/u1/root")
         );
         assert!(matches!(zone_root(d.path(), "u2"), Err(Error::NoZone(_))));

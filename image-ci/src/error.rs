@@ -46,6 +46,14 @@ pub enum Error {
     Invalid(String),
     #[error("history {}: {msg}", path.display())]
     History { path: PathBuf, msg: String },
+    #[error("state {}: {msg}", path.display())]
+    State { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("interrupted: {0}")]
+    Cancelled(String),
+    #[error("{0}")]
+    Api(String),
     #[error("{0}: only on illumos")]
     OnlyOnIllumos(String),
     #[error("{0}: not implemented")]

@@ -1,9 +1,10 @@
-//! Run history: append-only JSON lines, one record per target per run.
-//! Appends take an exclusive lock on the file and fsync before returning;
-//! a torn last line (a crash mid-append) is ignored on read, any other bad
-//! line is an error.
+//! The run history: one record per target per run (what happened to it,
+//! and when). Records live in the state database ([`crate::state`]); this
+//! module holds their types and reads the JSON-lines history file earlier
+//! versions wrote (one record a line), which the state database imports
+//! once on first start. A torn last line (a crash mid-append) is ignored,
+//! any other bad line is an error.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -13,23 +14,52 @@ use crate::error::{Error, Result};
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Shipped,
+    /// IMGAPI already had this image (name and version) active: nothing
+    /// was shipped twice.
+    AlreadyShipped,
     PreflightFailed,
     BuildFailed,
     VerifyFailed,
     BootFailed,
     ShipFailed,
+    /// The run was stopped (SIGTERM to the service) before this target
+    /// was done.
+    Interrupted,
 }
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Shipped => "shipped",
+            Outcome::AlreadyShipped => "already_shipped",
             Outcome::PreflightFailed => "preflight_failed",
             Outcome::BuildFailed => "build_failed",
             Outcome::VerifyFailed => "verify_failed",
             Outcome::BootFailed => "boot_failed",
             Outcome::ShipFailed => "ship_failed",
+            Outcome::Interrupted => "interrupted",
         }
+    }
+
+    /// The outcome named `s` ([`Outcome::as_str`]).
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Shipped,
+            Outcome::AlreadyShipped,
+            Outcome::PreflightFailed,
+            Outcome::BuildFailed,
+            Outcome::VerifyFailed,
+            Outcome::BootFailed,
+            Outcome::ShipFailed,
+            Outcome::Interrupted,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
+    /// The image is in IMGAPI, active (shipped now or before).
+    pub fn is_shipped(self) -> bool {
+        matches!(self, Outcome::Shipped | Outcome::AlreadyShipped)
     }
 }
 
@@ -39,7 +69,7 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// One line of the history.
+/// One record of the history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     /// RFC 3339 UTC, when the outcome was decided.
@@ -74,48 +104,6 @@ fn herr(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Append records (one line each) under an exclusive lock, then fsync.
-pub fn append(path: &Path, records: &[Record]) -> Result<()> {
-    let mut text = String::new();
-    for r in records {
-        text.push_str(&serde_json::to_string(r).map_err(|e| herr(path, e))?);
-        text.push('\n');
-    }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(d) = dir {
-        std::fs::create_dir_all(d).map_err(|e| herr(path, e))?;
-    }
-    let created = !path.exists();
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| herr(path, e))?;
-    let mut lock = fd_lock::RwLock::new(f);
-    let mut g = lock.write().map_err(|e| herr(path, e))?;
-    // A torn line left by a crash (we hold the lock: no writer is active)
-    // is cut off, so it neither glues onto ours nor poisons later reads.
-    let len = g.metadata().map_err(|e| herr(path, e))?.len();
-    if len > 0 {
-        let data = std::fs::read(path).map_err(|e| herr(path, e))?;
-        if data.last() != Some(&b'\n') {
-            let keep = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            g.set_len(keep as u64).map_err(|e| herr(path, e))?;
-        }
-    }
-    g.write_all(text.as_bytes()).map_err(|e| herr(path, e))?;
-    g.sync_all().map_err(|e| herr(path, e))?;
-    drop(g);
-    if created {
-        if let Some(d) = dir {
-            if let Ok(df) = std::fs::File::open(d) {
-                let _ = df.sync_all();
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Parse history text. A torn final line (no newline, not JSON) is skipped.
 pub fn parse(text: &str) -> std::result::Result<Vec<Record>, String> {
     let mut out = Vec::new();
@@ -144,7 +132,8 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
     parse(&text).map_err(|m| herr(path, m))
 }
 
-/// The default history file under a node root.
+/// The JSON-lines history file earlier versions kept under a node root
+/// (imported into the state database once).
 pub fn default_path(root: &Path) -> PathBuf {
     root.join("var/db/image-ci/history.jsonl")
 }
@@ -153,62 +142,40 @@ pub fn default_path(root: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn rec(target: &str, outcome: Outcome) -> Record {
-        Record {
-            time: "2026-11-25T12:00:00Z".into(),
-            run: "r1".into(),
-            target: target.into(),
-            outcome,
-            version: Some("20261125".into()),
-            uuid: None,
-            sha1: None,
-            size: Some(3),
-            detail: String::new(),
-        }
-    }
-
     #[test]
-    fn append_then_read_round_trips() {
+    fn reads_the_json_lines_history() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("sub/history.jsonl");
+        let p = d.path().join("history.jsonl");
         assert!(read(&p).unwrap().is_empty());
-        append(&p, &[rec("a", Outcome::Shipped)]).unwrap();
-        append(
+        std::fs::write(
             &p,
-            &[
-                rec("b", Outcome::BuildFailed),
-                rec("c", Outcome::VerifyFailed),
-            ],
+            "{\"time\":\"2026-11-25T12:00:00Z\",\"run\":\"r1\",\"target\":\"a\",\"outcome\":\"shipped\",\"version\":\"20261125\"}\n\
+             {\"time\":\"2026-11-25T12:00:01Z\",\"run\":\"r1\",\"target\":\"b\",\"outcome\":\"build_failed\",\"detail\":\"x\"}\n\
+             {\"time\":\"2026",
         )
         .unwrap();
         let r = read(&p).unwrap();
-        assert_eq!(r.len(), 3);
+        assert_eq!(r.len(), 2, "the torn last line is skipped");
         assert_eq!(r[1].outcome, Outcome::BuildFailed);
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(text.lines().count(), 3);
-        assert!(text.contains(r#""outcome":"build_failed""#));
-    }
-
-    #[test]
-    fn torn_last_line_is_skipped_and_next_append_starts_fresh() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("h.jsonl");
-        append(&p, &[rec("a", Outcome::Shipped)]).unwrap();
-        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"{\"time\":\"2026").unwrap();
-        assert_eq!(read(&p).unwrap().len(), 1);
-        append(&p, &[rec("b", Outcome::Shipped)]).unwrap();
-        let r = read(&p).unwrap();
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[1].target, "b");
-        assert!(!std::fs::read_to_string(&p)
-            .unwrap()
-            .contains("{\"time\":\"2026\n"));
+        assert_eq!(r[0].version.as_deref(), Some("20261125"));
     }
 
     #[test]
     fn bad_line_in_the_middle_is_an_error() {
         assert!(parse("{}\n").unwrap_err().starts_with("line 1"));
         assert_eq!(parse("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn outcome_names_round_trip() {
+        for o in [
+            Outcome::Shipped,
+            Outcome::AlreadyShipped,
+            Outcome::Interrupted,
+        ] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+        assert!(Outcome::AlreadyShipped.is_shipped() && !Outcome::ShipFailed.is_shipped());
+        assert_eq!(Outcome::parse("nope"), None);
     }
 }

@@ -39,13 +39,15 @@ use std::process::{Command, Stdio};
 use chrono::{DateTime, Utc};
 
 use crate::artifact::{self, fill, Fill};
-use crate::build::{Build, BuildRun, Output};
+use crate::build::{Build, BuildRun, Output, Prepared};
 use crate::buildlog::Failure;
 use crate::checkout::{Checkout, Target};
 use crate::cleanup::{self, Action, Registered};
-use crate::commands::{display, Requirement};
+use crate::commands::{display_command as display, Requirement};
 use crate::error::{Error, Result};
 use crate::progress::{Counting, Mode, Progress};
+use crate::stages::Stages;
+use crate::stream::{Cancel, LogSink};
 
 /// Packages every image gets (besides minbase).
 pub const PACKAGES: &[&str] = &[
@@ -255,17 +257,8 @@ pub fn image_size_mib(manifest_in: &str) -> Result<u64> {
         .ok_or_else(|| Error::Invalid("manifest.in has no positive image_size".into()))
 }
 
-/// A build log, also shown as plain lines when asked.
-struct Log {
-    text: String,
-}
-
-impl Log {
-    fn line(&mut self, l: &str) {
-        self.text.push_str(l);
-        self.text.push('\n');
-    }
-}
+/// The build's log: every line goes to the run's log file as it comes.
+type Log = LogSink;
 
 fn run_logged(log: &mut Log, argv: &[String], stdin: Option<&str>) -> Result<String> {
     let mut c = Command::new(&argv[0]);
@@ -577,7 +570,7 @@ impl LocalBuild {
                 size: gz_size,
             },
         );
-        std::fs::write(&manifest, text).map_err(io(&manifest))?;
+        common::fs::write_atomic(&manifest, text.as_bytes()).map_err(io(&manifest))?;
         log.line(&format!("Builds finished: {}", gz.display()));
         Ok(Built {
             image: gz,
@@ -658,7 +651,7 @@ impl LocalBuild {
             return Err(Error::Command {
                 command: display(&c),
                 status: st.code(),
-                stderr: log.text.clone(),
+                stderr: log.text().to_string(),
             });
         }
         if let Some(s) = step.take() {
@@ -694,7 +687,35 @@ impl Build for LocalBuild {
         })
     }
 
-    fn preflight(&self) -> Result<Vec<Requirement>> {
+    fn prepare(
+        &mut self,
+        st: &mut Stages,
+        _log: &mut LogSink,
+        _cancel: &Cancel,
+    ) -> Result<Prepared> {
+        let requirements = st.run(None, "check", |_| None, || self.requirements())?;
+        Ok(Prepared {
+            requirements,
+            commit: None,
+        })
+    }
+
+    fn build(
+        &self,
+        co: &Checkout,
+        targets: &[String],
+        log: &mut LogSink,
+        cancel: &Cancel,
+    ) -> Result<BuildRun> {
+        self.build_targets(co, targets, log, cancel)
+    }
+}
+
+impl LocalBuild {
+    /// What the local build needs here (root, the tools, syslinux's MBR,
+    /// a usable cache); `Err(Error::LocalPreflight)` naming what is
+    /// missing.
+    pub fn requirements(&self) -> Result<Vec<Requirement>> {
         let mut reqs = vec![Requirement {
             ok: uid() == Some(0),
             what: "running as root (loop devices, mounts)".into(),
@@ -732,24 +753,29 @@ impl Build for LocalBuild {
         }
     }
 
-    fn build(&self, co: &Checkout, targets: &[String]) -> Result<BuildRun> {
-        let mut log = Log {
-            text: String::new(),
-        };
+    fn build_targets(
+        &self,
+        co: &Checkout,
+        targets: &[String],
+        log: &mut LogSink,
+        cancel: &Cancel,
+    ) -> Result<BuildRun> {
+        let start = log.text().len();
         let mut failed = BTreeMap::new();
         for name in targets {
+            cancel.check("the local build")?;
             let t = co
                 .target(name)
                 .ok_or_else(|| Error::UnknownTarget(name.clone()))?;
             log.line(&format!("Building {name} (local)"));
-            if let Err(e) = self.build_one(co, t, &mut log) {
+            if let Err(e) = self.build_one(co, t, log) {
                 let line = format!("local build of {name} failed: {}", one_line(&e.to_string()));
                 log.line(&line);
                 failed.insert(
                     name.clone(),
                     Failure {
                         exit_code: None,
-                        line_no: log.text.lines().count(),
+                        line_no: log.text()[start..].lines().count(),
                         line,
                     },
                 );
@@ -762,7 +788,7 @@ impl Build for LocalBuild {
                 self.cache_dir.display()
             ),
             exit: None,
-            log: log.text,
+            log: log.text()[start..].to_string(),
             failed,
             unattributed: vec![],
             error: None,

@@ -1,38 +1,68 @@
-//! image-ci: build triton-cloud-images in a builder zone, verify, boot-test,
-//! ship to IMGAPI. Exit 0 on success, 1 on error (or any target not
-//! shipped), 2 on usage error; one-line errors on stderr.
+//! image-ci: build triton-cloud-images in builder zones (made for each
+//! run, or one that exists), verify, boot-test, ship to IMGAPI; on a
+//! schedule as a service (`serve`). Exit 0 on success, 1 on error (or any
+//! target not shipped), 2 on usage error, 128 + the signal when a run was
+//! stopped; one-line errors on stderr.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
-use image_ci::bhyve::Bhyve;
-use image_ci::boot::{BootRequest, BootTest, Judge};
+use image_ci::boot::BootRequest;
 use image_ci::build::{Build, NodeBuild};
 use image_ci::commands::Tools;
+use image_ci::config::{BootCfg, FileConfig};
 use image_ci::local::LocalBuild;
-use image_ci::qemu::{AccelChoice, Qemu};
-use image_ci::{cadence, checkout, history, pipeline, report};
+use image_ci::pipeline::KeepZone;
+use image_ci::progress::Mode;
+use image_ci::stream::{Cancel, LogSink};
+use image_ci::{cadence, checkout, pipeline, report, serve};
 
 #[derive(Parser)]
-#[command(name = "image-ci", version, about = "Build, verify, boot-test and ship triton-cloud-images", long_about = None)]
+#[command(name = "image-ci", version, about = "Build, verify, boot-test and ship triton-cloud-images, on a schedule", long_about = None)]
 struct Cli {
     /// JSON output
     #[arg(short = 'j', long = "json", global = true)]
     json: bool,
+    /// Build output to the terminal too, as it comes
+    #[arg(short = 'v', long = "verbose", global = true)]
+    verbose: bool,
+    /// No progress lines
+    #[arg(short = 'q', long = "quiet", global = true)]
+    quiet: bool,
     /// Node root (`/` on SmartOS; a sim node directory elsewhere)
     #[arg(long, global = true, default_value = "/", env = "IMAGE_CI_ROOT")]
     root: PathBuf,
-    /// History file (default <root>/var/db/image-ci/history.jsonl)
-    #[arg(long, global = true, env = "IMAGE_CI_HISTORY")]
-    history: Option<PathBuf>,
+    /// State database (default <root>/var/db/image-ci/state.db)
+    #[arg(long, global = true, env = "IMAGE_CI_STATE")]
+    state: Option<PathBuf>,
+    /// Where vmadm, zlogin, imgadm and sysinfo are (default: PATH, then
+    /// their SmartOS paths)
+    #[arg(long, global = true, env = "SMARTOS_TOOLS_DIR")]
+    tools_dir: Option<PathBuf>,
+    /// vmadm-ext program (the zone's build readiness check)
+    #[arg(long, global = true, default_value = "vmadm-ext")]
+    vmadm_ext: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+/// Where a run or a target list is (unless a configuration file says).
 #[derive(Args)]
 struct Where {
+    /// The builder zone (UUID or name)
+    #[arg(short = 'z', long)]
+    zone: Option<String>,
+    /// The triton-cloud-images checkout: inside the zone with --zone,
+    /// else a directory here
+    #[arg(short = 'c', long, required_unless_present = "config")]
+    checkout: Option<String>,
+}
+
+/// Where a build is.
+#[derive(Args)]
+struct BuildWhere {
     /// The builder zone (UUID or name)
     #[arg(short = 'z', long)]
     zone: Option<String>,
@@ -47,23 +77,49 @@ struct Where {
 struct BootOpts {
     /// Boot test: qemu (Linux; the default there) or bhyve (illumos, in the
     /// builder zone; the default there)
-    #[arg(long, default_value = image_ci::boot::default_name())]
-    boot_test: String,
+    #[arg(long)]
+    boot_test: Option<String>,
     /// Regex the console must show (default: a login prompt)
-    #[arg(long, default_value = image_ci::boot::DEFAULT_MARKER)]
-    boot_marker: String,
-    /// Seconds the guest has to show the marker
-    #[arg(long, default_value_t = 300)]
-    boot_timeout: u64,
+    #[arg(long)]
+    boot_marker: Option<String>,
+    /// Seconds the guest has to show the marker (default 300)
+    #[arg(long)]
+    boot_timeout: Option<u64>,
     /// qemu accelerator: auto (KVM when /dev/kvm opens, TCG when KVM fails), kvm, tcg
-    #[arg(long, default_value = "auto")]
-    boot_accel: String,
+    #[arg(long)]
+    boot_accel: Option<String>,
     /// The qemu program
-    #[arg(long, default_value = image_ci::qemu::QEMU)]
-    qemu: PathBuf,
+    #[arg(long)]
+    qemu: Option<PathBuf>,
     /// bhyve's bootrom
-    #[arg(long, default_value = image_ci::bhyve::DEFAULT_BOOTROM)]
-    bootrom: PathBuf,
+    #[arg(long)]
+    bootrom: Option<PathBuf>,
+}
+
+impl BootOpts {
+    /// The options over `base` (a config file's `[boot]`, or the defaults).
+    fn over(&self, base: &BootCfg) -> BootCfg {
+        let mut b = base.clone();
+        if let Some(x) = &self.boot_test {
+            b.test = x.clone();
+        }
+        if let Some(x) = &self.boot_marker {
+            b.marker = x.clone();
+        }
+        if let Some(x) = self.boot_timeout {
+            b.timeout = x;
+        }
+        if let Some(x) = &self.boot_accel {
+            b.accel = x.clone();
+        }
+        if let Some(x) = &self.qemu {
+            b.qemu = Some(x.clone());
+        }
+        if let Some(x) = &self.bootrom {
+            b.bootrom = Some(x.clone());
+        }
+        b
+    }
 }
 
 /// How a local build runs.
@@ -93,9 +149,17 @@ enum Cmd {
     Targets {
         #[command(flatten)]
         at: Where,
+        /// The configuration file (its checkout)
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
-    /// Build (in the zone, or --local), verify, boot-test and ship
+    /// Build (in a zone made for the run with --config, in an existing
+    /// zone with -z, or --local), verify, boot-test and ship
     Run {
+        /// The configuration file: the zone is made for the run from its
+        /// profile, provisioned, and deleted afterwards
+        #[arg(long, conflicts_with_all = ["zone", "local"])]
+        config: Option<PathBuf>,
         #[command(flatten)]
         at: Where,
         /// Build here (Debian targets, mmdebstrap) instead of in a zone
@@ -104,9 +168,10 @@ enum Cmd {
         #[command(flatten)]
         local_opts: LocalOpts,
         /// IMGAPI URL (http://host:port)
-        #[arg(long, env = "IMGAPI_URL")]
-        imgapi: String,
-        /// Targets (comma-separated or repeated; default all)
+        #[arg(long, env = "IMGAPI_URL", required_unless_present = "config")]
+        imgapi: Option<String>,
+        /// Targets (comma-separated or repeated; default all, or the
+        /// configuration's schedules')
         #[arg(short = 't', long = "targets", value_delimiter = ',')]
         targets: Vec<String>,
         /// Only targets not shipped within --every
@@ -115,33 +180,29 @@ enum Cmd {
         /// Cadence interval (24h, 7d, 1h30m)
         #[arg(long, requires = "due")]
         every: Option<String>,
-        /// IMGAPI channel to ship into
-        #[arg(long)]
-        channel: Option<String>,
+        /// IMGAPI channel to ship into (repeat: the first imports, the
+        /// others are added)
+        #[arg(long = "channel")]
+        channels: Vec<String>,
+        /// Keep the zone made for the run: always (the default of the
+        /// bare flag), on-failure, never
+        #[arg(long, num_args = 0..=1, default_missing_value = "always", value_name = "WHEN")]
+        keep_zone: Option<KeepZone>,
         #[command(flatten)]
         boot: BootOpts,
-        /// zlogin program
-        #[arg(long, default_value = "/usr/sbin/zlogin")]
-        zlogin: PathBuf,
-        /// vmadm-ext program
-        #[arg(long, default_value = "vmadm-ext")]
-        vmadm_ext: PathBuf,
     },
     /// Build targets only: in the zone (build_all.sh) or --local
     Build {
         #[command(flatten)]
-        at: Where,
+        at: BuildWhere,
         /// Build here (Debian targets, mmdebstrap) instead of in a zone
         #[arg(long, conflicts_with = "zone")]
         local: bool,
         #[command(flatten)]
         local_opts: LocalOpts,
-        /// zlogin program
-        #[arg(long, default_value = "/usr/sbin/zlogin")]
-        zlogin: PathBuf,
-        /// vmadm-ext program (the zone's preflight)
-        #[arg(long, default_value = "vmadm-ext")]
-        vmadm_ext: PathBuf,
+        /// Write the build log here as it comes (default: memory only)
+        #[arg(long)]
+        log: Option<PathBuf>,
         /// Targets (comma-separated or repeated)
         #[arg(required = true, value_delimiter = ',')]
         targets: Vec<String>,
@@ -159,11 +220,28 @@ enum Cmd {
         console_log: Option<PathBuf>,
         #[command(flatten)]
         boot: BootOpts,
-        /// zlogin program (bhyve)
-        #[arg(long, default_value = "/usr/sbin/zlogin")]
-        zlogin: PathBuf,
         /// The image
         image: PathBuf,
+    },
+    /// Run the schedules of a configuration file, with a status endpoint
+    Serve {
+        /// The configuration file (TOML)
+        #[arg(long)]
+        config: PathBuf,
+        /// Status endpoint address (default: the file's listen, else 127.0.0.1:8181)
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Show a running service's status
+    Status {
+        /// The service's status endpoint
+        #[arg(long, default_value = "http://127.0.0.1:8181", env = "IMAGE_CI_URL")]
+        url: String,
+    },
+    /// Check a configuration file as `serve` does before it starts
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Show the history, one line per target per run
     History {
@@ -179,10 +257,29 @@ enum Cmd {
     },
 }
 
-fn history_path(cli: &Cli) -> PathBuf {
-    cli.history
+fn state_path(cli: &Cli) -> PathBuf {
+    cli.state
         .clone()
-        .unwrap_or_else(|| history::default_path(&cli.root))
+        .unwrap_or_else(|| image_ci::state::default_path(&cli.root))
+}
+
+fn tools(cli: &Cli) -> Tools {
+    Tools {
+        root: cli.root.clone(),
+        tools: match &cli.tools_dir {
+            Some(d) => host::Tools::in_dir(d),
+            None => host::Tools::from_env(),
+        },
+        vmadm_ext: cli.vmadm_ext.clone(),
+    }
+}
+
+fn progress(cli: &Cli) -> Mode {
+    if cli.quiet {
+        Mode::Quiet
+    } else {
+        Mode::detect()
+    }
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -190,12 +287,10 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-fn checkout_dir(root: &Path, at: &Where) -> Result<PathBuf> {
-    Ok(match &at.zone {
-        Some(z) => {
-            image_ci::commands::in_zone(&image_ci::commands::zone_root(root, z)?, &at.checkout)
-        }
-        None => PathBuf::from(&at.checkout),
+fn checkout_dir(root: &Path, zone: Option<&str>, co: &str) -> Result<PathBuf> {
+    Ok(match zone {
+        Some(z) => image_ci::commands::in_zone(&image_ci::commands::zone_root(root, z)?, co),
+        None => PathBuf::from(co),
     })
 }
 
@@ -203,37 +298,8 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
 
-/// The boot test the options name.
-fn boot_test(o: &BootOpts, tools: &Tools, zone: Option<&str>) -> Result<Box<dyn BootTest>> {
-    let judge = Judge::new(
-        &o.boot_marker,
-        std::time::Duration::from_secs(o.boot_timeout),
-    )?;
-    Ok(match o.boot_test.as_str() {
-        "qemu" => Box::new(Qemu {
-            qemu: o.qemu.clone(),
-            judge,
-            accel: o
-                .boot_accel
-                .parse::<AccelChoice>()
-                .map_err(anyhow::Error::msg)?,
-            ..Default::default()
-        }),
-        "bhyve" => {
-            let zone = zone.context("the bhyve boot test needs --zone (the builder zone)")?;
-            let mut b = Bhyve::new(zone);
-            b.root = tools.root.clone();
-            b.zlogin = tools.zlogin.clone();
-            b.bootrom = o.bootrom.clone();
-            b.judge = judge;
-            Box::new(b)
-        }
-        other => anyhow::bail!("unknown boot test {other:?} (qemu or bhyve)"),
-    })
-}
-
 /// A local build of the checkout at `dir`.
-fn local_build(dir: &str, o: &LocalOpts) -> LocalBuild {
+fn local_build(dir: &str, o: &LocalOpts, mode: Mode) -> LocalBuild {
     let co = PathBuf::from(dir);
     let mut b = LocalBuild::new(&co, o.output.as_deref().unwrap_or(&co));
     if let Some(c) = &o.cache_dir {
@@ -242,14 +308,63 @@ fn local_build(dir: &str, o: &LocalOpts) -> LocalBuild {
     b.mirror = o.mirror.clone();
     b.security_mirror = o.security_mirror.clone();
     b.extra_packages = o.include.clone();
+    b.progress = mode;
     b
 }
 
-fn real_main(cli: Cli) -> Result<bool> {
-    let hist = history_path(&cli);
+/// What a command ended with.
+enum Done {
+    Ok,
+    Failed,
+    /// Stopped by this signal.
+    Stopped(i32),
+}
+
+fn run_report(cli: &Cli, r: &report::RunReport) -> Result<Done> {
+    if cli.json {
+        print_json(r)?;
+    } else {
+        print!("{}", report::render_run(r));
+    }
+    if r.status == "interrupted" {
+        eprintln!(
+            "image-ci: run {} interrupted ({})",
+            r.run,
+            r.zone_action.as_deref().unwrap_or("no zone made")
+        );
+        return Ok(Done::Stopped(image_ci::cleanup::stopped_by().unwrap_or(15)));
+    }
+    if let Some(e) = &r.preflight_error {
+        eprintln!("image-ci: {e}");
+    } else if !r.ok() {
+        let bad: Vec<String> = r
+            .targets
+            .iter()
+            .filter(|t| !t.outcome.is_shipped())
+            .map(|t| format!("{} {}", t.target, t.outcome))
+            .collect();
+        eprintln!("image-ci: not shipped: {}", bad.join(", "));
+    }
+    Ok(if r.ok() { Done::Ok } else { Done::Failed })
+}
+
+fn real_main(cli: Cli) -> Result<Done> {
+    let state = state_path(&cli);
     match &cli.cmd {
-        Cmd::Targets { at } => {
-            let co = checkout::Checkout::load(&checkout_dir(&cli.root, at)?)?;
+        Cmd::Targets { at, config } => {
+            let dir = match config {
+                Some(p) => {
+                    let fc = FileConfig::load(p)?;
+                    fc.sync_checkout()?;
+                    fc.local_checkout()
+                }
+                None => checkout_dir(
+                    &cli.root,
+                    at.zone.as_deref(),
+                    at.checkout.as_deref().unwrap_or("."),
+                )?,
+            };
+            let co = checkout::Checkout::load(&dir)?;
             if cli.json {
                 print_json(&co.targets)?;
             } else {
@@ -258,9 +373,10 @@ fn real_main(cli: Cli) -> Result<bool> {
                     println!("{:<16} {:<8} {}", t.name, t.os, t.desc);
                 }
             }
-            Ok(true)
+            Ok(Done::Ok)
         }
         Cmd::Run {
+            config,
             at,
             local,
             local_opts,
@@ -268,92 +384,103 @@ fn real_main(cli: Cli) -> Result<bool> {
             targets,
             due,
             every,
-            channel,
+            channels,
+            keep_zone,
             boot,
-            zlogin,
-            vmadm_ext,
         } => {
             let due_every = match (due, every) {
                 (true, Some(e)) => Some(cadence::parse_interval(e).map_err(anyhow::Error::msg)?),
                 _ => None,
             };
-            let tools = Tools {
-                root: cli.root.clone(),
-                zlogin: zlogin.clone(),
-                vmadm_ext: vmadm_ext.clone(),
+            let mode = progress(&cli);
+            let (mut cfg, targets) = match config {
+                Some(path) => {
+                    let fc = FileConfig::load(path)?;
+                    let targets = if targets.is_empty() {
+                        fc.all_targets()
+                    } else {
+                        targets.clone()
+                    };
+                    // everything that can be checked before a zone is made
+                    fc.validate(path, &targets)?;
+                    let mut fc = fc;
+                    fc.boot = boot.over(&fc.boot);
+                    if let Some(u) = imgapi {
+                        fc.imgapi = u.clone();
+                    }
+                    if !channels.is_empty() {
+                        fc.channels = channels.clone();
+                    }
+                    if cli.state.is_some() {
+                        fc.state = Some(state.clone());
+                    }
+                    (fc.pipeline()?, targets)
+                }
+                None => {
+                    let tools = tools(&cli);
+                    let co = at.checkout.clone().unwrap_or_default();
+                    let build: Box<dyn Build> = if *local {
+                        Box::new(local_build(&co, local_opts, mode))
+                    } else {
+                        let zone = at
+                            .zone
+                            .clone()
+                            .context("run needs --config, --zone (the builder zone) or --local")?;
+                        Box::new(NodeBuild::existing(tools.clone(), &zone, &co))
+                    };
+                    let b = image_ci::config::boot_test(
+                        &boot.over(&BootCfg::default()),
+                        &tools,
+                        at.zone.as_deref(),
+                    )?;
+                    let mut c = pipeline::Config::with_build(
+                        build,
+                        b,
+                        imgapi.as_deref().unwrap_or_default(),
+                        state.clone(),
+                    )?;
+                    c.shipper.channels = channels.clone();
+                    (c, targets.clone())
+                }
             };
-            let build: Box<dyn Build> = if *local {
-                Box::new(local_build(&at.checkout, local_opts))
-            } else {
-                let zone = at
-                    .zone
-                    .clone()
-                    .context("run needs --zone (the builder zone) or --local")?;
-                Box::new(NodeBuild {
-                    tools: tools.clone(),
-                    zone,
-                    checkout: at.checkout.clone(),
-                })
-            };
-            let boot = boot_test(boot, &tools, at.zone.as_deref())?;
-            let mut cfg = pipeline::Config::with_build(build, boot, imgapi, hist);
-            cfg.channel = channel.clone();
+            if let Some(k) = keep_zone {
+                cfg.keep_zone = *k;
+            }
+            cfg.progress = mode;
+            cfg.verbose = cli.verbose;
             cfg.now = now;
-            let r = pipeline::run(
-                &cfg,
-                &pipeline::RunOptions {
-                    targets: targets.clone(),
-                    due_every,
-                },
-            )?;
-            if cli.json {
-                print_json(&r)?;
-            } else {
-                print!("{}", report::render_run(&r));
-            }
-            if let Some(e) = &r.preflight_error {
-                eprintln!("image-ci: {e}");
-            } else if !r.ok() {
-                let bad: Vec<String> = r
-                    .targets
-                    .iter()
-                    .filter(|t| t.outcome != history::Outcome::Shipped)
-                    .map(|t| format!("{} {}", t.target, t.outcome))
-                    .collect();
-                eprintln!("image-ci: not shipped: {}", bad.join(", "));
-            }
-            Ok(r.ok())
+            image_ci::cleanup::graceful(cfg.cancel.clone());
+            let r = pipeline::run(&mut cfg, &pipeline::RunOptions { targets, due_every })?;
+            run_report(&cli, &r)
         }
         Cmd::Build {
             at,
             local,
             local_opts,
-            zlogin,
-            vmadm_ext,
+            log,
             targets,
         } => {
-            let build: Box<dyn Build> = if *local {
-                Box::new(local_build(&at.checkout, local_opts))
+            let co_arg = at.checkout.clone();
+            let mut build: Box<dyn Build> = if *local {
+                Box::new(local_build(&co_arg, local_opts, progress(&cli)))
             } else {
                 let zone = at
                     .zone
                     .clone()
                     .context("build needs --zone (the builder zone) or --local")?;
-                Box::new(NodeBuild {
-                    tools: Tools {
-                        root: cli.root.clone(),
-                        zlogin: zlogin.clone(),
-                        vmadm_ext: vmadm_ext.clone(),
-                    },
-                    zone,
-                    checkout: at.checkout.clone(),
-                })
+                Box::new(NodeBuild::existing(tools(&cli), &zone, &co_arg))
             };
             let co = checkout::Checkout::load(&build.checkout_dir()?)?;
             let selected: Vec<String> = co.select(targets)?.into_iter().map(|t| t.name).collect();
-            build.preflight()?;
+            let mut sink = match log {
+                Some(p) => LogSink::to_file(p, cli.verbose)?,
+                None => LogSink::memory(cli.verbose),
+            };
+            let cancel = Cancel::new();
+            let mut stages = image_ci::stages::Stages::new("build", None, Mode::Quiet);
+            build.prepare(&mut stages, &mut sink, &cancel)?;
             let started = now();
-            let run = build.build(&co, &selected)?;
+            let run = build.build(&co, &selected, &mut sink, &cancel)?;
             let out = build.output()?;
             let today = image_ci::artifact::version_for(started.date_naive());
             let mut results = vec![];
@@ -401,22 +528,23 @@ fn real_main(cli: Cli) -> Result<bool> {
                     .unwrap_or("");
                 eprintln!("image-ci: build failed: {last}");
             }
-            Ok(all_ok)
+            Ok(if all_ok { Done::Ok } else { Done::Failed })
         }
         Cmd::BootTest {
             zone,
             manifest,
             console_log,
             boot,
-            zlogin,
             image,
         } => {
-            let tools = Tools {
-                root: cli.root.clone(),
-                zlogin: zlogin.clone(),
-                vmadm_ext: "vmadm-ext".into(),
-            };
-            let test = boot_test(boot, &tools, zone.as_deref())?;
+            let test = image_ci::config::boot_test(
+                &boot.over(&BootCfg::default()),
+                &tools(&cli),
+                zone.as_deref(),
+            )?;
+            if test.name() == "bhyve" && zone.is_none() {
+                anyhow::bail!("the bhyve boot test needs --zone (the builder zone)");
+            }
             let m: serde_json::Value = match manifest {
                 Some(p) => serde_json::from_str(
                     &std::fs::read_to_string(p).with_context(|| p.display().to_string())?,
@@ -448,10 +576,53 @@ fn real_main(cli: Cli) -> Result<bool> {
             if !ok {
                 eprintln!("image-ci: {}: {detail}", image.display());
             }
-            Ok(ok)
+            Ok(if ok { Done::Ok } else { Done::Failed })
+        }
+        Cmd::Serve { config, listen } => {
+            let filter = std::env::var("IMAGE_CI_LOG").unwrap_or_else(|_| "info".into());
+            bunyan_log::init("image-ci", &filter)?;
+            let cancel = Cancel::new();
+            image_ci::cleanup::graceful(cancel.clone());
+            serve::serve(
+                &serve::ServeOptions {
+                    config: config.clone(),
+                    listen: listen.clone(),
+                },
+                &cancel,
+            )?;
+            Ok(Done::Ok)
+        }
+        Cmd::Status { url } => {
+            let v = serve::fetch_status(url)?;
+            if cli.json {
+                print_json(&v)?;
+            } else {
+                print!("{}", serve::status_text(&v));
+            }
+            Ok(Done::Ok)
+        }
+        Cmd::CheckConfig { config } => {
+            let fc = FileConfig::load(config)?;
+            let commit = fc.validate(config, &[])?;
+            let next = image_ci::config::Timetable::new(&fc.schedule)?.next(now());
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "config": config, "ok": true, "commit": commit,
+                    "schedules": next.iter().map(|(n, t)| serde_json::json!({"name": n, "next": t.map(|t| t.to_rfc3339())})).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                println!("{}: ok (checkout at {commit})", config.display());
+                for (n, t) in next {
+                    println!(
+                        "schedule {n}: next {}",
+                        t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
+                    );
+                }
+            }
+            Ok(Done::Ok)
         }
         Cmd::History { target } => {
-            let h: Vec<history::Record> = history::read(&hist)?
+            let h: Vec<image_ci::history::Record> = pipeline::history(&state)?
                 .into_iter()
                 .filter(|r| target.as_ref().is_none_or(|t| &r.target == t))
                 .collect();
@@ -474,19 +645,19 @@ fn real_main(cli: Cli) -> Result<bool> {
                     );
                 }
             }
-            Ok(true)
+            Ok(Done::Ok)
         }
         Cmd::Report { every } => {
-            let h = history::read(&hist)?;
-            let s = report::summarize(&h);
-            let due = match every {
-                Some(e) => {
-                    let iv = cadence::parse_interval(e).map_err(anyhow::Error::msg)?;
-                    let ts: Vec<String> = s.iter().map(|t| t.target.clone()).collect();
-                    Some(cadence::due(&ts, &h, now(), iv))
-                }
+            let due_every = match every {
+                Some(e) => Some(cadence::parse_interval(e).map_err(anyhow::Error::msg)?),
                 None => None,
             };
+            let h = pipeline::history(&state)?;
+            let s = report::summarize(&h);
+            let due = due_every.map(|iv| {
+                let ts: Vec<String> = s.iter().map(|t| t.target.clone()).collect();
+                cadence::due(&ts, &h, now(), iv)
+            });
             if cli.json {
                 print_json(&serde_json::json!({"targets": s, "due": due}))?;
             } else {
@@ -495,7 +666,7 @@ fn real_main(cli: Cli) -> Result<bool> {
                     println!("due: {}", d.target);
                 }
             }
-            Ok(true)
+            Ok(Done::Ok)
         }
     }
 }
@@ -503,8 +674,9 @@ fn real_main(cli: Cli) -> Result<bool> {
 fn main() -> ExitCode {
     common::cli::quiet_broken_pipe();
     common::cli::completions_if_asked::<Cli>("image-ci");
-    // First, before any thread: SIGINT/SIGTERM/SIGHUP kill VMs and remove
-    // temporary files, mounts and loop devices before image-ci exits.
+    // First, before any thread: SIGINT/SIGTERM/SIGHUP stop runs cleanly
+    // (run, serve) or kill VMs and remove temporary files, mounts and loop
+    // devices before image-ci exits.
     if let Err(e) = image_ci::cleanup::install() {
         eprintln!("image-ci: cannot set up signal handling: {e}");
         return ExitCode::from(1);
@@ -531,8 +703,9 @@ fn main() -> ExitCode {
         }
     };
     match real_main(cli) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::Failed) => ExitCode::from(1),
+        Ok(Done::Stopped(sig)) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("image-ci: {msg}");

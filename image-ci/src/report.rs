@@ -9,6 +9,8 @@ use crate::buildlog::Failure;
 use crate::cadence::DueState;
 use crate::commands::Requirement;
 use crate::history::{Outcome, Record};
+use crate::stages::human_bytes;
+use crate::state::StageRecord;
 use crate::verify::Check;
 
 /// One target in a run.
@@ -47,14 +49,21 @@ impl TargetResult {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
     pub run: String,
+    /// What started it (`cli`, `schedule:<name>`).
+    pub trigger: String,
+    /// `ok`, `failed`, `interrupted`.
+    pub status: String,
     pub started: String,
     pub finished: String,
-    /// `node` (build_all.sh in a zone) or `local`.
+    /// `node` (build_all.sh in a zone), `triton` (a machine made through
+    /// triton-gate) or `local`.
     pub build: String,
-    /// The zone, or `local`.
+    /// The zone (or machine and its compute node), or `local`.
     pub zone: String,
-    /// The checkout (inside the zone for a node build).
+    /// The checkout (inside the zone for a zone build).
     pub checkout: String,
+    /// Its commit, when the run provisioned it.
+    pub commit: Option<String>,
     /// The boot test (`qemu`, `bhyve`).
     pub boot_test: String,
     /// Targets asked for (after `--due`).
@@ -68,18 +77,26 @@ pub struct RunReport {
     pub build_log: Option<PathBuf>,
     pub unattributed_failures: Vec<Failure>,
     pub targets: Vec<TargetResult>,
+    /// Every stage: what, for which target, how long, how many bytes.
+    pub stages: Vec<StageRecord>,
+    /// What happened to a zone made for the run (deleted, kept).
+    pub zone_action: Option<String>,
 }
 
 impl RunReport {
-    /// Everything selected shipped (vacuously true when nothing was due).
+    /// Everything selected is in IMGAPI, shipped now or before (vacuously
+    /// true when nothing was due).
     pub fn ok(&self) -> bool {
-        self.preflight_error.is_none() && self.targets.iter().all(|t| t.outcome == Outcome::Shipped)
+        self.preflight_error.is_none()
+            && self.status != "interrupted"
+            && self.targets.iter().all(|t| t.outcome.is_shipped())
     }
 
+    /// Targets whose image is in IMGAPI (shipped now or before).
     pub fn shipped(&self) -> Vec<&TargetResult> {
         self.targets
             .iter()
-            .filter(|t| t.outcome == Outcome::Shipped)
+            .filter(|t| t.outcome.is_shipped())
             .collect()
     }
 }
@@ -112,6 +129,9 @@ pub fn render_run(r: &RunReport) -> String {
             "preflight ok ({} requirements)\n",
             r.preflight.len()
         )),
+    }
+    if let Some(c) = &r.commit {
+        s.push_str(&format!("checkout at {c}\n"));
     }
     if let Some(c) = &r.build_command {
         s.push_str(&format!(
@@ -151,17 +171,50 @@ pub fn render_run(r: &RunReport) -> String {
             }
         }
     }
+    if !r.stages.is_empty() {
+        s.push_str(&render_stages(&r.stages));
+    }
+    if let Some(z) = &r.zone_action {
+        s.push_str(&format!("{z}\n"));
+    }
     let n = r.shipped().len();
     s.push_str(&format!(
         "{n} of {} shipped{}\n",
         r.targets.len(),
-        if r.ok() { "" } else { "; FAILED" }
+        if r.status == "interrupted" {
+            "; INTERRUPTED"
+        } else if r.ok() {
+            ""
+        } else {
+            "; FAILED"
+        }
     ));
     s
 }
 
+/// Stages as a table: stage, target, status, time, bytes.
+pub fn render_stages(stages: &[StageRecord]) -> String {
+    let mut s = format!(
+        "  {:<12} {:<16} {:<11} {:>9} {:>10}\n",
+        "STAGE", "TARGET", "STATUS", "TIME", "SIZE"
+    );
+    for st in stages {
+        s.push_str(&format!(
+            "  {:<12} {:<16} {:<11} {:>9} {:>10}\n",
+            st.stage,
+            st.target.as_deref().unwrap_or("-"),
+            st.status,
+            st.ms
+                .map(|m| format!("{:.1} s", m as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into()),
+            st.bytes.map(human_bytes).unwrap_or_else(|| "-".into())
+        ));
+    }
+    s
+}
+
 /// The history per target.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetSummary {
     pub target: String,
     pub runs: usize,
@@ -190,7 +243,7 @@ pub fn summarize(history: &[Record]) -> Vec<TargetSummary> {
         e.runs += 1;
         e.last_outcome = r.outcome;
         e.last_time = r.time.clone();
-        if r.outcome == Outcome::Shipped {
+        if r.outcome.is_shipped() {
             e.shipped += 1;
             e.last_shipped_version = r.version.clone();
             e.last_shipped_uuid = r.uuid.clone();
@@ -243,6 +296,20 @@ mod tests {
     fn run_text() {
         let mut r = RunReport {
             run: "r1".into(),
+            trigger: "cli".into(),
+            status: "failed".into(),
+            commit: None,
+            stages: vec![StageRecord {
+                stage: "build".into(),
+                target: None,
+                started: "s".into(),
+                finished: Some("f".into()),
+                ms: Some(61_500),
+                status: "ok".into(),
+                bytes: Some(2048),
+                detail: String::new(),
+            }],
+            zone_action: Some("zone z deleted".into()),
             started: "s".into(),
             finished: "f".into(),
             build: "node".into(),
@@ -312,7 +379,14 @@ mod tests {
             t.contains("    console (tcg): /l/r1.c.console.log\n    | Booting from Hard Disk...\n"),
             "{t}"
         );
-        assert!(t.ends_with("1 of 3 shipped; FAILED\n"), "{t}");
+        assert!(
+            t.ends_with("zone z deleted\n1 of 3 shipped; FAILED\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  build        -                ok             61.5 s    2.0 KiB\n"),
+            "{t}"
+        );
         r.targets.truncate(1);
         assert!(r.ok());
         r.selected.clear();

@@ -79,11 +79,7 @@ pub fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
         size += n as u64;
         h.update(&buf[..n]);
     }
-    Ok((hex(&h.finalize()), size))
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    Ok((common::hex::encode(&h.finalize()), size))
 }
 
 /// The manifest rules, given the file's real sha1, size and first bytes.
@@ -168,7 +164,7 @@ pub fn check_manifest(
     out.push(check(
         "file is gzip data",
         head.starts_with(&[0x1f, 0x8b]),
-        format!("magic {}", hex(&head[..head.len().min(2)])),
+        format!("magic {}", common::hex::encode(&head[..head.len().min(2)])),
     ));
     if let Some(nb) = expect.not_before {
         let nb_s = crate::artifact::published_at(nb);

@@ -234,7 +234,7 @@ pub fn stage_inspect<T>(
     Ok((
         Staged {
             path: dest.to_path_buf(),
-            sha1: crate::verify::hex(&tee.hash.finalize()),
+            sha1: common::hex::encode(&tee.hash.finalize()),
             size: tee.size,
             head: tee.head,
         },

@@ -10,7 +10,6 @@
 //! Compute nodes are `sim` node directories: CNAPI reads each node's
 //! `sysinfo`, and VMAPI creates VMs with that node's `vmadm`.
 
-pub mod client;
 pub mod cnapi;
 pub mod http;
 pub mod imgapi;

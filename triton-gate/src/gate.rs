@@ -1265,6 +1265,72 @@ impl Gate {
         }
     }
 
+    /// DeleteMachine (`DELETE /:login/machines/:id`). A builder machine is
+    /// deleted only for an operator on its own account; anyone else gets
+    /// CloudAPI's answer for a machine they cannot see (404 `VM not
+    /// found`), and both are audited. Subset mode deletes through VMAPI
+    /// (204, as CloudAPI answers); front mode passes allowed requests on to
+    /// CloudAPI (a machine that is not builder is CloudAPI's to decide).
+    pub async fn delete_machine(&self, who: &Principal, id: &str) -> Reply {
+        let mut trail = Trail {
+            vm_uuid: Some(id.to_string()),
+            ..Default::default()
+        };
+        let vm = match self.machine_of(who, id).await {
+            Ok(vm) => vm,
+            Err(_) if self.front() => {
+                // not one the gate can see as this account's: only a
+                // builder machine is the gate's to refuse
+                return match self.triton.vmapi.get(id).await {
+                    Ok(vm) if policy::is_builder_vm(&vm) => {
+                        trail.brand = vm.brand.clone();
+                        let mut r =
+                            Refused::plain("machine", CloudApiError::not_found("VM not found"));
+                        r.reason = format!(
+                            "delete of builder machine {id} refused: {}",
+                            who.builder_refusal().unwrap_or_else(|| format!(
+                                "not a machine of {}",
+                                who.account_login
+                            ))
+                        );
+                        Reply::refused(r, trail)
+                    }
+                    _ => Reply::forward(),
+                };
+            }
+            Err(mut r) => {
+                if let Ok(vm) = self.triton.vmapi.get(id).await {
+                    if policy::is_builder_vm(&vm) {
+                        trail.brand = vm.brand.clone();
+                        if !r.reason.starts_with("builder machine") {
+                            r.reason = format!(
+                                "delete of builder machine {id} refused: not a machine of {}",
+                                who.account_login
+                            );
+                        }
+                    }
+                }
+                return Reply::refused(r, trail);
+            }
+        };
+        trail.brand = vm.brand.clone();
+        trail.server_uuid = vm.server_uuid.clone();
+        let builder = policy::is_builder_vm(&vm);
+        let why = format!("{} deleted its builder machine {id}", who.account_login);
+        if self.front() {
+            return if builder {
+                Reply::forward().allowed(format!("{why}: passed on to CloudAPI"), trail)
+            } else {
+                Reply::forward()
+            };
+        }
+        match self.triton.vmapi.delete(&vm.uuid).await {
+            Ok(_) if builder => Reply::json(204, Value::Null).allowed(why, trail),
+            Ok(_) => Reply::json(204, Value::Null),
+            Err(e) => Reply::refused(vmapi_refusal(e), trail),
+        }
+    }
+
     /// UpdateMachine (`POST /:login/machines/:id?action=...`): the checks
     /// that matter to builder (resize to a builder package, a `brand`
     /// parameter). `Ok(None)`: allowed, to be done by whoever serves the

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! request -> audit layer (request id, headers, audit record, log)
-//!   -> router: /--ping, /{login}, /{login}/machines[/{id}],
+//!   -> router: /--ping, /{login}, /{login}/machines[/{id}] (DELETE too),
 //!      /{login}/packages[/{id}], /{login}/images[/{id}]
 //!      -> auth layer (signature, caller, account, authorize) -> handler
 //!   -> fallback: subset mode: 404/405/501 as CloudAPI answers;
@@ -107,7 +107,7 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/{login}/machines", get(list_machines).post(create_machine))
         .route(
             "/{login}/machines/{id}",
-            get(get_machine).post(update_machine),
+            get(get_machine).post(update_machine).delete(delete_machine),
         )
         .route("/{login}/packages", get(list_packages))
         .route("/{login}/packages/{id}", get(get_package))
@@ -135,6 +135,9 @@ pub fn action_name(method: &Method, matched: Option<&str>, query: &str, front: b
             .map(|(_, v)| v.into_owned())
     };
     let read = matches!(*method, Method::GET | Method::HEAD);
+    if matched == Some("/{login}/machines/{id}") && *method == Method::DELETE {
+        return "DeleteMachine".into();
+    }
     let name = match (matched, read, *method == Method::POST) {
         (Some("/--ping"), _, _) => "Ping",
         (Some("/{login}"), true, _) => "GetAccount",
@@ -514,6 +517,28 @@ async fn update_machine(
         .into_response()
 }
 
+async fn delete_machine(
+    State(g): State<Arc<Gate>>,
+    Extension(who): Extension<Principal>,
+    Path((_login, id)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let r = g.delete_machine(&who, &id).await;
+    if r.forward {
+        let Some(up) = &g.upstream else {
+            return CloudApiError::internal("no CloudAPI to forward to")
+                .refused("forward")
+                .into_response();
+        };
+        let mut res = up.forward(req).await;
+        if let Some(n) = r.note {
+            res.extensions_mut().insert(n);
+        }
+        return res;
+    }
+    r.into_response()
+}
+
 async fn list_packages(
     State(g): State<Arc<Gate>>,
     Extension(who): Extension<Principal>,
@@ -841,11 +866,11 @@ mod tests {
     async fn routes_as_cloudapi_answers_them() {
         let (g, _t) = gate();
         assert_eq!(call(&g, "GET", "/--ping", &[]).await.0, 200);
-        let (s, _, b) = call(&g, "DELETE", "/x/machines/abc", &[]).await;
+        let (s, _, b) = call(&g, "PUT", "/x/machines/abc", &[]).await;
         assert_eq!(s, 405);
         assert_eq!(
             b,
-            json!({"code": "BadMethod", "message": "DELETE is not allowed"})
+            json!({"code": "BadMethod", "message": "PUT is not allowed"})
         );
         let (s, _, b) = call(&g, "GET", "/x/networks", &[]).await;
         assert_eq!(s, 501);
@@ -856,7 +881,7 @@ mod tests {
         let statuses: Vec<u16> = recs.iter().map(|r| r.status).collect();
         assert_eq!(statuses, [405, 501, 404]);
         assert_eq!(recs[0].action, "BadMethod");
-        assert_eq!(recs[0].reason, "route: BadMethod: DELETE is not allowed");
+        assert_eq!(recs[0].reason, "route: BadMethod: PUT is not allowed");
         assert_eq!(recs[1].account_login, "x");
         assert_eq!(
             action_name(
@@ -868,5 +893,9 @@ mod tests {
             "ResizeMachine"
         );
         assert_eq!(action_name(&Method::PUT, None, "", true), "Forward");
+        assert_eq!(
+            action_name(&Method::DELETE, Some("/{login}/machines/{id}"), "", false),
+            "DeleteMachine"
+        );
     }
 }

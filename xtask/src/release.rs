@@ -140,7 +140,7 @@ pub fn plan(phase: u8) -> Result<Plan> {
             files.push((format!("share/zsh/site-functions/_{b}"), None));
             files.push((format!("share/fish/vendor_completions.d/{b}.fish"), None));
         }
-        for d in ["man", "smf"] {
+        for d in ["man", "smf", "systemd"] {
             let mut found: Vec<PathBuf> = std::fs::read_dir(c.dir.join(d))
                 .into_iter()
                 .flatten()
@@ -158,7 +158,7 @@ pub fn plan(phase: u8) -> Result<Plan> {
                     let section = name.rsplit('.').next().unwrap_or("1");
                     format!("man/man{section}/{name}")
                 } else {
-                    format!("smf/{name}")
+                    format!("{d}/{name}")
                 };
                 files.push((rel, Some(f)));
             }

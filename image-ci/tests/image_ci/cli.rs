@@ -16,6 +16,9 @@ fn usage_errors_exit_2_with_one_line() {
         ],
         vec!["build", "--local", "-c", "x"],
         vec!["boot-test"],
+        vec!["serve"],
+        vec!["run", "--config", "c.toml", "-z", "u"],
+        vec!["run", "--config", "c.toml", "--keep-zone=sometimes"],
     ] {
         let o = Command::new(image_ci_bin()).args(&args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -25,7 +28,7 @@ fn usage_errors_exit_2_with_one_line() {
     }
     // a bad interval is an error (1), not a usage error
     let o = Command::new(image_ci_bin())
-        .args(["--history", "/nonexistent/h", "report", "--every", "soon"])
+        .args(["--state", "/nonexistent/s.db", "report", "--every", "soon"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
@@ -67,7 +70,17 @@ fn man_page_lints_clean() {
     assert!(bad.is_empty(), "mandoc -T lint:\n{}", bad.join("\n"));
     // every subcommand is documented
     let page = std::fs::read_to_string(&man).unwrap();
-    for c in ["targets", "run", "build", "boot-test", "history", "report"] {
+    for c in [
+        "targets",
+        "run",
+        "build",
+        "boot-test",
+        "serve",
+        "status",
+        "check-config",
+        "history",
+        "report",
+    ] {
         assert!(
             page.contains(&format!(".It Cm {c}")),
             "{c} missing from the man page"
@@ -81,7 +94,18 @@ fn man_page_lints_clean() {
         assert!(text.contains("qemu") && text.contains("bhyve"));
         assert!(!text.contains("disk-signature") && !text.contains("0x55AA"));
     }
-    for opt in ["--boot-marker", "--boot-timeout", "--local", "--cache-dir"] {
+    for opt in [
+        "--boot-marker",
+        "--boot-timeout",
+        "--local",
+        "--cache-dir",
+        "--config",
+        "--keep-zone",
+        "--listen",
+        "--url",
+        "--state",
+        "--tools-dir",
+    ] {
         assert!(
             page.contains(&format!("Fl -{}", &opt[2..])),
             "{opt} missing from the man page"

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use image_ci::ship::block_on;
+
 use serde_json::Value;
 
 pub const NEW_STAMP: &str = "20261101T000000Z";
@@ -18,34 +20,15 @@ pub fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// Build the sim, vmadm-ext and zvol-stream binaries (once per test
-/// binary); returns sim and vmadm-ext ([`zvol_stream_bin`] is the third).
+/// The sim and vmadm-ext binaries (built once by `cargo xtask test`, or
+/// `cargo build --bins`; see `testkit::bin`).
 pub fn bins() -> (PathBuf, PathBuf) {
-    static DONE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        for (pkg, bin) in [
-            ("sim", "sim"),
-            ("vmadm-ext", "vmadm-ext"),
-            ("zvol-stream", "zvol-stream"),
-        ] {
-            let ok = Command::new(&cargo)
-                .args(["build", "--quiet", "-p", pkg, "--bin", bin])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "cannot build {pkg}");
-        }
-        let d = target_dir();
-        (d.join("sim"), d.join("vmadm-ext"))
-    })
-    .clone()
+    (testkit::bin("sim"), testkit::bin("vmadm-ext"))
 }
 
 /// The zvol-stream CLI the stand-in build_all.sh converts its disks with.
 pub fn zvol_stream_bin() -> PathBuf {
-    bins();
-    target_dir().join("zvol-stream")
+    testkit::bin("zvol-stream")
 }
 
 /// qemu must be there: the boot tests fail (never skip) without it.
@@ -261,16 +244,154 @@ pub fn triton(dir: &Path) -> sim::triton::Background {
     sim::triton::start(cfg).unwrap()
 }
 
-pub fn get_json(url: &str) -> Value {
-    let r = sim::triton::client::get(url).unwrap();
-    assert_eq!(r.status, 200, "{url}: {}", r.text());
-    r.json()
+/// An IMGAPI client (triton-api's).
+pub fn imgapi(url: &str) -> triton_api::Imgapi {
+    triton_api::Imgapi::new(image_ci::ship::http(), url).unwrap()
+}
+
+/// Images in `state` (`active`, `unactivated`, `all`), in every channel,
+/// as JSON.
+pub fn images(url: &str, state: &str) -> Vec<Value> {
+    let f = triton_api::ImageFilter {
+        state: Some(state.into()),
+        channel: Some("*".into()),
+        ..Default::default()
+    };
+    block_on(imgapi(url).list(&f))
+        .unwrap()
+        .into_iter()
+        .map(|i| serde_json::to_value(i).unwrap())
+        .collect()
 }
 
 /// All images IMGAPI holds, in any state.
-pub fn all_images(imgapi: &str) -> Vec<Value> {
-    get_json(&format!("{imgapi}/images?state=all"))
-        .as_array()
-        .unwrap()
-        .clone()
+pub fn all_images(url: &str) -> Vec<Value> {
+    images(url, "all")
+}
+
+/// An image's file, as IMGAPI serves it (size and sha1 checked).
+pub fn image_file(url: &str, uuid: &str) -> Vec<u8> {
+    block_on(async {
+        imgapi(url)
+            .with_channel(Some("*"))
+            .get_file(uuid)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    })
+}
+
+/// `sha1` of bytes, hex.
+pub fn sha1_hex(b: &[u8]) -> String {
+    use sha1::Digest as _;
+    common::hex::encode(&sha1::Sha1::digest(b))
+}
+
+/// The node's tools for image-ci.
+pub fn node_tools(n: &Node) -> image_ci::commands::Tools {
+    let (_, vmadm_ext) = bins();
+    image_ci::commands::Tools::in_dir(&n.root, &n.bin, &vmadm_ext)
+}
+
+/// `vmadm list -p -o uuid,alias,state` on a node.
+pub fn vms(root: &Path, bin: &Path) -> Vec<(String, String, String)> {
+    let o = Command::new(bin.join("vmadm"))
+        .args(["list", "-p", "-o", "uuid,alias,state"])
+        .env("SIM_ROOT", root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+/// A git repository holding a stand-in checkout (for zones made for a
+/// run to clone); `post_build` is its post-build.sh, if any.
+pub fn stand_in_repo(dir: &Path, post_build: Option<&str>) -> PathBuf {
+    let repo = dir.join("tci.git");
+    let data = oracle_dir();
+    image_ci::standin::write_checkout_with(
+        &repo,
+        &std::fs::read_to_string(data.join("imgconfigs.json")).unwrap(),
+        &std::fs::read_to_string(data.join("manifest.in")).unwrap(),
+        &image_ci::standin::Steer::default(),
+        &zvol_stream_bin(),
+    )
+    .unwrap();
+    if let Some(pb) = post_build {
+        use std::os::unix::fs::PermissionsExt as _;
+        let p = repo.join("post-build.sh");
+        std::fs::write(&p, pb).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git must be installed (apt-get install git)");
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "stand-in checkout"]);
+    repo
+}
+
+/// A `pkgin` stand-in on a PATH directory: it records its arguments in
+/// `<dir>/pkgin.log` (a zone made for a run gets its packages with it).
+pub fn pkgin_stub(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = dir.join("stub-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let p = bin.join("pkgin");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\n",
+            dir.join("pkgin.log").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// PATH with `first` in front.
+pub fn path_with(first: &Path) -> std::ffi::OsString {
+    let mut dirs = vec![first.to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+/// Wait up to `secs` for `f` to hold.
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(secs) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
 }

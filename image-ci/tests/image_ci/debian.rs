@@ -10,42 +10,15 @@
 //! the first run downloads them all), streaming and gzipping a 10 GiB
 //! (sparse) disk, and a boot of a real kernel (about 20-40 s under TCG,
 //! where this machine's nested KVM fails on extlinux). It runs the
-//! release build of image-ci (built here once): the debug build of the
-//! stream, gzip and sha1 code is several times slower on a 760 MiB stream.
-//! It needs root, loop devices, mmdebstrap, extlinux, syslinux-common,
+//! image-ci binary cargo builds for these tests: the stream, gzip and sha1
+//! code is optimized in the workspace's dev profile. It needs root, loop devices, mmdebstrap, extlinux, syslinux-common,
 //! fdisk and qemu-system-x86, and fails (never skips) without them.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use crate::common::*;
-
-/// `target/release/image-ci`, built once.
-fn release_image_ci() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(&cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "-p",
-                "image-ci",
-                "--bin",
-                "image-ci",
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot build image-ci --release");
-        target_dir().parent().unwrap().join("release/image-ci")
-    })
-    .clone()
-}
 
 #[test]
 fn debian_12_builds_locally_boots_to_login_and_ships() {
@@ -58,14 +31,13 @@ fn debian_12_builds_locally_boots_to_login_and_ships() {
     }
     let out = t.path().join("out");
     let cache = target_dir().parent().unwrap().join("image-ci-cache");
-    let hist = t.path().join("state/history.jsonl");
+    let state = t.path().join("state/state.db");
     let bg = triton(t.path());
     let img = bg.url("imgapi").to_string();
-    let bin = release_image_ci();
-    let o = Command::new(&bin)
+    let o = Command::new(image_ci_bin())
         .arg("-j")
-        .arg("--history")
-        .arg(&hist)
+        .arg("--state")
+        .arg(&state)
         .args(["run", "--local", "-c"])
         .arg(&co)
         .arg("-o")
@@ -124,8 +96,7 @@ fn debian_12_builds_locally_boots_to_login_and_ships() {
     assert_eq!(s.size, Some(10240 << 20), "{}", s.to_text());
 
     // IMGAPI: active, the file as built, the manifest valid for npm imgmanifest too
-    let active = get_json(&format!("{img}/images?state=active"));
-    let active = active.as_array().unwrap();
+    let active = images(&img, "active");
     assert_eq!(active.len(), 1);
     assert_eq!(active[0]["name"], "debian-12");
     assert_eq!(active[0]["uuid"], m["uuid"]);

@@ -19,12 +19,7 @@ use serde_json::Value;
 use crate::common::*;
 
 fn tools(n: &Node) -> Tools {
-    let (_, vmadm_ext) = bins();
-    Tools {
-        root: n.root.clone(),
-        zlogin: n.bin.join("zlogin"),
-        vmadm_ext,
-    }
+    node_tools(n)
 }
 
 /// The default config (the qemu boot test) with the VM's temporary files
@@ -32,7 +27,7 @@ fn tools(n: &Node) -> Tools {
 /// show their marker within 0.1 s there, where this machine's nested KVM
 /// takes about 2 s in SeaBIOS (the CLI test below runs the default, auto).
 fn config(n: &Node, zone: &str, rel: &str, imgapi: &str, dir: &Path) -> Config {
-    let mut cfg = Config::new(tools(n), zone, rel, imgapi, dir.join("history.jsonl"));
+    let mut cfg = Config::new(tools(n), zone, rel, imgapi, dir.join("state.db")).unwrap();
     assert_eq!(cfg.log_dir, dir.join("logs"));
     assert_eq!(cfg.boot.name(), "qemu");
     let mut q = qemu(&dir.join("vmtmp"), 5);
@@ -57,17 +52,17 @@ fn opts(targets: &[&str]) -> RunOptions {
     }
 }
 
-fn sha1_hex(b: &[u8]) -> String {
-    use sha1::Digest as _;
-    image_ci::verify::hex(&sha1::Sha1::digest(b))
-}
-
-fn image_ci(n: &Node, hist: &Path, args: &[&str]) -> (i32, String, String) {
+fn image_ci(n: &Node, state: &Path, args: &[&str]) -> (i32, String, String) {
+    let (_, vmadm_ext) = bins();
     let o = Command::new(image_ci_bin())
         .arg("--root")
         .arg(&n.root)
-        .arg("--history")
-        .arg(hist)
+        .arg("--state")
+        .arg(state)
+        .arg("--tools-dir")
+        .arg(&n.bin)
+        .arg("--vmadm-ext")
+        .arg(&vmadm_ext)
         .args(args)
         .output()
         .unwrap();
@@ -97,9 +92,7 @@ fn two_targets_ship_then_due_run_builds_nothing() {
     let co = checkout(n, &n.builder, "opt/tci-ship", &[], &[], &[]);
     let bg = triton(t.path());
     let img = bg.url("imgapi").to_string();
-    let hist = t.path().join("state/history.jsonl");
-    let (_, vmadm_ext) = bins();
-    let zlogin = n.bin.join("zlogin");
+    let hist = t.path().join("state/state.db");
     let run_args = |extra: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = [
             "-j",
@@ -116,8 +109,6 @@ fn two_targets_ship_then_due_run_builds_nothing() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        v.extend(["--zlogin".into(), zlogin.display().to_string()]);
-        v.extend(["--vmadm-ext".into(), vmadm_ext.display().to_string()]);
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -165,24 +156,19 @@ fn two_targets_ship_then_due_run_builds_nothing() {
     assert_eq!(r["boot_test"], "qemu");
 
     // IMGAPI: both active, owned by admin, the files as built
-    let active = get_json(&format!("{img}/images?state=active"));
-    let active = active.as_array().unwrap();
-    assert_eq!(names(active), ["debian-12", "ubuntu-24.04"]);
+    let active = images(&img, "active");
+    assert_eq!(names(&active), ["debian-12", "ubuntu-24.04"]);
     let today = chrono::Utc::now().format("%Y%m%d").to_string();
-    for i in active {
+    for i in &active {
         assert_eq!(i["state"], "active");
         assert_eq!(i["type"], "zvol");
         assert_eq!(i["version"], today.as_str());
         let uuid = i["uuid"].as_str().unwrap();
         let name = i["name"].as_str().unwrap();
-        let file = sim::triton::client::get(&format!("{img}/images/{uuid}/file")).unwrap();
-        assert_eq!(file.status, 200);
-        assert_eq!(
-            sha1_hex(&file.body),
-            i["files"][0]["sha1"].as_str().unwrap()
-        );
+        let file = image_file(&img, uuid);
+        assert_eq!(sha1_hex(&file), i["files"][0]["sha1"].as_str().unwrap());
         let art = image_ci::artifact::Artifact::at(&co, name, &today);
-        assert_eq!(std::fs::read(&art.image).unwrap(), file.body);
+        assert_eq!(std::fs::read(&art.image).unwrap(), file);
         let built: Value =
             serde_json::from_str(&std::fs::read_to_string(&art.manifest).unwrap()).unwrap();
         assert_eq!(built["uuid"], i["uuid"]);
@@ -197,9 +183,32 @@ fn two_targets_ship_then_due_run_builds_nothing() {
         assert!(e.is_null(), "{f}: {e}");
     }
 
-    // history, report
-    let lines = std::fs::read_to_string(&hist).unwrap();
-    assert_eq!(lines.lines().count(), 2);
+    // history, report; per-stage timings and sizes in the run record
+    assert_eq!(image_ci::pipeline::history(&hist).unwrap().len(), 2);
+    let stages = r["stages"].as_array().unwrap();
+    for (stage, target) in [
+        ("check", None),
+        ("build", None),
+        ("verify", Some("debian-12")),
+        ("boot", Some("ubuntu-24.04")),
+        ("ship", Some("debian-12")),
+    ] {
+        let st = stages
+            .iter()
+            .find(|s| s["stage"] == stage && s["target"].as_str() == target)
+            .unwrap_or_else(|| panic!("no {stage} stage for {target:?}: {stages:#?}"));
+        assert_eq!(st["status"], "ok", "{st}");
+        assert!(st["ms"].is_u64(), "{st}");
+    }
+    let verify = stages.iter().find(|s| s["stage"] == "verify").unwrap();
+    assert!(verify["bytes"].as_u64().unwrap() > 0);
+    let ship = stages.iter().find(|s| s["stage"] == "ship").unwrap();
+    assert_eq!(
+        ship["bytes"], verify["bytes"],
+        "the whole file was uploaded"
+    );
+    let build = stages.iter().find(|s| s["stage"] == "build").unwrap();
+    assert!(build["bytes"].as_u64().unwrap() > 0, "the build log's size");
     // the build log and one console log per booted target
     let logs = std::fs::read_dir(t.path().join("state/logs"))
         .unwrap()
@@ -216,6 +225,7 @@ fn two_targets_ship_then_due_run_builds_nothing() {
         "{out}"
     );
     assert!(!out.contains("due:"), "{out}");
+    let lines = image_ci::pipeline::history(&hist).unwrap();
 
     // second run, inside the interval: nothing built, nothing shipped
     let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
@@ -229,7 +239,7 @@ fn two_targets_ship_then_due_run_builds_nothing() {
     assert_eq!(r["targets"], serde_json::json!([]));
     assert_eq!(r["build_command"], Value::Null);
     assert_eq!(mtime(&art.image), before);
-    assert_eq!(std::fs::read_to_string(&hist).unwrap(), lines);
+    assert_eq!(image_ci::pipeline::history(&hist).unwrap(), lines);
     assert_eq!(
         std::fs::read_dir(t.path().join("state/logs"))
             .unwrap()
@@ -238,13 +248,30 @@ fn two_targets_ship_then_due_run_builds_nothing() {
     );
     assert_eq!(all_images(&img).len(), 2);
 
-    // without --due the same targets are built again (control for the above)
+    // without --due the same target is built again, and IMGAPI's active
+    // image of that name and version is found: nothing is shipped twice
     let a = run_args(&["-t", "debian-12"]);
     let (code, out, err) = image_ci(n, &hist, &a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{out}\n{err}");
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["selected"].as_array().unwrap().len(), 2);
-    assert_eq!(all_images(&img).len(), 4);
+    assert_eq!(
+        r["build_command"]
+            .as_str()
+            .map(|c| c.contains("build_all.sh")),
+        Some(true)
+    );
+    for tr in r["targets"].as_array().unwrap() {
+        assert_eq!(tr["outcome"], "already_shipped", "{tr:#}");
+        assert!(
+            tr["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("already shipped: "),
+            "{tr}"
+        );
+    }
+    assert_eq!(all_images(&img).len(), 2);
     bg.stop();
 }
 
@@ -255,8 +282,8 @@ fn failed_build_is_not_shipped() {
     let t = tempfile::tempdir().unwrap();
     let co = checkout(n, &n.builder, "opt/tci-fail", &["debian-13"], &[], &[]);
     let bg = triton(t.path());
-    let cfg = config(n, &n.builder, "opt/tci-fail", bg.url("imgapi"), t.path());
-    let r = pipeline::run(&cfg, &opts(&["debian-13", "rocky-9"])).unwrap();
+    let mut cfg = config(n, &n.builder, "opt/tci-fail", bg.url("imgapi"), t.path());
+    let r = pipeline::run(&mut cfg, &opts(&["debian-13", "rocky-9"])).unwrap();
     assert!(!r.ok());
     let d13 = r.targets.iter().find(|x| x.target == "debian-13").unwrap();
     assert_eq!(d13.outcome, Outcome::BuildFailed);
@@ -272,7 +299,7 @@ fn failed_build_is_not_shipped() {
     assert_eq!(r.build_exit, Some(0));
     assert!(!co.join("output-debian-13-x86_64").exists());
     assert_eq!(names(&all_images(bg.url("imgapi"))), ["rocky-9"]);
-    let h = image_ci::history::read(&cfg.history).unwrap();
+    let h = image_ci::pipeline::history(&cfg.state).unwrap();
     let outcomes: Vec<(String, Outcome)> =
         h.iter().map(|r| (r.target.clone(), r.outcome)).collect();
     assert_eq!(
@@ -310,9 +337,9 @@ fn tampered_or_unbootable_artifacts_are_not_shipped() {
     );
     image_ci::standin::steer_file(&co, "poweroff-targets", &["ubuntu-22.04".into()]).unwrap();
     let bg = triton(t.path());
-    let cfg = config(n, &n.builder, "opt/tci-tamper", bg.url("imgapi"), t.path());
+    let mut cfg = config(n, &n.builder, "opt/tci-tamper", bg.url("imgapi"), t.path());
     let r = pipeline::run(
-        &cfg,
+        &mut cfg,
         &opts(&["almalinux-9", "rocky-10", "ubuntu-22.04", "oraclelinux-9"]),
     )
     .unwrap();
@@ -386,8 +413,8 @@ fn joyent_zone_fails_preflight_and_nothing_is_built() {
     let t = tempfile::tempdir().unwrap();
     let co = checkout(n, &n.joyent, "opt/tci-joyent", &[], &[], &[]);
     let bg = triton(t.path());
-    let cfg = config(n, &n.joyent, "opt/tci-joyent", bg.url("imgapi"), t.path());
-    let r = pipeline::run(&cfg, &opts(&["debian-12", "ubuntu-24.04"])).unwrap();
+    let mut cfg = config(n, &n.joyent, "opt/tci-joyent", bg.url("imgapi"), t.path());
+    let r = pipeline::run(&mut cfg, &opts(&["debian-12", "ubuntu-24.04"])).unwrap();
     assert!(!r.ok());
     let e = r.preflight_error.as_deref().unwrap();
     assert!(e.contains("/dev/vmmctl") && e.contains("/dev/viona"), "{e}");
@@ -396,7 +423,12 @@ fn joyent_zone_fails_preflight_and_nothing_is_built() {
         .iter()
         .all(|x| x.outcome == Outcome::PreflightFailed));
     assert_eq!(r.build_command, None);
-    assert!(!t.path().join("logs").exists());
+    assert_eq!(r.status, "failed");
+    assert!(r
+        .stages
+        .iter()
+        .any(|s| s.stage == "check" && s.status == "failed"));
+    assert!(!r.stages.iter().any(|s| s.stage == "build"));
     let outputs = std::fs::read_dir(&co)
         .unwrap()
         .filter(|e| {
@@ -409,7 +441,7 @@ fn joyent_zone_fails_preflight_and_nothing_is_built() {
         .count();
     assert_eq!(outputs, 0);
     assert!(all_images(bg.url("imgapi")).is_empty());
-    assert_eq!(image_ci::history::read(&cfg.history).unwrap().len(), 2);
+    assert_eq!(image_ci::pipeline::history(&cfg.state).unwrap().len(), 2);
 
     // the same checkout in the builder zone passes preflight (control)
     assert!(image_ci::commands::preflight(&tools(n), &n.builder).is_ok());
@@ -424,14 +456,13 @@ fn joyent_zone_fails_preflight_and_nothing_is_built() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot run bhyve"));
 
-    // the CLI: exit 1, one line on stderr naming the zone
-    let (_, vmadm_ext) = bins();
-    let o = Command::new(image_ci_bin())
-        .arg("--root")
-        .arg(&n.root)
-        .arg("--history")
-        .arg(t.path().join("h2.jsonl"))
-        .args([
+    // the CLI: exit 1, the last line on stderr names the zone (with -q, the
+    // only one)
+    let (code, _, err) = image_ci(
+        n,
+        &t.path().join("s2.db"),
+        &[
+            "-q",
             "run",
             "-z",
             &n.joyent,
@@ -439,15 +470,9 @@ fn joyent_zone_fails_preflight_and_nothing_is_built() {
             "opt/tci-joyent",
             "--imgapi",
             bg.url("imgapi"),
-        ])
-        .arg("--zlogin")
-        .arg(n.bin.join("zlogin"))
-        .arg("--vmadm-ext")
-        .arg(&vmadm_ext)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
+        ],
+    );
+    assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("image-ci: zone ") && err.contains(&n.joyent),
@@ -462,10 +487,10 @@ fn bad_input_is_refused_before_anything_runs() {
     let n = node();
     let t = tempfile::tempdir().unwrap();
     checkout(n, &n.builder, "opt/tci-bad", &[], &[], &[]);
-    let cfg = config(n, &n.builder, "opt/tci-bad", "http://127.0.0.1:9", t.path());
-    let e = pipeline::run(&cfg, &opts(&["rocky-7"])).unwrap_err();
+    let mut cfg = config(n, &n.builder, "opt/tci-bad", "http://127.0.0.1:9", t.path());
+    let e = pipeline::run(&mut cfg, &opts(&["rocky-7"])).unwrap_err();
     assert!(matches!(e, image_ci::Error::UnknownTarget(_)), "{e}");
-    let cfg = config(
+    let mut cfg = config(
         n,
         "no-such-zone",
         "opt/tci-bad",
@@ -473,18 +498,18 @@ fn bad_input_is_refused_before_anything_runs() {
         t.path(),
     );
     assert!(matches!(
-        pipeline::run(&cfg, &opts(&[])).unwrap_err(),
+        pipeline::run(&mut cfg, &opts(&[])).unwrap_err(),
         image_ci::Error::NoZone(_)
     ));
-    assert!(!cfg.history.exists());
+    assert!(!cfg.state.exists());
 
     // a second run while one holds the lock is refused
-    let cfg = config(n, &n.builder, "opt/tci-bad", "http://127.0.0.1:9", t.path());
+    let mut cfg = config(n, &n.builder, "opt/tci-bad", "http://127.0.0.1:9", t.path());
     std::fs::create_dir_all(t.path()).unwrap();
-    let f = std::fs::File::create(cfg.history.with_extension("lock")).unwrap();
+    let f = std::fs::File::create(pipeline::lock_path(&cfg.state)).unwrap();
     let mut l = fd_lock::RwLock::new(f);
     let g = l.write().unwrap();
-    let e = pipeline::run(&cfg, &opts(&["debian-12"])).unwrap_err();
+    let e = pipeline::run(&mut cfg, &opts(&["debian-12"])).unwrap_err();
     assert!(
         e.to_string()
             .contains("another image-ci run holds the lock"),
@@ -502,8 +527,8 @@ fn ship_failure_is_recorded() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     drop(l);
-    let cfg = config(n, &n.builder, "opt/tci-down", &url, t.path());
-    let r = pipeline::run(&cfg, &opts(&["debian-12"])).unwrap();
+    let mut cfg = config(n, &n.builder, "opt/tci-down", &url, t.path());
+    let r = pipeline::run(&mut cfg, &opts(&["debian-12"])).unwrap();
     assert_eq!(r.targets[0].outcome, Outcome::ShipFailed);
     assert!(
         r.targets[0].detail.contains("connect"),
@@ -550,8 +575,8 @@ ln -s '{outside}' output-ubuntu-2404-x86_64
     )
     .unwrap();
     let bg = triton(t.path());
-    let cfg = config(n, &n.builder, "opt/tci-symlink", bg.url("imgapi"), t.path());
-    let r = pipeline::run(&cfg, &opts(&["debian-12", "ubuntu-24.04", "rocky-9"])).unwrap();
+    let mut cfg = config(n, &n.builder, "opt/tci-symlink", bg.url("imgapi"), t.path());
+    let r = pipeline::run(&mut cfg, &opts(&["debian-12", "ubuntu-24.04", "rocky-9"])).unwrap();
     let by = |name: &str| r.targets.iter().find(|x| x.target == name).unwrap();
     for name in ["debian-12", "ubuntu-24.04"] {
         let x = by(name);
@@ -595,9 +620,7 @@ fn build_command_builds_in_the_zone() {
     let n = node();
     let t = tempfile::tempdir().unwrap();
     checkout(n, &n.builder, "opt/tci-build", &["debian-13"], &[], &[]);
-    let (_, vmadm_ext) = bins();
-    let zlogin = n.bin.join("zlogin");
-    let hist = t.path().join("h.jsonl");
+    let hist = t.path().join("s.db");
     let run = |targets: &str| {
         image_ci(
             n,
@@ -609,10 +632,6 @@ fn build_command_builds_in_the_zone() {
                 &n.builder,
                 "-c",
                 "opt/tci-build",
-                "--zlogin",
-                zlogin.to_str().unwrap(),
-                "--vmadm-ext",
-                vmadm_ext.to_str().unwrap(),
                 targets,
             ],
         )

@@ -19,6 +19,10 @@ pub const ALL: &[(&str, fn())] = &[
         builder_machine_passes_vmadm_ext_check,
     ),
     (
+        "operator_deletes_its_builder_machine",
+        operator_deletes_its_builder_machine,
+    ),
+    (
         "customer_is_refused_by_every_path",
         customer_is_refused_by_every_path,
     ),
@@ -241,6 +245,94 @@ fn builder_machine_passes_vmadm_ext_check() {
     let j = block(e.triton.vmapi.get(r.body["id"].as_str().unwrap())).unwrap();
     assert!(j.limit_priv.as_deref() != Some("default,proc_clock_highres,sys_dl_config"));
     assert!(j.nics.as_ref().unwrap()[0].allow_ip_spoofing.val() != Some(true));
+    gate.stop();
+}
+
+/// DeleteMachine: an operator deletes its own builder machine (204, the
+/// zone is gone from its node); a customer, the operator's sub-user and a
+/// machine that is not there get CloudAPI's 404 for a machine they cannot
+/// see, and every decision is in the audit log.
+fn operator_deletes_its_builder_machine() {
+    let e = env();
+    let (gate, log) = e.gate("delete");
+    let op = GateClient::new(&gate.url(), Some(e.ops.clone()));
+    let r = op.post_json(
+        "/ops/machines",
+        &json!({"image": BUILDER_IMG, "package": BUILDER_PKG, "name": "delete0"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let vm = r.body["id"].as_str().unwrap().to_string();
+    assert!(e.vmadm_list(&e.new).iter().any(|(u, _, _)| *u == vm));
+    let path = format!("/ops/machines/{vm}");
+
+    // the customer: not its account (403), nor through its own (404)
+    let cu = GateClient::new(&gate.url(), Some(e.cust.clone()));
+    assert_eq!(cu.request(Method::DELETE, &path, None).status, 403);
+    let r = cu.request(Method::DELETE, &format!("/cust/machines/{vm}"), None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"code": "ResourceNotFound", "message": "VM not found"})
+    );
+    // the operator's sub-user cannot see builder machines
+    let sub = GateClient::new(&gate.url(), Some(e.sub.clone()));
+    let r = sub.request(Method::DELETE, &path, None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    // a machine that is not there
+    let r = op.request(
+        Method::DELETE,
+        "/ops/machines/00000000-0000-4000-8000-00000000dead",
+        None,
+    );
+    assert_eq!(r.status, 404);
+    // still there after all that
+    assert!(e.vmadm_list(&e.new).iter().any(|(u, _, _)| *u == vm));
+
+    // the operator: 204, and the zone is gone
+    let r = op.request(Method::DELETE, &path, None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(
+        !e.vmadm_list(&e.new).iter().any(|(u, _, _)| *u == vm),
+        "the zone is still on its node"
+    );
+    assert_eq!(op.get(&path).status, 404);
+    // deleting it again: CloudAPI's 404
+    assert_eq!(op.request(Method::DELETE, &path, None).status, 404);
+
+    let recs: Vec<AuditRecord> = records(&log)
+        .into_iter()
+        .filter(|r| r.action == "DeleteMachine")
+        .collect();
+    let seen: Vec<(u16, Decision, &str)> = recs
+        .iter()
+        .map(|r| (r.status, r.decision, r.caller_login.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (403, Decision::Deny, "cust"),
+            (404, Decision::Deny, "cust"),
+            (404, Decision::Deny, "ops"),
+            (404, Decision::Deny, "ops"),
+            (204, Decision::Allow, "ops"),
+            (404, Decision::Deny, "ops"),
+        ],
+        "{recs:#?}"
+    );
+    assert!(
+        recs[1].reason.contains("delete of builder machine"),
+        "{}",
+        recs[1].reason
+    );
+    assert_eq!(recs[1].brand.as_deref(), Some("builder"));
+    assert!(recs[2].reason.contains("sub-user"), "{}", recs[2].reason);
+    assert_eq!(recs[2].caller_user.as_deref(), Some("sub1"));
+    assert_eq!(
+        recs[4].reason,
+        format!("ops deleted its builder machine {vm}")
+    );
+    assert_eq!(recs[4].vm_uuid.as_deref(), Some(vm.as_str()));
+    assert_eq!(recs[4].server_uuid.as_deref(), Some(e.new_uuid.as_str()));
     gate.stop();
 }
 
@@ -1015,7 +1107,7 @@ fn audit_is_bounded_and_complete() {
     let before = records(&log).len();
     assert_eq!(cu.get("/ops/machines").status, 403);
     assert_eq!(
-        cu.request(Method::DELETE, "/cust/machines/x", None).status,
+        cu.request(Method::PUT, "/cust/machines/x", None).status,
         405
     );
     assert_eq!(cu.get("/cust/networks").status, 501);
@@ -1049,7 +1141,7 @@ fn audit_is_bounded_and_complete() {
         "{}",
         new[0].reason
     );
-    assert_eq!(new[1].reason, "route: BadMethod: DELETE is not allowed");
+    assert_eq!(new[1].reason, "route: BadMethod: PUT is not allowed");
     assert_eq!(new[1].key_id.as_deref(), Some(e.cust.key_id().as_str()));
     assert!(new[3].authenticated && new[3].reason.contains("Request body size exceeds"));
     // past the rate: summarized

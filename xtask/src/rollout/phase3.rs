@@ -47,20 +47,16 @@ pub fn phase3_images(
         nosig: vec![],
     };
     standin::write_checkout(&zone_root.join(rel), &imgconfigs, &manifest_in, &steer)?;
-    let tools = commands::Tools {
-        root: root.clone(),
-        zlogin: work.join("bin/zlogin"),
-        vmadm_ext: bins.vmadm_ext.clone(),
-    };
-    let history = work.join("image-ci/history.jsonl");
+    let tools = commands::Tools::in_dir(&root, &work.join("bin"), &bins.vmadm_ext);
     std::fs::create_dir_all(work.join("image-ci"))?;
-    let cfg = pipeline::Config::new(tools.clone(), &builder, rel, imgapi, history.clone());
+    let state = work.join("image-ci/state.db");
+    let mut cfg = pipeline::Config::new(tools.clone(), &builder, rel, imgapi, state)?;
     let targets: Vec<String> = ["almalinux-9", "debian-12", "debian-13", "rocky-10"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     let r = pipeline::run(
-        &cfg,
+        &mut cfg,
         &pipeline::RunOptions {
             targets,
             due_every: None,
@@ -107,7 +103,7 @@ pub fn phase3_images(
     ));
     let every = cadence::parse_interval("24h").map_err(anyhow::Error::msg)?;
     let again = pipeline::run(
-        &cfg,
+        &mut cfg,
         &pipeline::RunOptions {
             targets: vec!["almalinux-9".into(), "debian-12".into()],
             due_every: Some(every),

@@ -739,7 +739,7 @@ fn vmadm_lifecycle_and_vm_objects_have_what_a_ui_needs() {
 
 #[test]
 fn vminfod_serves_ping_and_full_vm_objects() {
-    use std::io::{BufRead, BufReader, Read as _, Write as _};
+    use std::io::{BufRead, BufReader, Read as _};
     let n = Node::new();
     install_image(&n);
     let o = vmadm_stdin(
@@ -765,17 +765,20 @@ fn vminfod_serves_ping_and_full_vm_objects() {
         .read_line(&mut line)
         .unwrap();
     let addr = line.trim().rsplit("http://").next().unwrap().to_string();
-    let get = |path: &str| -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        let code = r[9..12].parse().unwrap();
-        (code, r.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+    let client = reqwest::Client::new();
+    let get = |path: &str| -> (u16, String) {
+        rt.block_on(async {
+            let r = client
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
     };
     let (code, _) = get("/ping");
     assert_eq!(code, 200);

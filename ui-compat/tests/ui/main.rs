@@ -1164,6 +1164,9 @@ async fn start_binary(node: &Node, extra: &[&str]) -> Running {
     }
 }
 
+/// Raw bytes on purpose: these tests look at the wire itself (the status
+/// line as sent, a redirect not followed, plain HTTP spoken to the TLS port,
+/// the cookie attributes over a hand-made TLS session).
 async fn raw_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut s: S,
     path: &str,

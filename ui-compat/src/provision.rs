@@ -128,21 +128,9 @@ fn cidr(s: &str) -> Result<String, PayloadError> {
     Ok(format!("{a}/{p}"))
 }
 
-/// A new random (version 4) UUID.
+/// A new random (version 4) UUID, lowercase as vmadm writes them.
 pub fn new_uuid() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("the OS random source works");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// Is this a lowercase `8-4-4-4-12` hex UUID, as vmadm requires?

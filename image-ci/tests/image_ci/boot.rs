@@ -68,6 +68,7 @@ fn qemu_sees_the_marker_and_leaves_nothing() {
     assert!(left_in(&vmtmp).is_empty(), "{:?}", left_in(&vmtmp));
 }
 
+// About 3 s: the boot-test timeout under test is 3 s and must run out.
 #[test]
 fn qemu_fails_on_timeout_when_the_marker_never_comes() {
     let t = tempfile::tempdir().unwrap();

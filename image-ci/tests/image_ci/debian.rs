@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::common::*;
 
+// Minutes: see the module comment (a real Debian build and boot).
 #[test]
 fn debian_12_builds_locally_boots_to_login_and_ships() {
     require_qemu();

@@ -85,6 +85,8 @@ fn names(v: &[Value]) -> Vec<String> {
 /// Two targets build, verify, boot-test and ship (via the CLI); IMGAPI
 /// lists them active with the files' sha1; a second `--due` run inside the
 /// interval builds nothing.
+// About 5-8 s: two real qemu boots of the built images, and the CLI run
+// twice.
 #[test]
 fn two_targets_ship_then_due_run_builds_nothing() {
     let n = node();
@@ -323,6 +325,8 @@ fn failed_build_is_not_shipped() {
 /// A tampered artifact (sha1 mismatch, data after the stream), one that
 /// never shows its login prompt (timeout) and one whose guest powers off
 /// are not shipped; nothing of them reaches IMGAPI; no VM or file is left.
+// About 5-6 s: four qemu boots, one of which must wait out its boot-test
+// timeout.
 #[test]
 fn tampered_or_unbootable_artifacts_are_not_shipped() {
     let n = node();

@@ -1,6 +1,8 @@
 //! The RFD 184 test procedure on a simulated node, through the commands
 //! only (the table of steps in `xtask::rollout::phase1`).
 
+// About 3 s: some fifty commands, each a process (vmadm, zlogin, piadm,
+// zonecfg, reboots of the simulated node) as the RFD runs them.
 #[test]
 fn rfd_test_procedure_on_a_sim_node() {
     let work = tempfile::tempdir().unwrap();

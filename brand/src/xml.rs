@@ -10,8 +10,10 @@
 //! `/etc/zones/<zone>.xml` (two-space indent, `<empty/>`), so a file written
 //! by zonecfg reads and writes back byte for byte.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use quick_xml::events::attributes::{AttrError, Attributes};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -203,21 +205,183 @@ fn syntax<E: std::fmt::Display>(reader_pos: u64, text: &str, e: E) -> XmlError {
     XmlError::Syntax(format!("line {line}: {e}"))
 }
 
-fn start_element(text: &str, pos: u64, s: &BytesStart<'_>) -> Result<Element, XmlError> {
-    let name = std::str::from_utf8(s.name().as_ref())
-        .map_err(|e| syntax(pos, text, e))?
-        .to_string();
-    let mut el = Element::new(name);
-    for a in s.attributes() {
-        let a = a.map_err(|e| syntax(pos, text, e))?;
-        let k = std::str::from_utf8(a.key.as_ref()).map_err(|e| syntax(pos, text, e))?;
-        let v = a.unescape_value().map_err(|e| syntax(pos, text, e))?;
-        if el.attr(k).is_some() {
-            return Err(syntax(pos, text, format!("attribute {k} given twice")));
-        }
-        el.attrs.push((k.to_string(), v.into_owned()));
+/// One piece of a document as [`scan`] reads it, borrowed from the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece<'a, 's> {
+    /// `<?xml ...?>`: the text between `<?` and `?>`.
+    Decl(&'a str),
+    /// `<!DOCTYPE ...>`: the text after `<!DOCTYPE`.
+    Doctype(&'a str),
+    /// `<?target data?>`.
+    Pi(&'a str),
+    /// `<!-- ... -->`: the comment text as written.
+    Comment(&'a str),
+    /// Whitespace-only character data (layout), as written.
+    Space(&'a str),
+    /// Character data inside an element, unescaped.
+    Text(Cow<'a, str>),
+    /// `<![CDATA[...]]>` inside an element.
+    CData(&'a str),
+    /// An element starts: its name and attributes (values unescaped) in
+    /// file order. `empty` is `<x/>`: no [`Piece::End`] follows.
+    Start {
+        name: &'a str,
+        attrs: &'s [(&'a str, Cow<'a, str>)],
+        empty: bool,
+    },
+    /// The innermost open element ends.
+    End,
+}
+
+/// The part of `outer` that `part` (a slice of it) is.
+fn within<'a>(outer: &'a str, part: &[u8]) -> Option<&'a str> {
+    let start = (part.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize);
+    let s = outer.get(start..start.checked_add(part.len())?)?;
+    std::ptr::eq(s.as_ptr(), part.as_ptr()).then_some(s)
+}
+
+/// The part of `text` that `part` (a slice the reader took from it) is.
+fn borrowed<'a>(text: &'a str, pos: u64, part: &[u8]) -> Result<&'a str, XmlError> {
+    if let Some(s) = within(text, part) {
+        return Ok(s);
     }
-    Ok(el)
+    match std::str::from_utf8(part) {
+        Err(e) => Err(syntax(pos, text, e)),
+        Ok(_) => Err(syntax(pos, text, "markup not read from the document")),
+    }
+}
+
+/// A start tag's name, with its attributes put in `attrs`: keys and values
+/// borrowed from the tag, a value unescaped into its own string only when
+/// it has an entity. An attribute given twice is refused with quick-xml's
+/// error (its own check, which keeps a list per element, is off).
+fn start_tag<'a>(
+    text: &'a str,
+    pos: u64,
+    s: &BytesStart<'_>,
+    attrs: &mut Vec<(&'a str, Cow<'a, str>)>,
+) -> Result<&'a str, XmlError> {
+    let raw = borrowed(text, pos, s)?;
+    let name_len = s.name().as_ref().len();
+    let name = raw
+        .get(..name_len)
+        .ok_or_else(|| syntax(pos, text, "bad element name"))?;
+    attrs.clear();
+    let mut it = Attributes::new(raw, name_len);
+    it.with_checks(false);
+    let at = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    for a in it {
+        let a = a.map_err(|e| syntax(pos, text, e))?;
+        let (Some(k), Some(v)) = (within(raw, a.key.into_inner()), within(raw, &a.value)) else {
+            return Err(syntax(pos, text, "attribute not read from the document"));
+        };
+        if let Some((prev, _)) = attrs.iter().find(|(p, _)| *p == k) {
+            let e = AttrError::Duplicated(at(k.as_bytes()), at(prev.as_bytes()));
+            return Err(syntax(pos, text, e));
+        }
+        let v = if v.contains('&') {
+            quick_xml::escape::unescape(v).map_err(|e| syntax(pos, text, e))?
+        } else {
+            Cow::Borrowed(v)
+        };
+        attrs.push((k, v));
+    }
+    Ok(name)
+}
+
+/// Read a document piece by piece without building it, with the checks of
+/// [`Document::parse`] (same errors, same order): garbage, an unclosed or
+/// unmatched element, text outside the root, a second root, no root,
+/// nesting deeper than [`MAX_DEPTH`]. Names, attributes and text are
+/// borrowed from `text` (an attribute value or text with entities is
+/// unescaped into its own string). `visit` sees every piece in order; on an
+/// error it has seen the pieces before it.
+pub fn scan<'a>(text: &'a str, mut visit: impl FnMut(Piece<'a, '_>)) -> Result<(), XmlError> {
+    let mut reader = Reader::from_str(text);
+    reader.config_mut().trim_text(false);
+    reader.config_mut().check_end_names = true;
+    let mut open: Vec<&'a str> = Vec::new();
+    let mut root_done = false;
+    let mut attrs: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
+    loop {
+        let pos = reader.buffer_position();
+        let ev = reader.read_event().map_err(|e| syntax(pos, text, e))?;
+        match ev {
+            Event::Eof => break,
+            Event::Decl(d) => visit(Piece::Decl(borrowed(text, pos, &d)?)),
+            Event::DocType(d) => visit(Piece::Doctype(borrowed(text, pos, &d)?)),
+            Event::PI(p) => visit(Piece::Pi(borrowed(text, pos, &p)?)),
+            Event::Comment(c) => visit(Piece::Comment(borrowed(text, pos, &c)?)),
+            Event::Text(t) => {
+                let raw = borrowed(text, pos, &t)?;
+                if raw.trim().is_empty() {
+                    visit(Piece::Space(raw));
+                    continue;
+                }
+                if open.is_empty() {
+                    return Err(syntax(pos, text, "text outside the root element"));
+                }
+                visit(Piece::Text(t.unescape().map_err(|e| syntax(pos, text, e))?));
+            }
+            Event::CData(c) => {
+                if open.is_empty() {
+                    return Err(syntax(pos, text, "CDATA outside the root element"));
+                }
+                visit(Piece::CData(borrowed(text, pos, &c)?));
+            }
+            Event::Start(s) => {
+                if root_done {
+                    return Err(syntax(pos, text, "more than one root element"));
+                }
+                if open.len() >= MAX_DEPTH {
+                    return Err(syntax(
+                        pos,
+                        text,
+                        format!("elements nested deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                let name = start_tag(text, pos, &s, &mut attrs)?;
+                open.push(name);
+                visit(Piece::Start {
+                    name,
+                    attrs: &attrs,
+                    empty: false,
+                });
+            }
+            Event::Empty(s) => {
+                let name = start_tag(text, pos, &s, &mut attrs)?;
+                if open.is_empty() {
+                    if root_done {
+                        return Err(syntax(pos, text, "more than one root element"));
+                    }
+                    root_done = true;
+                }
+                visit(Piece::Start {
+                    name,
+                    attrs: &attrs,
+                    empty: true,
+                });
+            }
+            Event::End(_) => {
+                if open.pop().is_none() {
+                    return Err(syntax(pos, text, "unmatched end tag"));
+                }
+                if open.is_empty() {
+                    root_done = true;
+                }
+                visit(Piece::End);
+            }
+        }
+    }
+    if let Some(name) = open.last() {
+        return Err(XmlError::Syntax(format!(
+            "unexpected end of document inside <{name}>"
+        )));
+    }
+    if !root_done {
+        return Err(XmlError::Syntax("no root element".into()));
+    }
+    Ok(())
 }
 
 impl Document {
@@ -248,111 +412,80 @@ impl Document {
     }
 
     /// Parse a document. Garbage, an unclosed element, text outside the
-    /// root or a missing root element are errors.
+    /// root or a missing root element are errors (see [`scan`]).
     pub fn parse(text: &str) -> Result<Document, XmlError> {
-        let mut reader = Reader::from_str(text);
-        reader.config_mut().trim_text(false);
-        reader.config_mut().check_end_names = true;
         let mut prolog = Vec::new();
         let mut epilog = Vec::new();
         let mut stack: Vec<Element> = Vec::new();
         let mut root: Option<Element> = None;
-        loop {
-            let pos = reader.buffer_position();
-            let ev = reader.read_event().map_err(|e| syntax(pos, text, e))?;
+        scan(text, |piece| {
             let misc_target = if root.is_some() {
                 &mut epilog
             } else {
                 &mut prolog
             };
-            match ev {
-                Event::Eof => break,
-                Event::Decl(d) => {
-                    let raw = std::str::from_utf8(&d).map_err(|e| syntax(pos, text, e))?;
+            match piece {
+                Piece::Decl(raw) => {
                     let raw = raw.trim().trim_start_matches("xml").trim();
                     misc_target.push(Misc::Decl(raw.to_string()));
                 }
-                Event::DocType(d) => {
-                    let raw = std::str::from_utf8(&d).map_err(|e| syntax(pos, text, e))?;
-                    misc_target.push(Misc::Doctype(raw.trim().to_string()));
-                }
-                Event::PI(p) => {
-                    let raw = std::str::from_utf8(&p).map_err(|e| syntax(pos, text, e))?;
-                    match stack.last_mut() {
-                        Some(_) => {} // processing instructions inside elements are not kept
-                        None => misc_target.push(Misc::Pi(raw.to_string())),
+                Piece::Doctype(raw) => misc_target.push(Misc::Doctype(raw.trim().to_string())),
+                Piece::Pi(raw) => {
+                    // processing instructions inside elements are not kept
+                    if stack.is_empty() {
+                        misc_target.push(Misc::Pi(raw.to_string()));
                     }
                 }
-                Event::Comment(c) => {
-                    let raw = std::str::from_utf8(&c).map_err(|e| syntax(pos, text, e))?;
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(Node::Comment(raw.to_string())),
-                        None => misc_target.push(Misc::Comment(raw.to_string())),
-                    }
-                }
-                Event::Text(t) => {
-                    let raw = std::str::from_utf8(&t).map_err(|e| syntax(pos, text, e))?;
-                    if raw.trim().is_empty() {
-                        let blank = raw.matches('\n').count() >= 2;
-                        if blank {
-                            match stack.last_mut() {
-                                Some(parent) => parent.children.push(Node::Blank),
-                                None => misc_target.push(Misc::Blank),
-                            }
+                Piece::Comment(raw) => match stack.last_mut() {
+                    Some(parent) => parent.children.push(Node::Comment(raw.to_string())),
+                    None => misc_target.push(Misc::Comment(raw.to_string())),
+                },
+                Piece::Space(raw) => {
+                    if raw.matches('\n').count() >= 2 {
+                        match stack.last_mut() {
+                            Some(parent) => parent.children.push(Node::Blank),
+                            None => misc_target.push(Misc::Blank),
                         }
-                        continue;
                     }
-                    let Some(parent) = stack.last_mut() else {
-                        return Err(syntax(pos, text, "text outside the root element"));
+                }
+                Piece::Text(t) => {
+                    if let Some(parent) = stack.last_mut() {
+                        parent.children.push(Node::Text(t.into_owned()));
+                    }
+                }
+                Piece::CData(c) => {
+                    if let Some(parent) = stack.last_mut() {
+                        parent.children.push(Node::CData(c.to_string()));
+                    }
+                }
+                Piece::Start { name, attrs, empty } => {
+                    let el = Element {
+                        name: name.to_string(),
+                        attrs: attrs
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                        children: Vec::new(),
                     };
-                    let s = t.unescape().map_err(|e| syntax(pos, text, e))?;
-                    parent.children.push(Node::Text(s.into_owned()));
-                }
-                Event::CData(c) => {
-                    let Some(parent) = stack.last_mut() else {
-                        return Err(syntax(pos, text, "CDATA outside the root element"));
-                    };
-                    let raw = std::str::from_utf8(&c).map_err(|e| syntax(pos, text, e))?;
-                    parent.children.push(Node::CData(raw.to_string()));
-                }
-                Event::Start(s) => {
-                    if root.is_some() {
-                        return Err(syntax(pos, text, "more than one root element"));
-                    }
-                    if stack.len() >= MAX_DEPTH {
-                        return Err(syntax(
-                            pos,
-                            text,
-                            format!("elements nested deeper than {MAX_DEPTH} levels"),
-                        ));
-                    }
-                    stack.push(start_element(text, pos, &s)?);
-                }
-                Event::Empty(s) => {
-                    let el = start_element(text, pos, &s)?;
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(Node::Element(el)),
-                        None if root.is_none() => root = Some(el),
-                        None => return Err(syntax(pos, text, "more than one root element")),
+                    if !empty {
+                        stack.push(el);
+                    } else {
+                        match stack.last_mut() {
+                            Some(parent) => parent.children.push(Node::Element(el)),
+                            None => root = Some(el),
+                        }
                     }
                 }
-                Event::End(_) => {
-                    let el = stack
-                        .pop()
-                        .ok_or_else(|| syntax(pos, text, "unmatched end tag"))?;
-                    match stack.last_mut() {
-                        Some(parent) => parent.children.push(Node::Element(el)),
-                        None => root = Some(el),
+                Piece::End => {
+                    if let Some(el) = stack.pop() {
+                        match stack.last_mut() {
+                            Some(parent) => parent.children.push(Node::Element(el)),
+                            None => root = Some(el),
+                        }
                     }
                 }
             }
-        }
-        if let Some(open) = stack.last() {
-            return Err(XmlError::Syntax(format!(
-                "unexpected end of document inside <{}>",
-                open.name
-            )));
-        }
+        })?;
         let root = root.ok_or_else(|| XmlError::Syntax("no root element".into()))?;
         // Blank lines right before the root or at the end carry no meaning.
         while prolog.last() == Some(&Misc::Blank) {
@@ -542,6 +675,46 @@ mod tests {
             "</a>".repeat(MAX_DEPTH + 1)
         );
         assert!(Document::parse(&over).is_err());
+    }
+
+    /// Attribute errors are the ones quick-xml's own checks give.
+    #[test]
+    fn attribute_errors_are_quick_xmls() {
+        let tags = [
+            "a x=\"1\" x=\"2\"",
+            "a  b=\"1\" c=\"2\" b=\"3\"",
+            "a x=\"1\" y=\"&nope;\"",
+            "a x=\"&#xZZ;\"",
+            "a x=\"a&amp\"",
+            "a x=1",
+        ];
+        for tag in tags {
+            let mut expected = None;
+            for a in Attributes::new(tag, 1) {
+                let e = match a {
+                    Err(e) => e.to_string(),
+                    Ok(a) => match a.unescape_value() {
+                        Err(e) => e.to_string(),
+                        Ok(_) => continue,
+                    },
+                };
+                expected = Some(format!("syntax error: line 1: {e}"));
+                break;
+            }
+            let got = scan(&format!("<{tag}/>"), |_| {})
+                .err()
+                .map(|e| e.to_string());
+            assert!(expected.is_some(), "{tag}");
+            assert_eq!(got, expected, "{tag}");
+        }
+        let mut seen = Vec::new();
+        scan("<a x=\"&lt;1&gt;\" y='2'/>", |p| {
+            if let Piece::Start { attrs, .. } = p {
+                seen = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            }
+        })
+        .unwrap();
+        assert_eq!(seen, ["x=<1>", "y=2"]);
     }
 
     #[test]

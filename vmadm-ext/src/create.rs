@@ -142,7 +142,7 @@ pub fn normalize(
             continue;
         };
         let v = p[&k].clone();
-        match prop.ptype.as_deref() {
+        match prop.ptype {
             Some("integer") => {
                 let blank = v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty());
                 if blank {
@@ -351,7 +351,7 @@ pub fn normalize(
     }
     // booleans
     for k in p.keys().cloned().collect::<Vec<_>>() {
-        if table.property(&k).and_then(|x| x.ptype.as_deref()) == Some("boolean") {
+        if table.property(&k).and_then(|x| x.ptype) == Some("boolean") {
             let v = coerce_bool(&p[&k]);
             p.insert(k, v);
         }
@@ -369,11 +369,7 @@ pub fn normalize(
             let Value::Object(n) = nic else { continue };
             for k in n.keys().cloned().collect::<Vec<_>>() {
                 let sub = format!("nics.*.{k}");
-                match table
-                    .property(&sub)
-                    .and_then(|x| x.ptype.clone())
-                    .as_deref()
-                {
+                match table.property(&sub).and_then(|x| x.ptype) {
                     Some("boolean") => {
                         let v = coerce_bool(&n[&k]);
                         n.insert(k, v);
@@ -421,7 +417,7 @@ pub fn normalize(
         }
     }
     let types: Vec<String> = table
-        .defaults
+        .defaults()
         .get("compression_types")
         .and_then(Value::as_array)
         .map(|a| {
@@ -886,13 +882,16 @@ pub fn render_zonecfg(
         };
         let name = meta
             .zonexml
-            .as_deref()
             .and_then(|x| x.strip_prefix("zone.attr."))
             .unwrap_or(prop);
-        let text = match meta.ptype.as_deref() {
+        let text = match meta.ptype {
             Some("boolean") => {
                 let val = jsval::truthy(v);
-                let default = meta.default.as_ref().map(jsval::truthy).unwrap_or(false);
+                let default = meta
+                    .default_value()
+                    .as_ref()
+                    .map(jsval::truthy)
+                    .unwrap_or(false);
                 if val == default {
                     continue;
                 }
@@ -1041,10 +1040,8 @@ pub fn render_zonecfg(
             }
             for k in NIC_PROPS {
                 let Some(v) = nic.get(*k) else { continue };
-                let ty = table
-                    .property(&format!("nics.*.{k}"))
-                    .and_then(|x| x.ptype.clone());
-                if ty.as_deref() == Some("boolean") {
+                let ty = table.property(&format!("nics.*.{k}")).and_then(|x| x.ptype);
+                if ty == Some("boolean") {
                     if jsval::truthy(v) {
                         prop(&mut o, k, "true".into())?;
                     }

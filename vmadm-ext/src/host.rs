@@ -18,11 +18,37 @@ pub trait NodeFacts {
         let _ = (pool, uuid);
         Ok(None)
     }
+    /// Both questions validation asks (the pools; the type of the image
+    /// `(pool, uuid)` when there is one), which do not depend on each other.
+    fn pools_and_image_type(
+        &self,
+        image: Option<(&str, &str)>,
+    ) -> (Vec<String>, Option<Result<String, String>>) {
+        (self.pools(), image.map(|(p, u)| self.image_type(p, u)))
+    }
 }
 
 impl<T: Host> NodeFacts for T {
     fn pools(&self) -> Vec<String> {
         host::zpool::pools(self).unwrap_or_default()
+    }
+    /// `zpool` and `imgadm` run at the same time: validation waits for the
+    /// slower of the two, not their sum.
+    fn pools_and_image_type(
+        &self,
+        image: Option<(&str, &str)>,
+    ) -> (Vec<String>, Option<Result<String, String>>) {
+        let Some((pool, uuid)) = image else {
+            return (self.pools(), None);
+        };
+        std::thread::scope(|s| {
+            let img = s.spawn(|| self.image_type(pool, uuid));
+            let pools = self.pools();
+            let img = img
+                .join()
+                .unwrap_or_else(|_| Err("imgadm query failed".to_string()));
+            (pools, Some(img))
+        })
     }
     fn image_type(&self, pool: &str, uuid: &str) -> Result<String, String> {
         host::imgadm::image_type(self, pool, uuid)

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use crate::create::{self, Runtime};
 use crate::validate::tests::{host, IMG};
 use crate::validate::{self, Invalid};
-use sim_node::zonecfg;
 use crate::Table;
+use sim_node::zonecfg;
 
 fn rt() -> Runtime {
     Runtime {

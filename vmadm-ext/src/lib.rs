@@ -1,6 +1,7 @@
 //! vmadm's knowledge of the `builder` brand, as a library.
 //!
-//! - [`table`]: vmadm's property table as data (builder = joyent).
+//! - [`table`]: vmadm's property table, compiled in as static data
+//!   (builder = joyent); [`proptable`] reads its JSON form.
 //! - [`validate`]: `vmadm validate` (order of checks, type rules, result).
 //! - [`create`]: create planning: normalize a payload, render the zonecfg
 //!   text vmadm sends and the steps that follow.
@@ -23,6 +24,7 @@ pub mod list;
 pub mod load;
 pub mod node;
 pub mod preflight;
+pub mod proptable;
 pub mod quote;
 pub mod rescue;
 pub mod table;

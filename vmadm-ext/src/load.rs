@@ -1,10 +1,10 @@
 //! Zone XML -> the part of the VM object vmadm loads from it
 //! (vmload-xml's `getVmobjXML`), driven by the table's XML map.
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
 
 use base64::Engine as _;
-use brand::xml::{Document, Element, XmlError};
+use brand::xml::{Piece, XmlError};
 use serde_json::{Map, Value};
 
 use crate::jsval;
@@ -67,11 +67,6 @@ fn expat_message(e: &XmlError) -> String {
     m.to_string()
 }
 
-fn xml_map() -> &'static std::collections::BTreeMap<String, XmlProperty> {
-    static M: OnceLock<std::collections::BTreeMap<String, XmlProperty>> = OnceLock::new();
-    M.get_or_init(|| Table::get().xml_properties())
-}
-
 /// Apply a `loadValueTranslator`.
 pub fn translate(load: Option<&str>, v: &str) -> Value {
     let num = |s: &str| {
@@ -127,140 +122,419 @@ pub fn translate(load: Option<&str>, v: &str) -> Value {
     }
 }
 
-fn transform(key: &str, value: &str) -> Option<(String, Value)> {
-    let x = xml_map().get(key)?;
-    if x.ignore {
-        return None;
-    }
-    Some((x.vmobj_key.clone(), translate(x.load.as_deref(), value)))
+/// How the entries of a VM object list are numbered for sorting.
+#[derive(Debug, Clone, Copy)]
+enum IndexKind {
+    /// `path` matching `^.*disk(\d+)$`.
+    Disk,
+    /// `interface` matching `^net(\d+)$`.
+    Nic,
+    /// `target` matching `^(.*)$` (one line).
+    Filesystem,
 }
 
-fn attrs_into(prefix: &str, el: &Element, obj: &mut Map<String, Value>) {
-    for (k, v) in &el.attrs {
-        if let Some((key, val)) = transform(&format!("{prefix}.{k}"), v) {
-            obj.insert(key, val);
+/// The number vmadm sorts an entry by (0 when the field does not match or
+/// is not a number). Digits other than ASCII never make a number, so the
+/// patterns' `\d` is matched as ASCII digits.
+fn index_of(v: &Value, field: &str, kind: IndexKind) -> f64 {
+    let Some(s) = v.get(field).and_then(Value::as_str) else {
+        return 0.0;
+    };
+    let n = match kind {
+        IndexKind::Disk => {
+            // `.` does not match a line break
+            let head = s.trim_end_matches(|c: char| c.is_ascii_digit());
+            (head.len() < s.len() && head.ends_with("disk") && !head.contains('\n'))
+                .then(|| jsval::number_from_str(&s[head.len()..]))
         }
-    }
+        IndexKind::Nic => s
+            .strip_prefix("net")
+            .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+            .map(jsval::number_from_str),
+        IndexKind::Filesystem => (!s.contains('\n')).then(|| jsval::number_from_str(s)),
+    };
+    n.filter(|n| !n.is_nan()).unwrap_or(0.0)
 }
 
-fn net_attrs_into(prefix: &str, el: &Element, obj: &mut Map<String, Value>) {
-    for na in el.elements_named("net-attr") {
-        let (Some(n), Some(v)) = (na.attr("name"), na.attr("value")) else {
-            continue;
-        };
-        if let Some((key, val)) = transform(&format!("{prefix}.net-attr.{n}"), v) {
-            obj.insert(key, val);
-        }
-    }
-}
-
-fn index_of(v: &Value, field: &str, re: &regex::Regex) -> f64 {
-    v.get(field)
-        .and_then(Value::as_str)
-        .and_then(|s| re.captures(s))
-        .map(|c| jsval::number_from_str(&c[1]))
-        .filter(|n| !n.is_nan())
-        .unwrap_or(0.0)
-}
-
-fn index_sort(list: &mut Value, field: &str, re: &regex::Regex) {
+fn index_sort(list: &mut Value, field: &str, kind: IndexKind) {
     if let Value::Array(a) = list {
         if a.len() < 2 {
             return;
         }
         a.sort_by(|x, y| {
-            index_of(x, field, re)
-                .partial_cmp(&index_of(y, field, re))
+            index_of(x, field, kind)
+                .partial_cmp(&index_of(y, field, kind))
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
     }
 }
 
-fn sort_patterns() -> &'static [regex::Regex; 3] {
-    static R: OnceLock<[regex::Regex; 3]> = OnceLock::new();
-    R.get_or_init(|| {
-        [r"^.*disk(\d+)$", r"^net(\d+)$", r"^(.*)$"]
-            .map(|p| regex::Regex::new(p).expect("static pattern"))
-    })
+/// The VM object fields a caller needs: all of them (`vmadm get`, `lookup
+/// -j`), or the ones some list columns, sort keys and filters read. Each
+/// field comes out with the value the whole object has; the fields it is
+/// made from come along (`state` brings `transition` and `failed`, `ram`
+/// brings `max_physical_memory`), and `brand` is always there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields {
+    all: bool,
+    keys: Vec<String>,
+    /// The zone XML keys of the needed fields (not ignored ones).
+    xml: Vec<(&'static str, XmlProperty)>,
+}
+
+/// Fields computed together: asking for one loads them all.
+const GROUPS: &[&[&str]] = &[
+    &[
+        "state",
+        "transition",
+        "transition_to",
+        "transition_expire",
+        "failed",
+    ],
+    &["autoboot", "vm_autoboot"],
+    &["ram", "max_physical_memory"],
+    &[
+        "quota",
+        "zfs_root_compression",
+        "zfs_root_recsize",
+        "zfs_data_compression",
+        "zfs_data_recsize",
+        "datasets",
+    ],
+];
+
+impl Fields {
+    /// The whole VM object.
+    pub fn all() -> Fields {
+        Fields {
+            all: true,
+            keys: Vec::new(),
+            xml: Vec::new(),
+        }
+    }
+
+    /// What reading `paths` (`alias`, `nics.0.ip`, `tags.role`) needs.
+    pub fn for_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Fields {
+        let mut keys: Vec<String> = vec!["brand".into()];
+        let mut add = |k: &str| {
+            if !keys.iter().any(|x| x == k) {
+                keys.push(k.to_string());
+            }
+        };
+        for p in paths {
+            let top = p.split('.').next().unwrap_or(p);
+            add(top);
+            for g in GROUPS.iter().filter(|g| g.contains(&top)) {
+                for k in g.iter() {
+                    add(k);
+                }
+            }
+        }
+        let xml = Table::get()
+            .xml_rows()
+            .iter()
+            .filter(|(_, x)| !x.ignore && keys.iter().any(|k| k == x.vmobj_key))
+            .copied()
+            .collect();
+        Fields {
+            all: false,
+            keys,
+            xml,
+        }
+    }
+
+    /// Is the top-level field `key` needed?
+    pub fn has(&self, key: &str) -> bool {
+        self.all || self.keys.iter().any(|k| k == key)
+    }
+
+    /// Is every field needed?
+    pub fn is_all(&self) -> bool {
+        self.all
+    }
+}
+
+/// What the zone's child element being read becomes.
+enum Child {
+    /// Nothing this loader keeps.
+    Skip,
+    /// A `device`, `filesystem` or `network` entry of `disks`,
+    /// `filesystems` or `nics`.
+    Item {
+        list_key: &'static str,
+        prefix: &'static str,
+        filesystem: bool,
+        item: Map<String, Value>,
+        options: Vec<Value>,
+    },
+    /// An `rctl` (its name is in [`Loader::rctl`]).
+    Rctl,
+}
+
+type Attrs<'x, 'a> = &'x [(&'a str, Cow<'a, str>)];
+
+/// Is `key` the `parts` joined by dots?
+fn joined_is(parts: &[&str], key: &str) -> bool {
+    let mut rest = key;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix('.') {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(p) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+fn attr<'x>(attrs: Attrs<'x, '_>, k: &str) -> Option<&'x str> {
+    attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_ref())
+}
+
+/// Builds the VM object fields of a zone XML text from its pieces: the
+/// root `zone`'s attributes, its children and their children (vmload-xml
+/// reads no deeper).
+struct Loader<'f> {
+    table: &'static Table,
+    fields: &'f Fields,
+    obj: Map<String, Value>,
+    depth: usize,
+    zone: bool,
+    child: Child,
+    /// The name of the `rctl` being read.
+    rctl: String,
+    /// Zone XML keys are put together here (`zone.attr` + `.` + name).
+    key: String,
+}
+
+impl Loader<'_> {
+    /// The VM object key and value of one zone XML key (its parts joined
+    /// by dots), when the key is known and not ignored; for a top-level
+    /// field (`top`, not an entry of a list) also only when it is needed.
+    fn transform(&mut self, top: bool, parts: &[&str], value: &str) -> Option<(String, Value)> {
+        if top && !self.fields.all {
+            // a few fields are needed: look among their keys only
+            let x = self
+                .fields
+                .xml
+                .iter()
+                .find(|(k, _)| joined_is(parts, k))
+                .map(|(_, x)| *x)?;
+            return Some((x.vmobj_key.to_string(), translate(x.load, value)));
+        }
+        self.key.clear();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                self.key.push('.');
+            }
+            self.key.push_str(p);
+        }
+        let x = self.table.xml_property(&self.key)?;
+        if x.ignore {
+            return None;
+        }
+        Some((x.vmobj_key.to_string(), translate(x.load, value)))
+    }
+
+    fn start(&mut self, name: &str, attrs: Attrs<'_, '_>) {
+        match self.depth {
+            0 => {
+                self.zone = name == "zone";
+                if self.zone {
+                    for (k, v) in attrs {
+                        if let Some((key, val)) = self.transform(true, &["zone", k], v) {
+                            self.obj.insert(key, val);
+                        }
+                    }
+                }
+            }
+            1 if self.zone => self.start_child(name, attrs),
+            2 if self.zone => self.start_grandchild(name, attrs),
+            _ => {}
+        }
+    }
+
+    fn start_child(&mut self, name: &str, attrs: Attrs<'_, '_>) {
+        self.child = Child::Skip;
+        match name {
+            "attr" => {
+                if let (Some(n), Some(v)) = (attr(attrs, "name"), attr(attrs, "value")) {
+                    if let Some((k, val)) = self.transform(true, &["zone.attr", n], v) {
+                        self.obj.insert(k, val);
+                    }
+                }
+            }
+            "dataset" if self.fields.has("datasets") => {
+                let list = self
+                    .obj
+                    .entry("datasets")
+                    .or_insert_with(|| Value::Array(vec![]));
+                if let Value::Array(a) = list {
+                    a.push(attr(attrs, "name").map(Value::from).unwrap_or(Value::Null));
+                }
+            }
+            "device" | "filesystem" | "network" => {
+                let (list_key, prefix) = match name {
+                    "device" => ("disks", "zone.device"),
+                    "filesystem" => ("filesystems", "zone.filesystem"),
+                    _ => ("nics", "zone.network"),
+                };
+                if self.fields.has(list_key) {
+                    let mut item = Map::new();
+                    for (k, v) in attrs {
+                        if let Some((key, val)) = self.transform(false, &[prefix, k], v) {
+                            item.insert(key, val);
+                        }
+                    }
+                    self.child = Child::Item {
+                        list_key,
+                        prefix,
+                        filesystem: name == "filesystem",
+                        item,
+                        options: Vec::new(),
+                    };
+                }
+            }
+            "rctl" => {
+                if let Some(n) = attr(attrs, "name") {
+                    self.rctl.clear();
+                    self.rctl.push_str(n);
+                    self.child = Child::Rctl;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_grandchild(&mut self, name: &str, attrs: Attrs<'_, '_>) {
+        match &mut self.child {
+            Child::Item {
+                filesystem: true,
+                options,
+                ..
+            } => {
+                if name == "fsoption" {
+                    if let Some(o) = attr(attrs, "name") {
+                        options.push(Value::from(o));
+                    }
+                }
+            }
+            Child::Item { prefix, .. } => {
+                let prefix = *prefix;
+                if name != "net-attr" {
+                    return;
+                }
+                let (Some(n), Some(v)) = (attr(attrs, "name"), attr(attrs, "value")) else {
+                    return;
+                };
+                if let Some((k, val)) = self.transform(false, &[prefix, "net-attr", n], v) {
+                    if let Child::Item { item, .. } = &mut self.child {
+                        item.insert(k, val);
+                    }
+                }
+            }
+            Child::Rctl => {
+                if name != "rctl-value" {
+                    return;
+                }
+                let rctl = std::mem::take(&mut self.rctl);
+                let found = self.transform(
+                    true,
+                    &[
+                        "zone.rctl",
+                        &rctl,
+                        attr(attrs, "priv").unwrap_or("undefined"),
+                        attr(attrs, "action").unwrap_or("undefined"),
+                    ],
+                    attr(attrs, "limit").unwrap_or("undefined"),
+                );
+                self.rctl = rctl;
+                if let Some((k, val)) = found {
+                    self.obj.insert(k, val);
+                }
+            }
+            Child::Skip => {}
+        }
+    }
+
+    /// The zone's child element ends: an entry joins its list.
+    fn end_child(&mut self) {
+        if let Child::Item {
+            list_key,
+            mut item,
+            options,
+            filesystem,
+            ..
+        } = std::mem::replace(&mut self.child, Child::Skip)
+        {
+            if filesystem && !options.is_empty() {
+                item.insert("options".into(), Value::Array(options));
+            }
+            let list = self
+                .obj
+                .entry(list_key)
+                .or_insert_with(|| Value::Array(vec![]));
+            if let Value::Array(a) = list {
+                a.push(Value::Object(item));
+            }
+        }
+    }
+
+    fn piece(&mut self, p: Piece<'_, '_>) {
+        match p {
+            Piece::Start { name, attrs, empty } => {
+                self.start(name, attrs);
+                if !empty {
+                    self.depth += 1;
+                } else if self.depth == 1 && self.zone {
+                    self.end_child();
+                }
+            }
+            Piece::End => {
+                self.depth = self.depth.saturating_sub(1);
+                if self.depth == 1 && self.zone {
+                    self.end_child();
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Load the VM object fields of a zone XML text.
 pub fn vmobj_from_xml(text: &str) -> Result<Map<String, Value>, LoadError> {
+    vmobj_fields_from_xml(text, &Fields::all())
+}
+
+/// Load the `fields` of the VM object of a zone XML text, reading the text
+/// once without building a document. The fields have the values
+/// [`vmobj_from_xml`] gives them, and the errors are its errors.
+pub fn vmobj_fields_from_xml(text: &str, fields: &Fields) -> Result<Map<String, Value>, LoadError> {
     let table = Table::get();
-    let doc = Document::parse(text).map_err(|e| LoadError::Parse {
+    let mut l = Loader {
+        table,
+        fields,
+        obj: Map::new(),
+        depth: 0,
+        zone: false,
+        child: Child::Skip,
+        rctl: String::new(),
+        key: String::new(),
+    };
+    brand::xml::scan(text, |p| l.piece(p)).map_err(|e| LoadError::Parse {
         code: "PARSE_ERROR",
         message: expat_message(&e),
         detail: e.to_string(),
     })?;
-    let mut obj = Map::new();
-    let zone = &doc.root;
-    if zone.name == "zone" {
-        attrs_into("zone", zone, &mut obj);
-        for el in zone.elements() {
-            match el.name.as_str() {
-                "attr" => {
-                    if let (Some(n), Some(v)) = (el.attr("name"), el.attr("value")) {
-                        if let Some((k, val)) = transform(&format!("zone.attr.{n}"), v) {
-                            obj.insert(k, val);
-                        }
-                    }
-                }
-                "dataset" => {
-                    let list = obj
-                        .entry("datasets")
-                        .or_insert_with(|| Value::Array(vec![]));
-                    if let Value::Array(a) = list {
-                        a.push(el.attr("name").map(Value::from).unwrap_or(Value::Null));
-                    }
-                }
-                "device" | "filesystem" | "network" => {
-                    let (list_key, prefix) = match el.name.as_str() {
-                        "device" => ("disks", "zone.device"),
-                        "filesystem" => ("filesystems", "zone.filesystem"),
-                        _ => ("nics", "zone.network"),
-                    };
-                    let mut item = Map::new();
-                    attrs_into(prefix, el, &mut item);
-                    if el.name == "filesystem" {
-                        let opts: Vec<Value> = el
-                            .elements_named("fsoption")
-                            .filter_map(|o| o.attr("name"))
-                            .map(Value::from)
-                            .collect();
-                        if !opts.is_empty() {
-                            item.insert("options".into(), Value::Array(opts));
-                        }
-                    } else {
-                        net_attrs_into(prefix, el, &mut item);
-                    }
-                    let list = obj.entry(list_key).or_insert_with(|| Value::Array(vec![]));
-                    if let Value::Array(a) = list {
-                        a.push(Value::Object(item));
-                    }
-                }
-                "rctl" => {
-                    let Some(name) = el.attr("name") else {
-                        continue;
-                    };
-                    for rv in el.elements_named("rctl-value") {
-                        let key = format!(
-                            "zone.rctl.{name}.{}.{}",
-                            rv.attr("priv").unwrap_or("undefined"),
-                            rv.attr("action").unwrap_or("undefined")
-                        );
-                        if let Some((k, val)) =
-                            transform(&key, rv.attr("limit").unwrap_or("undefined"))
-                        {
-                            obj.insert(k, val);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    let mut obj = l.obj;
     let brand = match obj.get("brand") {
         Some(Value::String(b)) if !b.is_empty() => b.clone(),
+        // the message carries the whole object
+        _ if !fields.is_all() => return vmobj_from_xml(text),
         _ => return Err(LoadError::MissingBrand(Value::Object(obj).to_string())),
     };
     // an unknown brand is read as joyent
@@ -268,10 +542,13 @@ pub fn vmobj_from_xml(text: &str) -> Result<Map<String, Value>, LoadError> {
         .brand(&brand)
         .or_else(|| table.brand("joyent"))
         .expect("joyent is in the table");
-    if !obj.contains_key("nics") {
+    if fields.has("nics") && !obj.contains_key("nics") {
         obj.insert("nics".into(), Value::Array(vec![]));
     }
-    if !obj.contains_key("disks") && !table.allowed_actions(&b.name, "disks").is_empty() {
+    if fields.has("disks")
+        && !obj.contains_key("disks")
+        && !table.allowed_actions(&b.name, "disks").is_empty()
+    {
         obj.insert("disks".into(), Value::Array(vec![]));
     }
     if b.feature_bool("use_vm_autoboot") {
@@ -283,26 +560,25 @@ pub fn vmobj_from_xml(text: &str) -> Result<Map<String, Value>, LoadError> {
         }
     }
     if let Some(Value::String(t)) = obj.get("transition").cloned() {
-        let fields: Vec<&str> = t.trim_end().split(':').collect();
-        if fields.len() == 3 {
+        let parts: Vec<&str> = t.trim_end().split(':').collect();
+        if parts.len() == 3 {
             obj.remove("transition");
-            obj.insert("state".into(), Value::from(fields[0]));
-            obj.insert("transition_to".into(), Value::from(fields[1]));
+            obj.insert("state".into(), Value::from(parts[0]));
+            obj.insert("transition_to".into(), Value::from(parts[1]));
             obj.insert(
                 "transition_expire".into(),
-                jsval::json_number(jsval::number_from_str(fields[2])),
+                jsval::json_number(jsval::number_from_str(parts[2])),
             );
         }
     }
-    let [disk_re, nic_re, fs_re] = sort_patterns();
     if let Some(d) = obj.get_mut("disks") {
-        index_sort(d, "path", disk_re);
+        index_sort(d, "path", IndexKind::Disk);
     }
     if let Some(n) = obj.get_mut("nics") {
-        index_sort(n, "interface", nic_re);
+        index_sort(n, "interface", IndexKind::Nic);
     }
     if let Some(f) = obj.get_mut("filesystems") {
-        index_sort(f, "target", fs_re);
+        index_sort(f, "target", IndexKind::Filesystem);
     }
     Ok(obj)
 }
@@ -329,6 +605,50 @@ mod tests {
             json!([25, 587])
         );
         assert_eq!(translate(Some("fixBoolean"), "true"), json!(true));
+    }
+
+    /// Entries sort by the number vmadm's patterns find, as the regexes
+    /// `^.*disk(\d+)$`, `^net(\d+)$` and `^(.*)$` would.
+    #[test]
+    fn index_numbers_follow_vmadms_patterns() {
+        let patterns = [
+            (IndexKind::Disk, r"^.*disk(\d+)$"),
+            (IndexKind::Nic, r"^net(\d+)$"),
+            (IndexKind::Filesystem, r"^(.*)$"),
+        ];
+        let texts = [
+            "/dev/zvol/rdsk/zones/x-disk10",
+            "/dev/zvol/rdsk/zones/x/disk2",
+            "disk",
+            "disk7x",
+            "a\nxdisk1",
+            "disk1\n",
+            "disk1\u{0661}2",
+            "disk\u{0661}",
+            "net0",
+            "net12",
+            "net",
+            "net1a",
+            "xnet1",
+            "net\u{0661}",
+            "42",
+            "0x1f",
+            "two\nlines",
+            "",
+            " 7 ",
+        ];
+        for (kind, re) in patterns {
+            let re = regex::Regex::new(re).unwrap();
+            for t in texts {
+                let want = re
+                    .captures(t)
+                    .map(|c| jsval::number_from_str(&c[1]))
+                    .filter(|n| !n.is_nan())
+                    .unwrap_or(0.0);
+                let got = index_of(&serde_json::json!({ "f": t }), "f", kind);
+                assert_eq!(got.to_bits(), want.to_bits(), "{kind:?} {t:?}");
+            }
+        }
     }
 
     #[test]

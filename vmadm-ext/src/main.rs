@@ -348,14 +348,6 @@ fn pause_hook(step: &str) {
     }
 }
 
-fn needs_json(keys: &[&str]) -> bool {
-    keys.iter().any(|k| {
-        ["customer_metadata", "internal_metadata", "tags", "routes"]
-            .iter()
-            .any(|p| k.starts_with(p))
-    })
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let table = Table::get();
     let mut node = Node::new(&cli.root);
@@ -459,21 +451,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             opts.parsable = parsable;
             opts.header = !no_header && !parsable;
             let filters = list::parse_filters(table, &filters, false)?;
-            list::check_columns(table, &opts)?;
-            let keys: Vec<&str> = opts
+            let lister = list::Lister::new(table, &filters, &opts)?;
+            // the keys as given: a sort key `-tags.x` does not read tags.json
+            let keys = opts
                 .order
                 .split(',')
                 .chain(opts.sort.split(','))
-                .chain(filters.iter().map(|f| f.key.as_str()))
-                .collect();
+                .chain(filters.iter().map(|f| f.key.as_str()));
             let lo = LoadOptions {
-                json: needs_json(&keys),
+                json: list::needs_config_json(keys),
                 last_modified: false,
             };
-            let (vms, bad) = node.vms_partial(lo)?;
-            let out = list::run_list(table, vms, &filters, &opts)?;
-            use std::io::Write as _;
-            std::io::stdout().lock().write_all(out.as_bytes())?;
+            // rows hold a line and the sort values only
+            let mut rows = Vec::new();
+            let mut bad = Vec::new();
+            node.each_vm(
+                lo,
+                &lister.fields(),
+                |vm| lister.row(vm),
+                |r| -> anyhow::Result<()> {
+                    match r {
+                        Ok(row) => rows.extend(row),
+                        Err(e) => bad.push(e),
+                    }
+                    Ok(())
+                },
+            )?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            lister.write(rows, &mut out)?;
+            std::io::Write::flush(&mut out)?;
             Ok(partial(&bad))
         }
         Cmd::Lookup {
@@ -486,10 +492,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Err(ListError::OutputWithoutJson.into());
             }
             let filters = list::parse_filters(table, &filters, true)?;
-            let (vms, bad) = node.vms_partial(LoadOptions::FULL)?;
-            let out = list::run_lookup(table, vms, &filters, json, unique, output.as_deref())?;
-            use std::io::Write as _;
-            std::io::stdout().lock().write_all(out.as_bytes())?;
+            let lookup = list::Lookup::new(table, &filters, json, unique, output.as_deref())?;
+            // matching VMs are written as they come (a unique one is held)
+            let mut out = lookup.output(std::io::BufWriter::new(std::io::stdout().lock()));
+            let mut bad = Vec::new();
+            node.each_vm(
+                LoadOptions::FULL,
+                &lookup.fields(),
+                |vm| lookup.entry(vm),
+                |r| -> anyhow::Result<()> {
+                    match r {
+                        Ok(Some(entry)) => out.push(entry)?,
+                        Ok(None) => {}
+                        Err(e) => bad.push(e),
+                    }
+                    Ok(())
+                },
+            )?;
+            if let Some(e) = out.refused() {
+                return Err(e.into());
+            }
+            out.finish()?;
             Ok(partial(&bad))
         }
         Cmd::Preflight { platform } => {

@@ -3,13 +3,14 @@
 //! `zoneadm list -p -c` for zone state. Turns them into the VM objects
 //! `vmadm get` prints.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
 use crate::host::{CmdError, Host, ZoneRecord};
-use crate::load::{self, LoadError};
+use crate::load::{self, Fields, LoadError};
 
 /// Why a node could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,15 @@ impl LoadOptions {
     };
 }
 
+/// The fields [`zfs_fields`] sets.
+const ZFS_FIELDS: &[&str] = &[
+    "quota",
+    "zfs_root_compression",
+    "zfs_root_recsize",
+    "zfs_data_compression",
+    "zfs_data_recsize",
+];
+
 /// The zfs-derived fields of `vmadm get`: quota (GiB) and the root and
 /// delegated datasets' compression and recsize, from `zfs get`. A zfs that
 /// fails leaves the fields out, as vmadm does for a dataset it cannot read.
@@ -144,6 +154,7 @@ pub struct Node {
     /// Runs the node's commands (`zoneadm`, `zfs`).
     pub host: crate::host::SystemHost,
     sysinfo: std::sync::OnceLock<Option<Map<String, Value>>>,
+    zfs: std::sync::OnceLock<bool>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
@@ -151,6 +162,30 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Reads a file with plain `read` calls: `read_to_end` of a bare reader
+/// asks nothing else (`File`'s own asks the size and position first).
+struct PlainRead(std::fs::File);
+
+impl std::io::Read for PlainRead {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(b)
+    }
+}
+
+/// A file's text, read into `buf` (kept from file to file), with the errors
+/// of `read_to_string`.
+fn read_text<'b>(path: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
+    use std::io::Read as _;
+    buf.clear();
+    PlainRead(std::fs::File::open(path)?).read_to_end(buf)?;
+    std::str::from_utf8(buf).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 fn iso(t: SystemTime) -> String {
@@ -169,6 +204,7 @@ impl Node {
             state_source: StateSource::Auto,
             host: crate::host::system(),
             sysinfo: std::sync::OnceLock::new(),
+            zfs: std::sync::OnceLock::new(),
         }
     }
 
@@ -281,22 +317,54 @@ impl Node {
         rec: &ZoneRecord,
         opts: LoadOptions,
     ) -> Result<Map<String, Value>, NodeError> {
+        self.load_vm_fields(rec, opts, &Fields::all())
+    }
+
+    /// The `fields` of the VM object of one zone record, with the values
+    /// [`Node::load_vm`] gives them (and its errors).
+    pub fn load_vm_fields(
+        &self,
+        rec: &ZoneRecord,
+        opts: LoadOptions,
+        fields: &Fields,
+    ) -> Result<Map<String, Value>, NodeError> {
+        self.load_into(rec, opts, fields, &mut Vec::new())
+    }
+
+    /// [`Node::load_vm_fields`], reading the zone file into `buf`.
+    fn load_into(
+        &self,
+        rec: &ZoneRecord,
+        opts: LoadOptions,
+        fields: &Fields,
+        buf: &mut Vec<u8>,
+    ) -> Result<Map<String, Value>, NodeError> {
         Self::check_record(rec)?;
         let xml_path = self.zone_xml_path(&rec.zonename);
-        let text = std::fs::read_to_string(&xml_path).map_err(io(&xml_path))?;
-        let mut vm = load::vmobj_from_xml(&text).map_err(|source| NodeError::Load {
-            zone: rec.uuid.clone(),
-            path: xml_path.clone(),
-            source,
-        })?;
+        let text = read_text(&xml_path, buf).map_err(io(&xml_path))?;
+        let mut vm =
+            load::vmobj_fields_from_xml(text, fields).map_err(|source| NodeError::Load {
+                zone: rec.uuid.clone(),
+                path: xml_path.clone(),
+                source,
+            })?;
+        let has = |k: &str| fields.has(k);
         if !rec.brand.is_empty() {
             vm.insert("brand".into(), Value::from(rec.brand.clone()));
         }
-        vm.insert("uuid".into(), Value::from(rec.uuid.clone()));
-        vm.insert("zone_state".into(), Value::from(rec.state.clone()));
-        vm.insert("zonename".into(), Value::from(rec.zonename.clone()));
-        vm.insert("zonepath".into(), Value::from(rec.zonepath.clone()));
-        if rec.zoneid != "-" && !rec.zoneid.is_empty() {
+        if has("uuid") {
+            vm.insert("uuid".into(), Value::from(rec.uuid.clone()));
+        }
+        if has("zone_state") {
+            vm.insert("zone_state".into(), Value::from(rec.state.clone()));
+        }
+        if has("zonename") {
+            vm.insert("zonename".into(), Value::from(rec.zonename.clone()));
+        }
+        if has("zonepath") {
+            vm.insert("zonepath".into(), Value::from(rec.zonepath.clone()));
+        }
+        if has("zoneid") && rec.zoneid != "-" && !rec.zoneid.is_empty() {
             vm.insert(
                 "zoneid".into(),
                 rec.zoneid
@@ -305,8 +373,9 @@ impl Node {
                     .unwrap_or_else(|_| Value::from(rec.zoneid.clone())),
             );
         }
-        let zonepath = self.path(&rec.zonepath);
-        if opts.last_modified {
+        let zonepath = || self.path(&rec.zonepath);
+        if opts.last_modified && has("last_modified") {
+            let zonepath = zonepath();
             let files = [
                 zonepath.join("config/metadata.json"),
                 zonepath.join("config/routes.json"),
@@ -327,85 +396,112 @@ impl Node {
                 vm.insert("last_modified".into(), Value::from(iso(t)));
             }
         }
-        if opts.last_modified && rec.state != "running" {
-            if let Ok(t) = std::fs::read_to_string(zonepath.join("lastexited")) {
+        if opts.last_modified
+            && rec.state != "running"
+            && (has("exit_status") || has("exit_timestamp"))
+        {
+            if let Ok(t) = std::fs::read_to_string(zonepath().join("lastexited")) {
                 if let Some((status, ts)) = parse_lastexited(&t) {
                     vm.insert("exit_status".into(), Value::from(status));
                     vm.insert("exit_timestamp".into(), Value::from(ts));
                 }
             }
         }
-        if !vm.contains_key("resolvers") {
+        if has("resolvers") && !vm.contains_key("resolvers") {
             vm.insert("resolvers".into(), Value::Array(vec![]));
         }
-        if !vm.contains_key("firewall_enabled") {
+        if has("firewall_enabled") && !vm.contains_key("firewall_enabled") {
             vm.insert("firewall_enabled".into(), Value::Bool(false));
         }
-        let sysinfo = self.sysinfo.get_or_init(|| {
-            match self
-                .read_json("-", &self.path("/tmp/.sysinfo.json"))
-                .ok()
-                .flatten()
-            {
-                Some(Value::Object(o)) => Some(o),
-                _ => None,
-            }
-        });
-        if let Some(si) = sysinfo {
-            for (k, field) in [
-                ("UUID", "server_uuid"),
-                ("Datacenter Name", "datacenter_name"),
-                ("Live Image", "platform_buildstamp"),
-                ("Headnode ID", "headnode_id"),
-            ] {
-                if let Some(v) = si.get(k) {
-                    vm.insert(field.into(), v.clone());
+        let sysinfo_fields = [
+            ("UUID", "server_uuid"),
+            ("Datacenter Name", "datacenter_name"),
+            ("Live Image", "platform_buildstamp"),
+            ("Headnode ID", "headnode_id"),
+        ];
+        if sysinfo_fields.iter().any(|(_, f)| has(f)) {
+            if let Some(si) = self.sysinfo() {
+                for (k, field) in sysinfo_fields {
+                    if let Some(v) = si.get(k).filter(|_| has(field)) {
+                        vm.insert(field.into(), v.clone());
+                    }
                 }
             }
         }
-        if !vm.contains_key("state") {
-            let s = if rec.state == "installed" {
-                "stopped"
-            } else {
-                rec.state.as_str()
-            };
-            vm.insert("state".into(), Value::from(s));
-        }
-        if vm.get("failed").is_some_and(crate::jsval::truthy) {
-            vm.insert("state".into(), Value::from("failed"));
+        if has("state") {
+            if !vm.contains_key("state") {
+                let s = if rec.state == "installed" {
+                    "stopped"
+                } else {
+                    rec.state.as_str()
+                };
+                vm.insert("state".into(), Value::from(s));
+            }
+            if vm.get("failed").is_some_and(crate::jsval::truthy) {
+                vm.insert("state".into(), Value::from("failed"));
+            }
         }
         if opts.json {
-            let cfg = zonepath.join("config");
+            // every file is read, so a broken one is reported whatever is listed
+            let cfg = zonepath().join("config");
             let md = self.read_json(&rec.uuid, &cfg.join("metadata.json"))?;
             for k in ["customer_metadata", "internal_metadata"] {
-                let v = md
-                    .as_ref()
-                    .and_then(|m| m.get(k))
-                    .cloned()
-                    .unwrap_or_else(|| Value::Object(Map::new()));
-                vm.insert(k.into(), v);
+                if has(k) {
+                    let v = md
+                        .as_ref()
+                        .and_then(|m| m.get(k))
+                        .cloned()
+                        .unwrap_or_else(|| Value::Object(Map::new()));
+                    vm.insert(k.into(), v);
+                }
             }
             for (k, f) in [("tags", "tags.json"), ("routes", "routes.json")] {
-                let v = self
-                    .read_json(&rec.uuid, &cfg.join(f))?
-                    .unwrap_or_else(|| Value::Object(Map::new()));
-                vm.insert(k.into(), v);
+                let v = self.read_json(&rec.uuid, &cfg.join(f))?;
+                if has(k) {
+                    vm.insert(k.into(), v.unwrap_or_else(|| Value::Object(Map::new())));
+                }
             }
         }
         // The zone root dataset is where vmadm finds it mounted; without zfs
         // we take the zonepath's dataset (`/zones/<uuid>` -> `zones/<uuid>`).
-        let ds = rec.zonepath.trim_start_matches('/').to_string();
+        let ds = rec.zonepath.trim_start_matches('/');
         if !ds.is_empty() {
-            vm.insert(
-                "zpool".into(),
-                Value::from(ds.split('/').next().unwrap_or_default()),
-            );
-            vm.insert("zfs_filesystem".into(), Value::from(ds.clone()));
-            if opts.json && self.host.tools.has("zfs") {
-                zfs_fields(&self.host, &mut vm, &ds);
+            if has("zpool") {
+                vm.insert(
+                    "zpool".into(),
+                    Value::from(ds.split('/').next().unwrap_or_default()),
+                );
+            }
+            if has("zfs_filesystem") {
+                vm.insert("zfs_filesystem".into(), Value::from(ds));
+            }
+            let zfs_wanted = ZFS_FIELDS.iter().any(|f| has(f));
+            if opts.json && zfs_wanted && self.has_zfs() {
+                zfs_fields(&self.host, &mut vm, ds);
             }
         }
         Ok(vm)
+    }
+
+    /// `/tmp/.sysinfo.json`, read once.
+    fn sysinfo(&self) -> Option<&Map<String, Value>> {
+        self.sysinfo
+            .get_or_init(|| {
+                match self
+                    .read_json("-", &self.path("/tmp/.sysinfo.json"))
+                    .ok()
+                    .flatten()
+                {
+                    Some(Value::Object(o)) => Some(o),
+                    _ => None,
+                }
+            })
+            .as_ref()
+    }
+
+    /// Is `zfs` there to be run (asked once)?
+    fn has_zfs(&self) -> bool {
+        *self.zfs.get_or_init(|| self.host.tools.has("zfs"))
     }
 
     /// Every VM on the node, in record order (loaded on all CPUs). The
@@ -423,42 +519,101 @@ impl Node {
     /// that does not (an unreadable or hostile zone file, a bad index
     /// entry). Only a failure to read the zone list itself is an `Err`.
     pub fn vms_partial(&self, opts: LoadOptions) -> Result<Partial, NodeError> {
+        let mut vms = Vec::new();
+        let mut bad = Vec::new();
+        self.each_vm(
+            opts,
+            &Fields::all(),
+            |vm| vm,
+            |r| -> Result<(), NodeError> {
+                match r {
+                    Ok(vm) => vms.push(vm),
+                    Err(e) => bad.push(e),
+                }
+                Ok(())
+            },
+        )?;
+        Ok((vms, bad))
+    }
+
+    /// Load the `fields` of every zone's VM object on up to eight threads,
+    /// turn each into a `T` with `convert` (on those threads), and hand the
+    /// results to `each` in record order as they are ready, so only a few
+    /// loaded objects are held at a time. A zone that cannot be loaded is
+    /// an `Err` for `each` (and a warning in the log); failing to read the
+    /// zone list, or an error from `each`, ends the walk.
+    pub fn each_vm<T: Send, E: From<NodeError>>(
+        &self,
+        opts: LoadOptions,
+        fields: &Fields,
+        convert: impl Fn(Map<String, Value>) -> T + Sync,
+        mut each: impl FnMut(Result<T, NodeError>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        const CHUNK: usize = 64;
         let recs = self.records()?;
+        let load = |c: &[ZoneRecord], buf: &mut Vec<u8>| -> Vec<Result<T, NodeError>> {
+            c.iter()
+                .map(|r| {
+                    let res = self.load_into(r, opts, fields, buf).map(&convert);
+                    if let Err(e) = &res {
+                        tracing::warn!(error = %e, "zone left out of the listing");
+                    }
+                    res
+                })
+                .collect()
+        };
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .min(8);
-        let load = |c: &[ZoneRecord]| -> Vec<Result<Map<String, Value>, NodeError>> {
-            c.iter().map(|r| self.load_vm(r, opts)).collect()
-        };
-        let results: Vec<Result<Map<String, Value>, NodeError>> = if threads < 2 || recs.len() < 64
-        {
-            load(&recs)
-        } else {
-            let chunk = recs.len().div_ceil(threads);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = recs
-                    .chunks(chunk)
-                    .map(|c| s.spawn(move || load(c)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("loader thread panicked"))
-                    .collect()
-            })
-        };
-        let mut vms = Vec::with_capacity(results.len());
-        let mut bad = Vec::new();
-        for r in results {
-            match r {
-                Ok(vm) => vms.push(vm),
-                Err(e) => {
-                    tracing::warn!(error = %e, "zone left out of the listing");
-                    bad.push(e)
-                }
+        if threads < 2 || recs.len() < 2 * CHUNK {
+            let mut buf = Vec::new();
+            for r in load(&recs, &mut buf) {
+                each(r)?;
             }
+            return Ok(());
         }
-        Ok((vms, bad))
+        let chunks: Vec<&[ZoneRecord]> = recs.chunks(CHUNK).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let (tx, rx) =
+                std::sync::mpsc::sync_channel::<(usize, Vec<Result<T, NodeError>>)>(threads * 2);
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let (chunks, next, stop, load) = (&chunks, &next, &stop, &load);
+                s.spawn(move || {
+                    let mut buf = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(c) = chunks.get(i) else { break };
+                        if tx.send((i, load(c, &mut buf))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut pending: BTreeMap<usize, Vec<Result<T, NodeError>>> = BTreeMap::new();
+            let mut want = 0;
+            let mut walk = || -> Result<(), E> {
+                for (i, results) in rx.iter() {
+                    pending.insert(i, results);
+                    while let Some(results) = pending.remove(&want) {
+                        want += 1;
+                        for r in results {
+                            each(r)?;
+                        }
+                    }
+                }
+                Ok(())
+            };
+            let r = walk();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            // workers blocked on a full channel go on once it is dropped
+            drop(rx);
+            r
+        })
     }
 
     /// `vmadm get <uuid>`.

@@ -110,17 +110,14 @@ pub struct BadValue;
 /// Check one value against a property's payload type. `Some(warning)` in
 /// the Ok case carries a deprecation warning.
 pub fn check_value(p: &Property, v: &Value, pools: &[String]) -> Result<Option<String>, BadValue> {
-    let Some(t) = p.ptype.as_deref() else {
+    let Some(t) = p.ptype else {
         return Ok(None);
     };
     // vmadm's own validator, then the rule for text that reaches zonecfg
     // or a command line (see [`crate::quote`]).
-    let rule = quote::property_rule(&p.name, p.zonexml.is_some());
+    let rule = quote::property_rule(p.name, p.zonexml.is_some());
     let validator = |s: &str| {
-        p.validator
-            .as_deref()
-            .map(|f| value_valid(f, s))
-            .unwrap_or(true)
+        p.validator.map(|f| value_valid(f, s)).unwrap_or(true)
             && rule.is_none_or(|r| quote::rule_ok(r, s))
     };
     match t {
@@ -237,7 +234,19 @@ pub fn validate(
     let Some(b) = table.brand(brand_name) else {
         return Err(Invalid::BadBrand(brand_name.to_string()));
     };
-    let pools = host.pools();
+    // The image query depends on the payload only, so it is asked together
+    // with the pools.
+    let image_query = match payload.get("image_uuid") {
+        Some(Value::String(img)) if is_uuid(img) => Some((
+            payload
+                .get("zpool")
+                .and_then(Value::as_str)
+                .unwrap_or("zones"),
+            img.as_str(),
+        )),
+        _ => None,
+    };
+    let (pools, image_type) = host.pools_and_image_type(image_query);
     let mut bad_values = Vec::new();
     let mut bad_properties = Vec::new();
     let mut missing = Vec::new();
@@ -255,9 +264,9 @@ pub fn validate(
             Ok(None) => {}
             Err(BadValue) => push(&mut bad_values, key.clone()),
         }
-        if p.ptype.as_deref() == Some("object-array") {
+        if p.ptype == Some("object-array") {
             let Value::Array(items) = value else { continue };
-            let base = p.check_as.clone().unwrap_or_else(|| key.clone());
+            let base = p.check_as.unwrap_or(key);
             let sub_action = if key.starts_with("update_") {
                 "update"
             } else {
@@ -282,34 +291,28 @@ pub fn validate(
         }
     }
 
-    for (prop, actions) in table.required_properties(&b.name) {
-        if actions.iter().any(|a| a == action) && !payload.contains_key(&prop) {
-            missing.push(prop);
+    for (prop, actions) in table.required_rows(&b.name) {
+        if actions.contains(&action) && !payload.contains_key(prop) {
+            missing.push(prop.to_string());
         }
     }
 
-    if let Some(Value::String(img)) = payload.get("image_uuid") {
-        if is_uuid(img) {
-            let pool = payload
-                .get("zpool")
-                .and_then(Value::as_str)
-                .unwrap_or("zones");
-            let types: Vec<String> = b
-                .feature("zoneroot_image_types")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let ok = match host.image_type(pool, img) {
-                Ok(t) => b.hvm || types.contains(&t),
-                Err(_) => false,
-            };
-            if !ok {
-                push(&mut bad_values, "image_uuid".into());
-            }
+    if let Some(image_type) = image_type {
+        let types: Vec<String> = b
+            .feature("zoneroot_image_types")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ok = match image_type {
+            Ok(t) => b.hvm || types.contains(&t),
+            Err(_) => false,
+        };
+        if !ok {
+            push(&mut bad_values, "image_uuid".into());
         }
     }
 

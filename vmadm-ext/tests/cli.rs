@@ -49,7 +49,7 @@ fn table_matches_oracle_for_every_brand_and_property() {
             .property(name)
             .unwrap_or_else(|| panic!("property {name} missing"));
         let pl = &p["payload"];
-        assert_eq!(mine.ptype.as_deref(), pl["type"].as_str(), "{name}: type");
+        assert_eq!(mine.ptype, pl["type"].as_str(), "{name}: type");
         for b in &brands {
             let want = |k: &str| -> Vec<String> {
                 pl[k][b]
@@ -62,16 +62,16 @@ fn table_matches_oracle_for_every_brand_and_property() {
                 want("allowed"),
                 "{name}: allowed for {b}"
             );
-            let req = mine.required.get(*b).cloned().unwrap_or_default();
+            let req = t.required_actions(b, name);
             assert_eq!(req, want("required"), "{name}: required for {b}");
             compared += 1;
         }
+        assert_eq!(mine.check_as, pl["check_as"].as_str(), "{name}: check_as");
         assert_eq!(
-            mine.check_as.as_deref(),
-            pl["check_as"].as_str(),
-            "{name}: check_as"
+            mine.default_value().as_ref(),
+            pl.get("default"),
+            "{name}: default"
         );
-        assert_eq!(mine.default.as_ref(), pl.get("default"), "{name}: default");
         assert_eq!(mine.min, pl["min"].as_f64(), "{name}: min");
         assert_eq!(mine.max, pl["max"].as_f64(), "{name}: max");
         assert_eq!(
@@ -80,17 +80,13 @@ fn table_matches_oracle_for_every_brand_and_property() {
             "{name}: keep_zero"
         );
         assert_eq!(
-            mine.validator.as_deref().map(|v| format!("utils.{v}")),
+            mine.validator.map(|v| format!("utils.{v}")),
             pl["valueValidator"].as_str().map(str::to_string),
             "{name}: validator"
         );
+        assert_eq!(mine.zonexml, p["zonexml"].as_str(), "{name}: zonexml");
         assert_eq!(
-            mine.zonexml.as_deref(),
-            p["zonexml"].as_str(),
-            "{name}: zonexml"
-        );
-        assert_eq!(
-            mine.load.as_deref().map(|v| format!("utils.{v}")),
+            mine.load.map(|v| format!("utils.{v}")),
             p["loadValueTranslator"].as_str().map(str::to_string)
         );
         assert_eq!(
@@ -99,7 +95,7 @@ fn table_matches_oracle_for_every_brand_and_property() {
             "{name}: ignore"
         );
         assert_eq!(
-            mine.flattenable.as_deref(),
+            mine.flattenable,
             p["flattenable"].as_str(),
             "{name}: flattenable"
         );
@@ -112,7 +108,7 @@ fn table_matches_oracle_for_every_brand_and_property() {
     for b in &brands {
         let br = t.brand(b).unwrap();
         assert_eq!(
-            Value::Object(br.features.clone()),
+            Value::Object(br.features().clone()),
             o["brand_options"][b]["features"],
             "{b}: features"
         );
@@ -143,18 +139,20 @@ fn table_matches_oracle_for_every_brand_and_property() {
     assert_eq!(xml.len(), oxml.len());
     for (k, v) in oxml {
         let m = &xml[k];
+        assert_eq!(t.xml_property(k), Some(m), "{k}");
         assert_eq!(m.property, v["property"].as_str().unwrap(), "{k}");
         assert_eq!(m.vmobj_key, v["vmobj_key"].as_str().unwrap(), "{k}");
         assert_eq!(m.ignore, v["ignore"].as_bool().unwrap(), "{k}");
         assert_eq!(
-            m.load.as_deref().map(|l| format!("utils.{l}")),
+            m.load.map(|l| format!("utils.{l}")),
             v["loadValueTranslator"].as_str().map(str::to_string)
         );
     }
     // vmadm list columns
     for (k, f) in o["vmadm_list"]["list_fields"].as_object().unwrap() {
-        assert_eq!(t.list_fields[k].header, f["header"].as_str().unwrap());
-        assert_eq!(t.list_fields[k].width as u64, f["width"].as_u64().unwrap());
+        let lf = t.list_field(k).unwrap();
+        assert_eq!(lf.header, f["header"].as_str().unwrap());
+        assert_eq!(lf.width as u64, f["width"].as_u64().unwrap());
     }
     assert_eq!(
         t.list_fields.len(),
@@ -169,7 +167,7 @@ fn table_matches_oracle_for_every_brand_and_property() {
         o["vmadm_list"]["default_sort"].as_str().unwrap()
     );
     assert_eq!(
-        t.defaults["compression_types"],
+        t.defaults()["compression_types"],
         o["vm_js"]["COMPRESSION_TYPES"]
     );
 }
@@ -500,7 +498,11 @@ impl Root {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        // a command refused before it reads stdin (a usage error) closes it
+        match c.stdin.take().unwrap().write_all(input.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.unwrap(),
+        }
         c.wait_with_output().unwrap()
     }
 }
@@ -865,6 +867,353 @@ fn zone_state_comes_from_zoneadm_when_it_is_there() {
         err(&o),
         "vmadm-ext: zoneadm list -p -c failed (exit status: 1): zoneadm: permission denied\n"
     );
+}
+
+// ---------------------------------------------------------------- listing reads only what it needs
+
+/// A node with every kind of zone a listing meets: the builder zone, the
+/// vmload fixtures (joyent with and without the usual fields, lx, bhyve and
+/// kvm with sorted disks), an unknown brand, odd aliases, a transition, a
+/// failed zone, config JSON (one zone's tags.json is broken), an exit
+/// record, sysinfo, and broken zone files (garbage, no brand, an attribute
+/// given twice, an unknown entity, deep nesting).
+fn varied() -> Root {
+    let r = populated();
+    for (name, file) in [
+        ("11111111-0000-4000-8000-000000000001", "lx.xml"),
+        ("11111111-0000-4000-8000-000000000002", "kvm-disk-sort.xml"),
+        (
+            "11111111-0000-4000-8000-000000000003",
+            "c673ec7c-aca9-4a4c-a4be-52fa82b2f0cd.xml",
+        ),
+        ("11111111-0000-4000-8000-000000000004", "garbage.xml"),
+    ] {
+        r.add_zone(name, "installed", &oracle_xml(file));
+    }
+    let b = builder_xml();
+    let variant = |from: &str, to: &str| b.replace(from, to);
+    // the text without the part from `start` to the end of `end`
+    let without = |text: &str, start: &str, end: &str| {
+        let a = text.find(start).unwrap();
+        let z = a + text[a..].find(end).unwrap() + end.len();
+        format!("{}{}", &text[..a], &text[z..])
+    };
+    let zones = [
+        // an alias that sorts before the others, more memory, running
+        (
+            "22222222-0000-4000-8000-000000000001",
+            "running",
+            variant("Y2xvdWQtaW1hZ2UtYnVpbGRlcg==", "QWFyZHZhcms="),
+        ),
+        // no alias, no memory caps, no nics: every column falls back
+        (
+            "22222222-0000-4000-8000-000000000002",
+            "installed",
+            without(
+                &without(&without(&b, "  <attr name=\"alias\"", "\n"), "  <network", "</network>\n"),
+                "  <rctl name=\"zone.max-physical-memory\">",
+                "</rctl>\n",
+            ),
+        ),
+        // a brand vmadm does not know is read as joyent
+        (
+            "22222222-0000-4000-8000-000000000003",
+            "installed",
+            variant("brand=\"builder\"", "brand=\"future\""),
+        ),
+        // a zone between states, and a failed one
+        (
+            "22222222-0000-4000-8000-000000000004",
+            "installed",
+            variant(
+                "<attr name=\"vm-version\"",
+                "<attr name=\"transition\" type=\"string\" value=\"stopping:stopped:1700000000000\"/>\n  <attr name=\"vm-version\"",
+            ),
+        ),
+        (
+            "22222222-0000-4000-8000-000000000005",
+            "installed",
+            variant(
+                "<attr name=\"vm-version\"",
+                "<attr name=\"failed\" type=\"string\" value=\"true\"/>\n  <attr name=\"vm-version\"",
+            ),
+        ),
+        // an alias with characters base64 does not have, equal memory
+        (
+            "22222222-0000-4000-8000-000000000006",
+            "configured",
+            variant("Y2xvdWQtaW1hZ2UtYnVpbGRlcg==", "Y2xv*dWQ=\n"),
+        ),
+        // broken: no brand, an attribute given twice, an unknown entity
+        (
+            "33333333-0000-4000-8000-000000000001",
+            "installed",
+            variant(" brand=\"builder\"", ""),
+        ),
+        (
+            "33333333-0000-4000-8000-000000000002",
+            "installed",
+            variant("autoboot=\"true\"", "autoboot=\"true\" autoboot=\"false\""),
+        ),
+        (
+            "33333333-0000-4000-8000-000000000003",
+            "installed",
+            variant("value=\"cloud-image-builder\"", "value=\"&nope;\""),
+        ),
+        (
+            "33333333-0000-4000-8000-000000000004",
+            "installed",
+            format!("{}{}", "<zone>".repeat(100), "</zone>".repeat(100)),
+        ),
+    ];
+    for (name, state, xml) in &zones {
+        r.add_zone(name, state, xml);
+    }
+    let cfg = |zone: &str, file: &str, text: &str| {
+        let d = r.path().join(format!("zones/{zone}/config"));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(file), text).unwrap();
+    };
+    cfg(
+        U,
+        "metadata.json",
+        r#"{"customer_metadata": {"role": "imgbuild"}, "internal_metadata": {"x": 1}}"#,
+    );
+    cfg(U, "tags.json", r#"{"group": "ci", "n": 3}"#);
+    cfg(U, "routes.json", r#"{"10.0.0.0/8": "10.1.1.1"}"#);
+    cfg(
+        "22222222-0000-4000-8000-000000000001",
+        "tags.json",
+        r#"{"group": "build"}"#,
+    );
+    cfg(
+        "22222222-0000-4000-8000-000000000002",
+        "tags.json",
+        "{broken",
+    );
+    let exited = r.path().join("zones/22222222-0000-4000-8000-000000000006");
+    fs::create_dir_all(&exited).unwrap();
+    fs::write(exited.join("lastexited"), "1700000000.5 256\n").unwrap();
+    fs::create_dir_all(r.path().join("tmp")).unwrap();
+    fs::write(
+        r.path().join("tmp/.sysinfo.json"),
+        r#"{"UUID": "00000000-1111-2222-3333-444444444444", "Datacenter Name": "dc1", "Live Image": "20260101T000000Z"}"#,
+    )
+    .unwrap();
+    r
+}
+
+/// What a command printed: exit status, stdout, stderr.
+type Printed = (i32, String, String);
+
+/// `vmadm-ext list|lookup ARGS` done the plain way, in this process: every
+/// VM object loaded whole (`Node::vms_partial`), then `run_list` /
+/// `run_lookup` over them, with the command's messages.
+fn full_object_path(r: &Root, cmd: &str, args: &[&str]) -> Printed {
+    use vmadm_ext::list;
+    use vmadm_ext::node::{LoadOptions, Node, StateSource};
+    let t = Table::get();
+    let mut node = Node::new(r.path());
+    node.state_source = StateSource::Index;
+    let (mut order, mut sort, mut header, mut parsable, mut json, mut unique) =
+        (None, None, true, false, false, false);
+    let mut filters = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match *a {
+            "-o" => order = it.next().map(|s| s.to_string()),
+            "-s" => sort = it.next().map(|s| s.to_string()),
+            "-H" => header = false,
+            "-p" => parsable = true,
+            "-j" => json = true,
+            "-1" => unique = true,
+            f => filters.push(f.to_string()),
+        }
+    }
+    let fail = |e: String| (1, String::new(), format!("vmadm-ext: {e}\n"));
+    let filters = match list::parse_filters(t, &filters, cmd == "lookup") {
+        Ok(f) => f,
+        Err(e) => return fail(e.to_string()),
+    };
+    let (out, bad) = if cmd == "list" {
+        let mut opts = list::ListOptions::new(t);
+        if let Some(o) = order {
+            opts.order = o;
+        }
+        if let Some(s) = sort {
+            opts.sort = s;
+        }
+        opts.parsable = parsable;
+        opts.header = header && !parsable;
+        if let Err(e) = list::check_columns(t, &opts) {
+            return fail(e.to_string());
+        }
+        let keys = opts
+            .order
+            .split(',')
+            .chain(opts.sort.split(','))
+            .chain(filters.iter().map(|f| f.key.as_str()));
+        let lo = LoadOptions {
+            json: list::needs_config_json(keys),
+            last_modified: false,
+        };
+        let (vms, bad) = node.vms_partial(lo).unwrap();
+        match list::run_list(t, vms, &filters, &opts) {
+            Ok(o) => (o, bad),
+            Err(e) => return fail(e.to_string()),
+        }
+    } else {
+        let (vms, bad) = node.vms_partial(LoadOptions::FULL).unwrap();
+        match list::run_lookup(t, vms, &filters, json, unique, order.as_deref()) {
+            Ok(o) => (o, bad),
+            Err(e) => return fail(e.to_string()),
+        }
+    };
+    let err: String = bad
+        .iter()
+        .map(|e| {
+            format!(
+                "vmadm-ext: {}\n",
+                vmadm_ext::quote::printable(&e.to_string(), 400)
+            )
+        })
+        .collect();
+    (i32::from(!bad.is_empty()), out, err)
+}
+
+/// `list` and `lookup` read each zone once for only the fields they print,
+/// sort and filter on, and stream their output; what they print must be
+/// what whole VM objects give, byte for byte, for every kind of column,
+/// sort key and filter, and with the same messages for broken zones.
+#[test]
+fn lazy_listing_prints_what_whole_vm_objects_give() {
+    let r = varied();
+    let lists: &[&[&str]] = &[
+        &[],
+        &["-H"],
+        &["-p"],
+        &["-s", "-ram,uuid"],
+        &["-s", "alias", "-o", "alias,uuid,brand,type,ram"],
+        &["-s", "+zonename", "-o", "zonename,zonepath,zpool,zone_state,state"],
+        &["-s", "state,-uuid", "-p", "-o", "uuid,state,autoboot,hvm"],
+        &[
+            "-o",
+            "uuid,max_physical_memory,max_locked_memory,max_swap,max_lwps,cpu_cap,cpu_shares,tmpfs,quota",
+        ],
+        &["-o", "uuid,nics.0.ip,nics.0.nic_tag,nics.1.ip,disks.0.path"],
+        &["-o", "uuid,firewall_enabled,dns_domain,hostname,owner_uuid,billing_id"],
+        &["-o", "uuid,exit_status,exit_timestamp,create_timestamp,image_uuid"],
+        &["-o", "uuid,tags.group", "-s", "-tags.group"],
+        &["-H", "-o", "uuid", "-s", "-tags.n"],
+        &["-o", "uuid,customer_metadata.role", "customer_metadata.role=imgbuild"],
+        &["brand=builder"],
+        &["brand=joyent", "-o", "uuid,alias"],
+        &["type=BHYV"],
+        &["type=OS", "-s", "-type,alias"],
+        &["ram=8192"],
+        &["alias=~^c", "-o", "uuid,alias"],
+        &["alias=~LOUD"],
+        &["nics.*.ip=dhcp"],
+        &["nics.0.nic_tag=admin", "-p"],
+        &["disks.*.boot=true", "-o", "uuid,disks.0.path"],
+        &["state=stopped", "-s", "state,alias"],
+        &["state=failed"],
+        &["state=stopping"],
+        &["zone_state=running"],
+        &["autoboot=true", "-o", "uuid,autoboot"],
+        &["tags.group=~b"],
+        &["-o", "nics.*.ip"],
+        &["-s", "bogus"],
+        &["bogus=1"],
+    ];
+    for args in lists {
+        let mut a = vec!["list"];
+        a.extend_from_slice(args);
+        let o = r.run(&a);
+        assert_eq!(
+            (code(&o), out(&o), err(&o)),
+            full_object_path(&r, "list", args),
+            "list {args:?}"
+        );
+    }
+    let lookups: &[&[&str]] = &[
+        &[],
+        &["brand=builder"],
+        &["-j", "brand=joyent"],
+        &["-j", "-o", "uuid,alias,ram,type,state", "ram=~^8"],
+        &["-j", "-1", "alias=cloud-image-builder"],
+        &["-1", "brand=builder"],
+        &["-1", "type=LX"],
+        &["-j", "nothing=~x"],
+        &["-j", "exit_status=1"],
+        &[
+            "-j",
+            "-o",
+            "uuid,server_uuid,datacenter_name",
+            "tags.group=build",
+        ],
+        &["-j", "-1", "brand=nope"],
+        &["zonename=~^2222"],
+        &["-j", "routes.10.0.0.0/8=10.1.1.1"],
+    ];
+    for args in lookups {
+        let mut a = vec!["lookup"];
+        a.extend_from_slice(args);
+        let o = r.run(&a);
+        assert_eq!(
+            (code(&o), out(&o), err(&o)),
+            full_object_path(&r, "lookup", args),
+            "lookup {args:?}"
+        );
+    }
+    // the node lists at all: good zones, and each broken one named once
+    let o = r.run(&["list", "-H", "-o", "uuid"]);
+    assert_eq!(out(&o).lines().count(), 13, "{}", out(&o));
+    assert_eq!(err(&o).lines().count(), 5, "{}", err(&o));
+}
+
+/// The fields a listing asks for have the values the whole object has.
+#[test]
+fn loading_some_fields_gives_the_values_of_the_whole_object() {
+    use vmadm_ext::load::{vmobj_fields_from_xml, vmobj_from_xml, Fields};
+    let r = varied();
+    let paths: &[&[&str]] = &[
+        &["uuid", "type", "ram", "state", "alias"],
+        &["nics.0.ip", "disks.*.size", "filesystems"],
+        &["autoboot", "transition_expire", "datasets", "rctl"],
+        &["max_physical_memory", "zonepath", "limit_priv", "resolvers"],
+    ];
+    let mut compared = 0;
+    for entry in fs::read_dir(r.path().join("etc/zones")).unwrap() {
+        let p = entry.unwrap().path();
+        let Ok(text) = fs::read_to_string(&p) else {
+            continue;
+        };
+        if p.extension().is_none_or(|e| e != "xml") {
+            continue;
+        }
+        let whole = vmobj_from_xml(&text);
+        for ps in paths {
+            let fields = Fields::for_paths(ps.iter().copied());
+            let some = vmobj_fields_from_xml(&text, &fields);
+            match (&whole, &some) {
+                (Ok(w), Ok(s)) => {
+                    for (k, v) in s {
+                        assert_eq!(w.get(k), Some(v), "{}: {k}", p.display());
+                    }
+                    for (k, v) in w {
+                        if fields.has(k) {
+                            assert_eq!(s.get(k), Some(v), "{}: {k}", p.display());
+                        }
+                    }
+                    compared += 1;
+                }
+                (Err(w), Err(s)) => assert_eq!(w, s, "{}", p.display()),
+                _ => panic!("{}: {whole:?} but {some:?}", p.display()),
+            }
+        }
+    }
+    assert!(compared >= 40, "{compared}");
 }
 
 // ---------------------------------------------------------------- preflight

@@ -231,7 +231,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("brand: {e:#}");
+            eprintln!("brand: {}", common::cli::error_line(e.as_ref()));
             ExitCode::from(1)
         }
     }

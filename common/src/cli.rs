@@ -68,8 +68,54 @@ pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// An error and its sources as one line, `outer: inner: ...`, leaving out
+/// a source whose text the message already carries (errors that print
+/// their source themselves) and turning newlines into spaces.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cur = err.source();
+    }
+    line.replace('\n', " ")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn error_line_names_each_source_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error, bool);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                if self.1 {
+                    write!(f, "cannot load x: {}", self.0)
+                } else {
+                    write!(f, "cannot load x")
+                }
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = || std::io::Error::other("bad\ntoken");
+        assert_eq!(
+            super::error_line(&Outer(io(), true)),
+            "cannot load x: bad token"
+        );
+        assert_eq!(
+            super::error_line(&Outer(io(), false)),
+            "cannot load x: bad token"
+        );
+    }
+
     #[test]
     fn broken_pipe_is_found_in_sources() {
         #[derive(Debug)]

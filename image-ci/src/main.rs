@@ -707,8 +707,7 @@ fn main() -> ExitCode {
         Ok(Done::Failed) => ExitCode::from(1),
         Ok(Done::Stopped(sig)) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("image-ci: {msg}");
+            eprintln!("image-ci: {}", common::cli::error_line(e.as_ref()));
             ExitCode::from(1)
         }
     }

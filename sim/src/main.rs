@@ -157,7 +157,7 @@ fn main() -> ExitCode {
         match run_sim(Cli::parse()) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("sim: {e:#}");
+                eprintln!("sim: {}", common::cli::error_line(e.as_ref()));
                 1
             }
         }

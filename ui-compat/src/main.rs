@@ -58,7 +58,7 @@ fn main() {
     common::cli::completions_if_asked::<Args>("ui-compat");
     let args = Args::parse();
     if let Err(e) = real_main(args) {
-        eprintln!("ui-compat: {e:#}");
+        eprintln!("ui-compat: {}", common::cli::error_line(e.as_ref()));
         std::process::exit(1);
     }
 }

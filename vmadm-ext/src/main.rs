@@ -663,8 +663,7 @@ fn main() -> ExitCode {
             } else {
                 1
             };
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("vmadm-ext: {msg}");
+            eprintln!("vmadm-ext: {}", common::cli::error_line(e.as_ref()));
             ExitCode::from(code)
         }
     }

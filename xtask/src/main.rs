@@ -150,7 +150,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("xtask: {e:#}");
+            eprintln!("xtask: {}", common::cli::error_line(e.as_ref()));
             ExitCode::from(1)
         }
     }

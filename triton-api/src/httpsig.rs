@@ -20,7 +20,9 @@
 //! [`verify`]. Signing (a client): [`Signer`], loaded from an OpenSSH
 //! private key file.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
@@ -217,10 +219,16 @@ fn key_blob(openssh: &str) -> Option<Vec<u8>> {
 
 /// `aa:bb:...` of 16 bytes.
 fn colon_hex(d: &[u8]) -> String {
-    d.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(d.len() * 3);
+    for (i, b) in d.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// The MD5 fingerprint of an OpenSSH public key line, `aa:bb:...` (what
@@ -241,28 +249,68 @@ pub fn key_matches(openssh: &str, fp: &str) -> bool {
     md5_fingerprint(openssh).is_some_and(|have| have == want)
 }
 
+/// A public key ready to check signatures with.
+enum Parsed {
+    Ed25519(Result<ed25519_dalek::VerifyingKey, String>),
+    Rsa(Result<rsa::RsaPublicKey, String>),
+    P256(Result<p256::ecdsa::VerifyingKey, String>),
+    Unsupported(String),
+}
+
+/// Most parsed keys remembered.
+const PARSED_KEYS: usize = 1024;
+
+/// The key of an OpenSSH public key line, parsed (and for ed25519 and
+/// P-256, its point decompressed) once per distinct text: that costs more
+/// than checking a signature. Only the parsing of a given text is
+/// remembered; which keys an account has is whatever the caller passes.
+fn parsed(openssh: &str) -> Result<Arc<Parsed>, SigError> {
+    static MEMO: OnceLock<Mutex<HashMap<String, Arc<Parsed>>>> = OnceLock::new();
+    let text = openssh.trim();
+    let memo = MEMO.get_or_init(Mutex::default);
+    if let Some(p) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
+        return Ok(p.clone());
+    }
+    let key = PublicKey::from_openssh(text).map_err(|e| SigError::BadKey(e.to_string()))?;
+    let p = Arc::new(match key.key_data() {
+        KeyData::Ed25519(k) => Parsed::Ed25519(
+            ed25519_dalek::VerifyingKey::from_bytes(&k.0).map_err(|e| e.to_string()),
+        ),
+        KeyData::Rsa(k) => Parsed::Rsa(rsa::RsaPublicKey::try_from(k).map_err(|e| e.to_string())),
+        KeyData::Ecdsa(k @ EcdsaPublicKey::NistP256(_)) => {
+            Parsed::P256(p256::ecdsa::VerifyingKey::try_from(k).map_err(|e| e.to_string()))
+        }
+        other => Parsed::Unsupported(other.algorithm().to_string()),
+    });
+    let mut m = memo.lock().unwrap_or_else(|e| e.into_inner());
+    if m.len() >= PARSED_KEYS {
+        m.clear();
+    }
+    m.insert(text.to_string(), p.clone());
+    Ok(p)
+}
+
 /// Verify `sig` over `msg` with an OpenSSH public key and an HTTP Signature
 /// algorithm name.
 pub fn verify(openssh: &str, algorithm: &str, msg: &[u8], sig: &[u8]) -> Result<(), SigError> {
-    let key =
-        PublicKey::from_openssh(openssh.trim()).map_err(|e| SigError::BadKey(e.to_string()))?;
+    let key = parsed(openssh)?;
     let mismatch = |key: &str| SigError::AlgorithmMismatch {
         alg: algorithm.to_string(),
         key: key.to_string(),
     };
-    match key.key_data() {
-        KeyData::Ed25519(k) => {
+    let bad = |e: &String| SigError::BadKey(e.clone());
+    match &*key {
+        Parsed::Ed25519(k) => {
             if !matches!(algorithm, "ed25519-sha512" | "ed25519") {
                 return Err(mismatch("ed25519"));
             }
-            let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.0)
-                .map_err(|e| SigError::BadKey(e.to_string()))?;
+            let vk = k.as_ref().map_err(bad)?;
             let s = ed25519_dalek::Signature::from_slice(sig).map_err(|_| SigError::Mismatch)?;
             vk.verify_strict(msg, &s).map_err(|_| SigError::Mismatch)
         }
-        KeyData::Rsa(k) => {
+        Parsed::Rsa(k) => {
             use rsa::signature::Verifier as _;
-            let pk = rsa::RsaPublicKey::try_from(k).map_err(|e| SigError::BadKey(e.to_string()))?;
+            let pk = k.as_ref().map_err(bad)?.clone();
             let s = rsa::pkcs1v15::Signature::try_from(sig).map_err(|_| SigError::Mismatch)?;
             match algorithm {
                 "rsa-sha256" => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk)
@@ -275,22 +323,18 @@ pub fn verify(openssh: &str, algorithm: &str, msg: &[u8], sig: &[u8]) -> Result<
                 _ => Err(mismatch("rsa")),
             }
         }
-        KeyData::Ecdsa(k @ EcdsaPublicKey::NistP256(_)) => {
+        Parsed::P256(k) => {
             use p256::ecdsa::signature::Verifier as _;
             if algorithm != "ecdsa-sha256" {
                 return Err(mismatch("ecdsa-sha2-nistp256"));
             }
-            let vk = p256::ecdsa::VerifyingKey::try_from(k)
-                .map_err(|e| SigError::BadKey(e.to_string()))?;
+            let vk = k.as_ref().map_err(bad)?;
             let s = p256::ecdsa::Signature::from_der(sig)
                 .or_else(|_| p256::ecdsa::Signature::from_slice(sig))
                 .map_err(|_| SigError::Mismatch)?;
             vk.verify(msg, &s).map_err(|_| SigError::Mismatch)
         }
-        other => Err(SigError::BadKey(format!(
-            "{} keys are not supported",
-            other.algorithm()
-        ))),
+        Parsed::Unsupported(alg) => Err(SigError::BadKey(format!("{alg} keys are not supported"))),
     }
 }
 

@@ -3,6 +3,14 @@
 //! is sent, so a decision the client saw is on disk. Nothing here rewrites
 //! or truncates the file.
 //!
+//! A server hands its records to one writer thread, which group-commits:
+//! it takes every record queued, writes them with one `write` under the
+//! lock, `fsync`s once for the batch, then acknowledges each (so each is
+//! still on disk before its answer is sent). The thread keeps the file
+//! open between batches; before each batch it `stat`s the path and reopens
+//! when the file was removed or renamed away (log rotation), creating the
+//! directory only when the file is missing.
+//!
 //! Every refused request is recorded (who, what, status, reason), and so is
 //! every decision that let builder through. Records have a bounded size:
 //! large request fields are summarized (a count, a byte size and a SHA-256),
@@ -13,8 +21,9 @@
 //! (`action: "Refusals"`, `count`) when the window ends.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -242,6 +251,11 @@ fn summarize_member(v: &Value) -> Value {
 /// Bring a record within `max` bytes: summarize its request and cut its
 /// strings; as a last resort keep only the request's method and path.
 pub fn bound(rec: &mut AuditRecord, max: usize) {
+    bounded_json(rec, max);
+}
+
+/// [`bound`], and the record's JSON text (serialized once when it fits).
+fn bounded_json(rec: &mut AuditRecord, max: usize) -> String {
     rec.request = summarize(&rec.request);
     rec.reason = cut(&rec.reason, 1024);
     rec.account_login = cut(&rec.account_login, 128);
@@ -252,9 +266,10 @@ pub fn bound(rec: &mut AuditRecord, max: usize) {
     if let Some(e) = &rec.error {
         rec.error = Some(summarize(e));
     }
-    let size = |r: &AuditRecord| serde_json::to_string(r).map(|s| s.len()).unwrap_or(0);
-    if size(rec) <= max {
-        return;
+    let json = |r: &AuditRecord| serde_json::to_string(r).unwrap_or_default();
+    let whole = json(rec);
+    if whole.len() <= max {
+        return whole;
     }
     let text = rec.request.to_string();
     let mut small = Map::new();
@@ -268,13 +283,16 @@ pub fn bound(rec: &mut AuditRecord, max: usize) {
         json!({"bytes": text.len(), "sha256": sha256_hex(text.as_bytes())}),
     );
     rec.request = Value::Object(small);
-    if size(rec) > max {
-        rec.reason = cut(&rec.reason, 256);
-        rec.error = rec
-            .error
-            .as_ref()
-            .map(|e| json!({"code": e["code"].clone()}));
+    let smaller = json(rec);
+    if smaller.len() <= max {
+        return smaller;
     }
+    rec.reason = cut(&rec.reason, 256);
+    rec.error = rec
+        .error
+        .as_ref()
+        .map(|e| json!({"code": e["code"].clone()}));
+    json(rec)
 }
 
 /// One source's current rate window.
@@ -302,6 +320,80 @@ pub struct AuditLog {
     limits: AuditLimits,
     limiter: Arc<Mutex<Limiter>>,
     writer: Arc<Mutex<Option<std::sync::mpsc::Sender<Job>>>>,
+}
+
+/// Most jobs the writer thread commits at once.
+const MAX_BATCH: usize = 1024;
+
+/// The log file as the writer has it open, and which file that is.
+struct Sink {
+    path: PathBuf,
+    open: Option<(fd_lock::RwLock<File>, (u64, u64))>,
+}
+
+impl Sink {
+    fn new(path: &Path) -> Sink {
+        Sink {
+            path: path.to_path_buf(),
+            open: None,
+        }
+    }
+
+    fn io(&self, source: std::io::Error) -> AuditError {
+        AuditError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The open file, (re)opened when the path names no file or another
+    /// one than the one held (removed or rotated away).
+    fn file(&mut self) -> Result<&mut fd_lock::RwLock<File>, AuditError> {
+        let now = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let same = matches!((&self.open, now), (Some((_, held)), Some(n)) if *held == n);
+        if !same {
+            self.open = None;
+            if now.is_none() {
+                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+                }
+            }
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| self.io(e))?;
+            let m = f.metadata().map_err(|e| self.io(e))?;
+            self.open = Some((fd_lock::RwLock::new(f), (m.dev(), m.ino())));
+        }
+        let path = self.path.clone();
+        match &mut self.open {
+            Some((f, _)) => Ok(f),
+            None => Err(AuditError::Io {
+                path,
+                source: std::io::Error::other("not open"),
+            }),
+        }
+    }
+
+    /// One `write` of `data` under the exclusive lock, then `fsync`. After
+    /// a failure the file is reopened for the next write.
+    fn write(&mut self, data: &[u8]) -> Result<(), AuditError> {
+        let path = self.path.clone();
+        let f = self.file()?;
+        let r = (|| -> std::io::Result<()> {
+            let mut g = f.write()?;
+            g.write_all(data)?;
+            g.sync_data()
+        })();
+        if let Err(source) = r {
+            self.open = None;
+            return Err(AuditError::Io { path, source });
+        }
+        Ok(())
+    }
 }
 
 /// Work for the writer thread, with where to send the outcome.
@@ -347,18 +439,16 @@ impl AuditLog {
             std::thread::Builder::new()
                 .name("audit-writer".into())
                 .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        match job {
-                            Job::Record(r, ack) => {
-                                let _ = ack.send(log.record(&r));
-                            }
-                            Job::FlushExpired(ack) => {
-                                let _ = ack.send(log.flush_expired());
-                            }
-                            Job::FlushAll(ack) => {
-                                let _ = ack.send(log.flush_all());
+                    let mut sink = Sink::new(&log.path);
+                    while let Ok(first) = rx.recv() {
+                        let mut jobs = vec![first];
+                        while jobs.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(j) => jobs.push(j),
+                                Err(_) => break,
                             }
                         }
+                        log.commit(&mut sink, jobs);
                     }
                 })
                 .map_err(|source| AuditError::Io {
@@ -387,43 +477,55 @@ impl AuditLog {
         &self.limits
     }
 
-    fn io(&self) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
-        move |source| AuditError::Io {
-            path: self.path.clone(),
-            source,
+    /// One record as its line: bounded, JSON, newline.
+    fn line(&self, mut rec: AuditRecord) -> Result<String, AuditError> {
+        let mut line = bounded_json(&mut rec, self.limits.max_record_bytes);
+        if line.is_empty() {
+            return Err(AuditError::Corrupt {
+                path: self.path.clone(),
+                line: 0,
+                msg: "a record that cannot be written as JSON".into(),
+            });
         }
+        line.push('\n');
+        Ok(line)
+    }
+
+    /// Lines of records, in order.
+    fn lines(&self, recs: Vec<AuditRecord>) -> Result<String, AuditError> {
+        let mut out = String::new();
+        for r in recs {
+            out.push_str(&self.line(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Append lines with one `write` under an exclusive lock, then `fsync`
+    /// (the file opened for this call).
+    fn write_now(&self, lines: &str) -> Result<(), AuditError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        Sink::new(&self.path).write(lines.as_bytes())
     }
 
     /// Append one record, bounded: a single `write` of one line under an
     /// exclusive lock, then `fsync`.
     pub fn append(&self, rec: &AuditRecord) -> Result<(), AuditError> {
-        let mut rec = rec.clone();
-        bound(&mut rec, self.limits.max_record_bytes);
-        let mut line = serde_json::to_string(&rec).map_err(|e| AuditError::Corrupt {
-            path: self.path.clone(),
-            line: 0,
-            msg: e.to_string(),
-        })?;
-        line.push('\n');
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(self.io())?;
-        }
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(self.io())?;
-        let mut lock = fd_lock::RwLock::new(f);
-        let mut g = lock.write().map_err(self.io())?;
-        g.write_all(line.as_bytes()).map_err(self.io())?;
-        g.sync_all().map_err(self.io())?;
-        Ok(())
+        self.write_now(&self.line(rec.clone())?)
     }
 
     /// Record a decision: refusals of unauthenticated requests go through
     /// the per-source rate limit, everything else is written. Summaries of
     /// windows that have ended are written first.
     pub fn record(&self, rec: &AuditRecord) -> Result<(), AuditError> {
+        let due = self.plan(rec.clone());
+        self.write_now(&self.lines(due)?)
+    }
+
+    /// What recording `rec` writes: the summaries of windows that have
+    /// ended, then `rec` unless the rate limit counts it instead.
+    fn plan(&self, rec: AuditRecord) -> Vec<AuditRecord> {
         let limited = !rec.authenticated && rec.decision == Decision::Deny;
         let (due, write) = {
             let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
@@ -454,13 +556,97 @@ impl AuditLog {
             };
             (due, write)
         };
-        for s in &due {
-            self.append(s)?;
-        }
+        let mut out = due;
         if write {
-            self.append(rec)?;
+            out.push(rec);
         }
-        Ok(())
+        out
+    }
+
+    /// The summaries of ended windows, taken from the limiter.
+    fn expired_now(&self) -> Vec<AuditRecord> {
+        let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        self.take_expired(&mut l, Instant::now())
+    }
+
+    /// Every pending summary, taken from the limiter.
+    fn pending_all(&self) -> Vec<AuditRecord> {
+        let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let all: Vec<(String, Window)> = l.windows.drain().collect();
+        all.iter().filter_map(|(k, w)| self.summary(k, w)).collect()
+    }
+
+    /// The writer thread's group commit: the lines of every job, one write,
+    /// one `fsync`, then each job's answer.
+    fn commit(&self, sink: &mut Sink, jobs: Vec<Job>) {
+        enum Ack {
+            Done(tokio::sync::oneshot::Sender<Result<(), AuditError>>),
+            Count(
+                tokio::sync::oneshot::Sender<Result<usize, AuditError>>,
+                usize,
+            ),
+        }
+        let mut buf = String::new();
+        let mut acks = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (recs, ack) = match job {
+                Job::Record(r, ack) => (self.plan(*r), Ack::Done(ack)),
+                Job::FlushExpired(ack) => {
+                    let due = self.expired_now();
+                    let n = due.len();
+                    (due, Ack::Count(ack, n))
+                }
+                Job::FlushAll(ack) => {
+                    let due = self.pending_all();
+                    let n = due.len();
+                    (due, Ack::Count(ack, n))
+                }
+            };
+            match self.lines(recs) {
+                Ok(l) => {
+                    buf.push_str(&l);
+                    acks.push(ack);
+                }
+                Err(e) => match ack {
+                    Ack::Done(a) => {
+                        let _ = a.send(Err(e));
+                    }
+                    Ack::Count(a, _) => {
+                        let _ = a.send(Err(e));
+                    }
+                },
+            }
+        }
+        let written = if buf.is_empty() {
+            Ok(())
+        } else {
+            sink.write(buf.as_bytes())
+        };
+        let err = |e: &AuditError| AuditError::Io {
+            path: self.path.clone(),
+            source: match e {
+                AuditError::Io { source, .. } => {
+                    std::io::Error::new(source.kind(), source.to_string())
+                }
+                other => std::io::Error::other(other.to_string()),
+            },
+        };
+        for a in acks {
+            match (a, &written) {
+                (Ack::Done(a), Ok(())) => {
+                    let _ = a.send(Ok(()));
+                }
+                (Ack::Count(a, n), Ok(())) => {
+                    let _ = a.send(Ok(n));
+                }
+                (Ack::Done(a), Err(e)) => {
+                    let _ = a.send(Err(err(e)));
+                }
+                (Ack::Count(a, _), Err(e)) => {
+                    let _ = a.send(Err(err(e)));
+                }
+            }
+        }
     }
 
     fn take_expired(&self, l: &mut Limiter, now: Instant) -> Vec<AuditRecord> {
@@ -511,27 +697,18 @@ impl AuditLog {
     /// Write the summaries of windows that have ended (a server calls this
     /// every few seconds).
     pub fn flush_expired(&self) -> Result<usize, AuditError> {
-        let due = {
-            let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-            self.take_expired(&mut l, Instant::now())
-        };
-        for s in &due {
-            self.append(s)?;
-        }
-        Ok(due.len())
+        let due = self.expired_now();
+        let n = due.len();
+        self.write_now(&self.lines(due)?)?;
+        Ok(n)
     }
 
     /// Write every pending summary now (at shutdown).
     pub fn flush_all(&self) -> Result<usize, AuditError> {
-        let due: Vec<AuditRecord> = {
-            let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-            let all: Vec<(String, Window)> = l.windows.drain().collect();
-            all.iter().filter_map(|(k, w)| self.summary(k, w)).collect()
-        };
-        for s in &due {
-            self.append(s)?;
-        }
-        Ok(due.len())
+        let due = self.pending_all();
+        let n = due.len();
+        self.write_now(&self.lines(due)?)?;
+        Ok(n)
     }
 
     /// [`AuditLog::record`] on the writer thread, awaited (the record is on
@@ -863,6 +1040,61 @@ mod tests {
         assert_eq!(log.read().unwrap().len(), 20);
         assert_eq!(log.flush_all_async().await.unwrap(), 0);
         assert_eq!(log.flush_expired_async().await.unwrap(), 0);
+    }
+
+    /// Many records at once from many tasks: the writer commits them in
+    /// batches, and each is one whole line, none lost or repeated.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_records_are_group_committed_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(&t.path().join("audit.log"));
+        let mut hs = Vec::new();
+        for i in 0..400 {
+            let l = log.clone();
+            hs.push(tokio::spawn(async move {
+                let mut r = rec(i, Decision::Allow);
+                r.reason = "x".repeat(i % 700);
+                l.record_async(r).await
+            }));
+        }
+        for h in hs {
+            h.await.unwrap().unwrap();
+        }
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert_eq!(text.lines().count(), 400);
+        let mut ids: Vec<String> = log.read().unwrap().into_iter().map(|r| r.req_id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 400);
+    }
+
+    /// The writer keeps the file open between batches and follows the
+    /// path: a log renamed away (rotated) or removed, directory and all, is
+    /// started anew at the path.
+    #[tokio::test]
+    async fn the_writer_follows_rotation_and_removal() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("logs/audit.log");
+        let log = AuditLog::new(&path);
+        log.record_async(rec(1, Decision::Allow)).await.unwrap();
+        log.record_async(rec(2, Decision::Allow)).await.unwrap();
+        let rotated = t.path().join("logs/audit.log.0");
+        std::fs::rename(&path, &rotated).unwrap();
+        log.record_async(rec(3, Decision::Allow)).await.unwrap();
+        let ids =
+            |p: &Path| -> Vec<String> { read(p).unwrap().into_iter().map(|r| r.req_id).collect() };
+        assert_eq!(ids(&rotated), ["r1", "r2"]);
+        assert_eq!(ids(&path), ["r3"]);
+        std::fs::remove_dir_all(t.path().join("logs")).unwrap();
+        log.record_async(rec(4, Decision::Deny)).await.unwrap();
+        assert_eq!(ids(&path), ["r4"]);
+        // another writer of the same file (a second process) interleaves
+        // whole lines
+        AuditLog::new(&path)
+            .append(&rec(5, Decision::Deny))
+            .unwrap();
+        log.record_async(rec(6, Decision::Deny)).await.unwrap();
+        assert_eq!(ids(&path), ["r4", "r5", "r6"]);
     }
 
     #[test]

@@ -18,19 +18,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 use triton_api::httpsig::{self, SigError};
 use triton_api::{
-    AllocateRequest, ApiError, ClientConfig, CloudAccount, CloudImage, CloudPackage, CreateVm,
-    Endpoints, Image, ImageFilter, LenientExt as _, Machine, NetworkSpec, Package, PackageFilter,
-    Server, Triton, TritonError, Vm, VmFilter,
+    Account, AllocateRequest, ApiError, ClientConfig, CloudAccount, CloudImage, CloudPackage,
+    CreateVm, Endpoints, Image, ImageFilter, LenientExt as _, Machine, NetworkSpec, Package,
+    PackageFilter, Server, Triton, TritonError, Vm, VmFilter,
 };
 
 use crate::audit::{AuditLimits, AuditLog, Decision};
 use crate::brand::{looks_like_builder, valid_hvm_brands, BrandSource, Defaults, BUILDER};
+use crate::cache::{self, Listing, ReadCache, TtlCache, View};
 use crate::error::CloudApiError;
 use crate::placement::{self, Rules};
 use crate::policy::{self, CreateFacts, Denial, Principal};
@@ -85,6 +86,9 @@ pub struct GateConfig {
     pub client: ClientConfig,
     /// How long a provision job may take.
     pub job_timeout: Duration,
+    /// How long PAPI's and IMGAPI's answers to the gate's reads are kept
+    /// ([`crate::cache`]); zero keeps nothing.
+    pub cache_ttl: Duration,
 }
 
 impl GateConfig {
@@ -105,6 +109,7 @@ impl GateConfig {
             max_body_bytes: 1024 * 1024,
             client,
             job_timeout: Duration::from_secs(600),
+            cache_ttl: cache::DEFAULT_TTL,
         }
     }
 }
@@ -208,6 +213,8 @@ pub struct Note {
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// A JSON body already serialized, sent instead of `body`.
+    pub raw: Option<axum::body::Bytes>,
     pub headers: Vec<(&'static str, String)>,
     pub note: Option<Note>,
     /// Front mode: decided and allowed, to be passed on to CloudAPI.
@@ -219,6 +226,7 @@ impl Reply {
         Reply {
             status,
             body,
+            raw: None,
             headers: Vec::new(),
             note: None,
             forward: false,
@@ -237,6 +245,13 @@ impl Reply {
     pub fn list(items: Vec<Value>) -> Reply {
         let n = items.len();
         Reply::json(200, Value::Array(items)).header("x-resource-count", n.to_string())
+    }
+
+    /// A list already rendered ([`View`]), with `x-resource-count`.
+    pub fn view(v: &View) -> Reply {
+        let mut r = Reply::json(200, Value::Null).header("x-resource-count", v.count.to_string());
+        r.raw = Some(v.body.clone());
+        r
     }
 
     pub fn header(mut self, name: &'static str, value: String) -> Reply {
@@ -266,6 +281,7 @@ impl Reply {
         Reply {
             status: r.error.status,
             body: body.clone(),
+            raw: None,
             headers: Vec::new(),
             note: Some(Note {
                 decision: Decision::Deny,
@@ -315,6 +331,8 @@ pub struct Gate {
     owner_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Front mode: where undecided requests go.
     pub upstream: Option<crate::front::Upstream>,
+    /// PAPI's and IMGAPI's answers to reads, for a few seconds.
+    pub cache: ReadCache,
 }
 
 /// What CreateMachine came to.
@@ -409,6 +427,36 @@ fn vmapi_refusal(e: ApiError) -> Refused {
     }
 }
 
+/// A listing as a caller sees it: the visible objects in CloudAPI's form
+/// (a JSON array), and which builder objects were shown or left out.
+fn render<'a, T: 'a, C: serde::Serialize>(
+    items: &'a [T],
+    visible: impl Fn(&T) -> bool,
+    builder: impl Fn(&T) -> bool,
+    uuid: impl Fn(&T) -> String,
+    cloud: impl Fn(&'a T) -> C,
+) -> View {
+    let mut shown = Vec::new();
+    let mut shown_builder = Vec::new();
+    let mut hidden = Vec::new();
+    for it in items {
+        if !visible(it) {
+            hidden.push(uuid(it));
+            continue;
+        }
+        if builder(it) {
+            shown_builder.push(uuid(it));
+        }
+        shown.push(cloud(it));
+    }
+    View {
+        body: serde_json::to_vec(&shown).unwrap_or_default().into(),
+        count: shown.len(),
+        shown_builder,
+        hidden,
+    }
+}
+
 fn insufficient(reason: &str) -> CloudApiError {
     CloudApiError::new(
         409,
@@ -426,6 +474,7 @@ impl Gate {
         };
         Ok(Gate {
             audit: AuditLog::with_limits(&cfg.audit_path, cfg.audit_limits.clone()),
+            cache: ReadCache::new(cfg.cache_ttl),
             triton,
             owner_locks: Mutex::new(HashMap::new()),
             upstream,
@@ -436,6 +485,106 @@ impl Gate {
     /// Front mode (requests the gate does not decide go to CloudAPI).
     pub fn front(&self) -> bool {
         self.upstream.is_some()
+    }
+
+    /// `fetch`, or what is kept for `key` in `store` (`None`: always
+    /// fetch). Errors are never kept.
+    async fn read_through<V: Clone>(
+        &self,
+        store: &TtlCache<V>,
+        key: Option<String>,
+        fetch: impl std::future::Future<Output = Result<V, ApiError>>,
+    ) -> Result<V, ApiError> {
+        let Some(key) = key.filter(|_| self.cache.enabled()) else {
+            return fetch.await;
+        };
+        if let Some(v) = store.get_at(&key, Instant::now()) {
+            return Ok(v);
+        }
+        let ticket = self.cache.ticket();
+        let v = fetch.await?;
+        self.cache.keep(store, ticket, &key, v.clone());
+        Ok(v)
+    }
+
+    /// PAPI `GET /packages` (kept for the cache TTL when `cached`).
+    async fn package_list(
+        &self,
+        f: &PackageFilter,
+        cached: bool,
+    ) -> Result<Arc<Listing<Package>>, ApiError> {
+        let key = cached.then(|| cache::key("papi:packages", f.to_query().pairs()));
+        self.read_through(&self.cache.package_lists, key, async {
+            Ok(Arc::new(Listing::new(
+                self.triton.papi.list(f).await?.into_vec(),
+            )))
+        })
+        .await
+    }
+
+    /// PAPI `GET /packages/:uuid?owner_uuids=` (kept when `cached`).
+    async fn package_for_owner(
+        &self,
+        uuid: &str,
+        owner: &str,
+        cached: bool,
+    ) -> Result<Arc<Package>, ApiError> {
+        let key = cached.then(|| {
+            cache::key(
+                "papi:package",
+                &[("uuid".into(), uuid.into()), ("owner".into(), owner.into())],
+            )
+        });
+        self.read_through(&self.cache.packages, key, async {
+            Ok(Arc::new(self.triton.papi.get_for_owner(uuid, owner).await?))
+        })
+        .await
+    }
+
+    /// IMGAPI `GET /images` (kept when `cached`).
+    async fn image_list(
+        &self,
+        f: &ImageFilter,
+        cached: bool,
+    ) -> Result<Arc<Listing<Image>>, ApiError> {
+        let key = cached.then(|| {
+            cache::key(
+                "imgapi:images",
+                f.to_query(self.triton.imgapi.channel()).pairs(),
+            )
+        });
+        self.read_through(&self.cache.image_lists, key, async {
+            Ok(Arc::new(Listing::new(self.triton.imgapi.list(f).await?)))
+        })
+        .await
+    }
+
+    /// IMGAPI `GET /images/:uuid?account=` (kept when `cached`).
+    async fn image_for_account(
+        &self,
+        uuid: &str,
+        account: &str,
+        cached: bool,
+    ) -> Result<Arc<Image>, ApiError> {
+        let key = cached.then(|| {
+            cache::key(
+                "imgapi:image",
+                &[
+                    ("uuid".into(), uuid.into()),
+                    ("account".into(), account.into()),
+                    (
+                        "channel".into(),
+                        self.triton.imgapi.channel().unwrap_or_default().into(),
+                    ),
+                ],
+            )
+        });
+        self.read_through(&self.cache.images, key, async {
+            Ok(Arc::new(
+                self.triton.imgapi.get_for_account(uuid, account).await?,
+            ))
+        })
+        .await
     }
 
     fn owner_lock(&self, owner: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -460,6 +609,21 @@ impl Gate {
         headers: &HeaderMap,
         url_login: &str,
     ) -> Result<Principal, AuthFailure> {
+        self.authenticate_account(method, path_and_query, headers, url_login)
+            .await
+            .map(|(who, _)| who)
+    }
+
+    /// [`Gate::authenticate`], with the URL's account as mahi answered it
+    /// for this request (never cached: keys and operator membership are
+    /// read fresh for every request).
+    pub async fn authenticate_account(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        url_login: &str,
+    ) -> Result<(Principal, Account), AuthFailure> {
         let mut who = Principal {
             account_login: url_login.to_string(),
             ..Default::default()
@@ -544,17 +708,14 @@ impl Gate {
         who = Principal::new(&info.account, info.user.as_ref(), &target);
         who.authorize()
             .map_err(|e| fail(&who, true, Refused::plain("authorize", e)))?;
-        Ok(who)
+        Ok((who, target))
     }
 
     // ---- accounts
 
-    /// GetAccount (`GET /:login`), from mahi's record of the account.
-    pub async fn get_account(&self, who: &Principal) -> Reply {
-        let a = match self.triton.mahi.account_by_login(&who.account_login).await {
-            Ok(a) => a.account,
-            Err(e) => return backend("account", e).into(),
-        };
+    /// GetAccount (`GET /:login`), from mahi's record of the account as
+    /// read to authenticate this request.
+    pub fn get_account(&self, a: &Account) -> Reply {
         let s = |k: &str| a.extra.get(k).and_then(Value::as_str).map(str::to_string);
         let acct = CloudAccount {
             id: a.uuid.clone(),
@@ -573,11 +734,14 @@ impl Gate {
     // ---- CreateMachine
 
     /// The image of a request, hidden when builder and not allowed.
-    async fn image_for(&self, who: &Principal, image_id: &str) -> Result<Image, Refused> {
+    async fn image_for(
+        &self,
+        who: &Principal,
+        image_id: &str,
+        cached: bool,
+    ) -> Result<Arc<Image>, Refused> {
         let image = match self
-            .triton
-            .imgapi
-            .get_for_account(image_id, &who.account_uuid)
+            .image_for_account(image_id, &who.account_uuid, cached)
             .await
         {
             Ok(i) => i,
@@ -668,7 +832,7 @@ impl Gate {
                 CloudApiError::invalid_argument(format!("{image_id} is not a valid image")),
             ));
         }
-        let image = self.image_for(who, &image_id).await?;
+        let image = self.image_for(who, &image_id, false).await?;
         if !image.is_active() {
             return Err(Refused::plain(
                 "image",
@@ -832,8 +996,8 @@ impl Gate {
         // server choice: CNAPI's allocator, then our own builder rules
         let alloc = AllocateRequest {
             vm: vm.clone(),
-            image: image.clone(),
-            package: Some(pkg.clone()),
+            image: (*image).clone(),
+            package: Some((*pkg).clone()),
             ..Default::default()
         };
         let server = match self.triton.cnapi.allocate(&alloc).await {
@@ -945,14 +1109,19 @@ impl Gate {
     }
 
     /// A package by UUID or name, hidden when builder and not allowed.
+    /// `for_create`: for a decision that creates or changes something (its
+    /// texts, and PAPI read fresh); otherwise GetPackage (cached reads).
     async fn find_package(
         &self,
         who: &Principal,
         r: &str,
         for_create: bool,
-    ) -> Result<Package, Refused> {
+    ) -> Result<Arc<Package>, Refused> {
         if is_uuid(r) {
-            let pkg = match self.triton.papi.get_for_owner(r, &who.account_uuid).await {
+            let pkg = match self
+                .package_for_owner(r, &who.account_uuid, !for_create)
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => {
                     let mut x = backend("package", e);
@@ -977,25 +1146,28 @@ impl Gate {
             return Ok(pkg);
         }
         let all = self
-            .triton
-            .papi
-            .list(&PackageFilter {
-                name: vec![r.to_string()],
-                active: Some(true),
-                owner_uuids: vec![who.account_uuid.clone()],
-                ..Default::default()
-            })
+            .package_list(
+                &PackageFilter {
+                    name: vec![r.to_string()],
+                    active: Some(true),
+                    owner_uuids: vec![who.account_uuid.clone()],
+                    ..Default::default()
+                },
+                !for_create,
+            )
             .await
-            .map_err(|e| backend("package", e))?
-            .into_vec();
+            .map_err(|e| backend("package", e))?;
         let hidden = all
+            .items
             .iter()
             .filter(|p| !policy::package_visible(who, p))
             .count();
         let best = all
-            .into_iter()
+            .items
+            .iter()
             .filter(|p| policy::package_visible(who, p))
-            .max_by_key(|p| version_key(&p.version));
+            .max_by_key(|p| version_key(&p.version))
+            .map(|p| Arc::new(p.clone()));
         best.ok_or_else(|| {
             let e = if for_create {
                 CloudApiError::invalid_argument(format!("{r} is not a valid package"))
@@ -1037,40 +1209,38 @@ impl Gate {
             extra,
             ..Default::default()
         };
-        let all = match self.triton.papi.list(&f).await {
-            Ok(a) => a.into_vec(),
+        let all = match self.package_list(&f, true).await {
+            Ok(a) => a,
             Err(e) => return backend("package", e).into(),
         };
-        let (shown, hidden): (Vec<Package>, Vec<Package>) = all
-            .into_iter()
-            .partition(|p| policy::package_visible(who, p));
-        let builders: Vec<&str> = shown
-            .iter()
-            .filter(|p| policy::is_builder_package(p))
-            .map(|p| p.uuid.as_str())
-            .collect();
-        let items = shown
-            .iter()
-            .map(|p| serde_json::to_value(CloudPackage::from(p)).unwrap_or_default())
-            .collect();
-        let reply = Reply::list(items);
-        if !hidden.is_empty() {
-            let ids: Vec<&str> = hidden.iter().map(|p| p.uuid.as_str()).collect();
+        // visibility reads the caller only through builder_allowed(), so
+        // one rendering serves every caller of the same kind
+        let view = all.view(who.builder_allowed(), |items| {
+            render(
+                items,
+                |p| policy::package_visible(who, p),
+                policy::is_builder_package,
+                |p| p.uuid.clone(),
+                CloudPackage::from,
+            )
+        });
+        let reply = Reply::view(&view);
+        if !view.hidden.is_empty() {
             return reply.with_denial(
                 format!(
                     "package: hid {} builder package(s) [{}]: {}",
-                    ids.len(),
-                    ids.join(", "),
+                    view.hidden.len(),
+                    view.hidden.join(", "),
                     who.builder_refusal().unwrap_or_default()
                 ),
                 Trail::default(),
             );
         }
-        if !builders.is_empty() {
+        if !view.shown_builder.is_empty() {
             return reply.allowed(
                 format!(
                     "showed builder package(s) [{}] to an operator",
-                    builders.join(", ")
+                    view.shown_builder.join(", ")
                 ),
                 Trail::default(),
             );
@@ -1084,7 +1254,7 @@ impl Gate {
             Ok(p) => {
                 let r = Reply::json(
                     200,
-                    serde_json::to_value(CloudPackage::from(&p)).unwrap_or_default(),
+                    serde_json::to_value(CloudPackage::from(&*p)).unwrap_or_default(),
                 );
                 if policy::is_builder_package(&p) {
                     r.allowed("builder package shown to an operator", Trail::default())
@@ -1118,26 +1288,28 @@ impl Gate {
                 _ => {}
             }
         }
-        let all = match self.triton.imgapi.list(&f).await {
+        let all = match self.image_list(&f, true).await {
             Ok(a) => a,
             Err(e) => return backend("image", e).into(),
         };
-        let (shown, hidden): (Vec<Image>, Vec<Image>) =
-            all.into_iter().partition(|i| policy::image_visible(who, i));
-        let items = shown
-            .iter()
-            .map(|i| serde_json::to_value(CloudImage::from(i)).unwrap_or_default())
-            .collect();
-        let reply = Reply::list(items);
-        if hidden.is_empty() {
+        let view = all.view(who.builder_allowed(), |items| {
+            render(
+                items,
+                |i| policy::image_visible(who, i),
+                policy::is_builder_image,
+                |i| i.uuid.clone(),
+                CloudImage::from,
+            )
+        });
+        let reply = Reply::view(&view);
+        if view.hidden.is_empty() {
             return reply;
         }
-        let ids: Vec<&str> = hidden.iter().map(|i| i.uuid.as_str()).collect();
         reply.with_denial(
             format!(
                 "image: hid {} builder image(s) [{}]: {}",
-                ids.len(),
-                ids.join(", "),
+                view.hidden.len(),
+                view.hidden.join(", "),
                 who.builder_refusal().unwrap_or_default()
             ),
             Trail::default(),
@@ -1146,10 +1318,10 @@ impl Gate {
 
     /// GetImage.
     pub async fn get_image(&self, who: &Principal, id: &str) -> Reply {
-        match self.image_for(who, id).await {
+        match self.image_for(who, id, true).await {
             Ok(img) => Reply::json(
                 200,
-                serde_json::to_value(CloudImage::from(&img)).unwrap_or_default(),
+                serde_json::to_value(CloudImage::from(&*img)).unwrap_or_default(),
             ),
             Err(r) => r.into(),
         }
@@ -1440,7 +1612,7 @@ impl Gate {
                 trail,
             ));
         }
-        Ok((vm, Some(pkg)))
+        Ok((vm, Some(Arc::unwrap_or_clone(pkg))))
     }
 
     /// UpdateMachine in subset mode: resize, rename, start, stop, reboot

@@ -14,7 +14,9 @@
 //!   the server CNAPI picked ([`placement`]);
 //! - makes builder machines able to build (limit_priv, delegated dataset,
 //!   a primary nic that allows IP spoofing) through VMAPI;
-//! - writes one bounded audit record per decision and refusal ([`audit`]).
+//! - writes one bounded audit record per decision and refusal ([`audit`]);
+//! - keeps PAPI's and IMGAPI's answers to its reads for a few seconds
+//!   ([`cache`]), never keys, accounts or operator membership.
 //!
 //! [`server::router`] serves it with axum (subset mode, or in front of a
 //! real CloudAPI with [`front`]); [`decide`] explains a decision offline;
@@ -23,6 +25,7 @@
 
 pub mod audit;
 pub mod brand;
+pub mod cache;
 pub mod decide;
 pub mod error;
 pub mod front;

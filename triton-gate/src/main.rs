@@ -79,6 +79,10 @@ enum Cmd {
         /// Log filter (bunyan JSON on stderr) [default: info].
         #[arg(long)]
         log_level: Option<String>,
+        /// Seconds PAPI's and IMGAPI's answers to listings and lookups are kept
+        /// (0: not kept; never keys, accounts or operators) [default: 2].
+        #[arg(long)]
+        cache_ttl: Option<String>,
     },
     /// Print the audit log.
     Audit {
@@ -140,6 +144,7 @@ struct ConfigFile {
     default_hvm_brand: Option<String>,
     default_container_brand: Option<String>,
     log_level: Option<String>,
+    cache_ttl: Option<f64>,
 }
 
 fn endpoints(u: &Urls, file: &ConfigFile) -> anyhow::Result<Endpoints> {
@@ -183,6 +188,15 @@ fn floor(
     Ok((!m.is_empty()).then_some(m))
 }
 
+/// `--cache-ttl` seconds as a duration (at most a day).
+fn ttl_duration(secs: f64) -> anyhow::Result<std::time::Duration> {
+    anyhow::ensure!(
+        secs.is_finite() && (0.0..=86400.0).contains(&secs),
+        "--cache-ttl {secs}: want seconds from 0 to 86400"
+    );
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 fn serve(gate: Gate, listen: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -195,6 +209,7 @@ fn serve(gate: Gate, listen: &str) -> anyhow::Result<()> {
         tracing::info!(
             url = format!("http://{addr}").as_str(),
             cloudapi = gate.cfg.cloudapi.as_deref().unwrap_or("-"),
+            cache_ttl_ms = gate.cfg.cache_ttl.as_millis() as u64,
             "triton-gate listening"
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -232,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             default_hvm_brand,
             default_container_brand,
             log_level,
+            cache_ttl,
         } => {
             let file: ConfigFile = match &config {
                 Some(p) => {
@@ -272,6 +288,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 cfg.builder.limit_priv = lp;
             }
             cfg.cloudapi = cloudapi.or(file.cloudapi.clone());
+            let ttl = match cache_ttl {
+                Some(t) => Some(t.trim().parse::<f64>().map_err(|_| {
+                    anyhow::anyhow!("--cache-ttl {t}: want seconds, e.g. 2 or 0.5")
+                })?),
+                None => file.cache_ttl,
+            };
+            if let Some(t) = ttl {
+                cfg.cache_ttl = ttl_duration(t)?;
+            }
             let listen = listen
                 .or(file.listen.clone())
                 .unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -340,7 +365,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             {
                 Ok(x) => x,
                 Err(e) => {
-                    eprintln!("triton-gate: {}", format!("{e:#}").replace('\n', " "));
+                    eprintln!("triton-gate: {}", common::cli::error_line(e.as_ref()));
                     return Ok(2);
                 }
             };
@@ -360,6 +385,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     common::cli::quiet_broken_pipe();
     common::cli::completions_if_asked::<Cli>("triton-gate");
@@ -374,8 +402,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("triton-gate: {msg}");
+            eprintln!("triton-gate: {}", common::cli::error_line(e.as_ref()));
             ExitCode::from(1)
         }
     }

@@ -258,6 +258,9 @@ pub fn is_builder_vm(vm: &Vm) -> bool {
 }
 
 /// Whether a PAPI package may be shown to (or used by) this principal.
+/// Reads the principal only through [`Principal::builder_allowed`] (as
+/// [`image_visible`] does): the gate keeps one rendering of a listing per
+/// answer of that question ([`crate::cache::Listing`]).
 pub fn package_visible(who: &Principal, pkg: &Package) -> bool {
     who.builder_allowed() || !is_builder_package(pkg)
 }

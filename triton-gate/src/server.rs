@@ -69,9 +69,19 @@ impl Seen {
 #[derive(Debug, Clone)]
 pub struct ReqId(pub String);
 
+/// The URL's account as mahi answered it when the request was
+/// authenticated.
+#[derive(Debug, Clone)]
+pub struct Target(pub Arc<triton_api::Account>);
+
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let mut r = if self.body.is_null() {
+        let mut r = if let Some(raw) = self.raw {
+            let mut r = Response::new(Body::from(raw));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        } else if self.body.is_null() {
             Response::new(Body::empty())
         } else {
             let mut r = Response::new(Body::from(self.body.to_string()));
@@ -207,6 +217,11 @@ async fn audit_layer(State(gate): State<Arc<Gate>>, mut req: Request, next: Next
     req.extensions_mut().insert(ReqId(req_id.clone()));
 
     let mut res = next.run(req).await;
+    if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        // a write went through (or was refused): what the caches hold may
+        // be out of date, and the next request must not see it
+        gate.cache.invalidate();
+    }
 
     let forwarded = res.extensions().get::<Forwarded>().is_some();
     let note = res.extensions_mut().remove::<Note>();
@@ -322,12 +337,13 @@ async fn authenticate(State(gate): State<Arc<Gate>>, mut req: Request, next: Nex
         .unwrap_or_else(|| req.uri().path().to_string());
     let login = first_segment(req.uri().path());
     match gate
-        .authenticate(req.method().as_str(), &pq, req.headers(), &login)
+        .authenticate_account(req.method().as_str(), &pq, req.headers(), &login)
         .await
     {
-        Ok(who) => {
+        Ok((who, account)) => {
             seen.set(who.clone(), true);
             req.extensions_mut().insert(who);
+            req.extensions_mut().insert(Target(Arc::new(account)));
             next.run(req).await
         }
         Err(f) => {
@@ -458,8 +474,8 @@ async fn ping() -> Reply {
     Reply::json(200, json!({"ping": "pong"}))
 }
 
-async fn get_account(State(g): State<Arc<Gate>>, Extension(who): Extension<Principal>) -> Reply {
-    g.get_account(&who).await
+async fn get_account(State(g): State<Arc<Gate>>, Extension(t): Extension<Target>) -> Reply {
+    g.get_account(&t.0)
 }
 
 async fn create_machine(
@@ -897,5 +913,242 @@ mod tests {
             action_name(&Method::DELETE, Some("/{login}/machines/{id}"), "", false),
             "DeleteMachine"
         );
+    }
+
+    /// Concurrent requests through the whole service: one audit line each
+    /// (the writer group-commits), every line parseable, none lost, and
+    /// each answer's `Request-Id` in the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_requests_give_one_audit_line_each() {
+        let t = tempfile::tempdir().unwrap();
+        let mut cfg = crate::gate::GateConfig::new(
+            triton_api::Endpoints {
+                mahi: "http://127.0.0.1:9".into(),
+                papi: "http://127.0.0.1:9".into(),
+                vmapi: "http://127.0.0.1:9".into(),
+                cnapi: "http://127.0.0.1:9".into(),
+                imgapi: "http://127.0.0.1:9".into(),
+                extra: Map::new(),
+            },
+            t.path().join("audit.log"),
+        );
+        // every refusal written one by one (no summary)
+        cfg.audit_limits.unauthenticated_per_window = 100_000;
+        let g = Arc::new(Gate::new(cfg).unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let g = g.clone();
+            tasks.push(tokio::spawn(async move {
+                let (method, path) = match i % 3 {
+                    0 => ("PUT", format!("/a{i}/machines/x")),
+                    1 => ("GET", format!("/a{i}/networks")),
+                    _ => ("GET", format!("/a{i}/packages")),
+                };
+                let (status, h, _) = call(&g, method, &path, &[]).await;
+                let id = h.get("request-id").unwrap().to_str().unwrap().to_string();
+                (status, id, format!("a{i}"))
+            }));
+        }
+        let mut answers = Vec::new();
+        for h in tasks {
+            answers.push(h.await.unwrap());
+        }
+        let text = std::fs::read_to_string(t.path().join("audit.log")).unwrap();
+        assert_eq!(text.lines().count(), 300);
+        let recs = g.audit.read().unwrap();
+        let mut by_id: std::collections::HashMap<String, AuditRecord> =
+            recs.into_iter().map(|r| (r.req_id.clone(), r)).collect();
+        assert_eq!(by_id.len(), 300, "request ids repeat");
+        for (status, id, account) in answers {
+            let r = by_id.remove(&id).expect("an answer without its record");
+            assert_eq!(
+                (r.status, r.account_login.as_str()),
+                (status, account.as_str())
+            );
+        }
+    }
+
+    /// A stand-in for mahi and PAPI on one address, counting calls and
+    /// connections; its account (`ops`) and key can change between calls.
+    #[derive(Default)]
+    struct Backend {
+        operator: bool,
+        key: Option<(String, String)>,
+        mahi_calls: usize,
+        papi_calls: usize,
+        peers: std::collections::HashSet<SocketAddr>,
+    }
+
+    const OPS: &str = "930896af-bf8c-48d4-885c-6573a94b1853";
+    const BUILDER: &str = "7fc87f43-2def-4e6f-9f2c-cae7d4a8d1b5";
+
+    async fn backend(b: Arc<Mutex<Backend>>) -> String {
+        use axum::extract::ConnectInfo;
+        let mahi = {
+            let b = b.clone();
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                let mut b = b.lock().unwrap();
+                b.mahi_calls += 1;
+                b.peers.insert(peer);
+                let keys: Map<String, Value> =
+                    b.key.iter().map(|(fp, k)| (fp.clone(), json!(k))).collect();
+                let groups: Vec<&str> = if b.operator {
+                    vec!["operators"]
+                } else {
+                    vec![]
+                };
+                axum::Json(json!({"roles": {}, "account": {
+                    "type": "account", "uuid": OPS, "login": "ops", "groups": groups,
+                    "keys": keys, "approved_for_provisioning": "true",
+                }}))
+            }
+        };
+        let papi = {
+            let b = b.clone();
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                let mut b = b.lock().unwrap();
+                b.papi_calls += 1;
+                b.peers.insert(peer);
+                let pkg = |uuid: &str, name: &str, brand: &str, owners: Value| {
+                    json!({"uuid": uuid, "name": name, "version": "1.0.0", "active": true,
+                           "brand": brand, "owner_uuids": owners, "max_physical_memory": 1024,
+                           "quota": 10240, "max_swap": 2048, "max_lwps": 2000,
+                           "zfs_io_priority": 100, "cpu_cap": 100})
+                };
+                (
+                    [("x-resource-count", "2")],
+                    axum::Json(json!([
+                        pkg(
+                            "4a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
+                            "joyent-1g",
+                            "joyent",
+                            Value::Null
+                        ),
+                        pkg(BUILDER, "builder-1g", "builder", json!([OPS])),
+                    ])),
+                )
+            }
+        };
+        let app = Router::new()
+            .route("/accounts", get(mahi))
+            .route("/packages", get(papi));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>()).await
+        });
+        url
+    }
+
+    fn gate_at(url: &str, ttl: Duration, dir: &std::path::Path) -> Arc<Gate> {
+        let ep = triton_api::Endpoints {
+            mahi: url.into(),
+            papi: url.into(),
+            vmapi: url.into(),
+            cnapi: url.into(),
+            imgapi: url.into(),
+            extra: Map::new(),
+        };
+        let mut cfg = crate::gate::GateConfig::new(ep, dir.join("audit.log"));
+        cfg.cache_ttl = ttl;
+        Arc::new(Gate::new(cfg).unwrap())
+    }
+
+    async fn signed(
+        g: &Arc<Gate>,
+        s: &triton_api::Signer,
+        method: &str,
+        path: &str,
+    ) -> (u16, Value) {
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let auth = s.authorization(method, path, &date);
+        let (st, _, b) = call(
+            g,
+            method,
+            path,
+            &[("date", &date), ("authorization", &auth)],
+        )
+        .await;
+        (st, b)
+    }
+
+    fn names(v: &Value) -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| p["name"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// PAPI's answers are kept; mahi (keys, operator membership) is asked
+    /// on every request, so demoting the account or revoking the key takes
+    /// effect at once; a write empties the cache; one kept-alive
+    /// connection carries every backend call.
+    #[tokio::test]
+    async fn the_cache_keeps_packages_never_authorization() {
+        let t = tempfile::tempdir().unwrap();
+        let signer = triton_api::Signer::ed25519_from_seed("ops", &[7u8; 32]);
+        let b = Arc::new(Mutex::new(Backend {
+            operator: true,
+            key: Some((
+                signer.fingerprint().to_string(),
+                signer.public_openssh("ops"),
+            )),
+            ..Default::default()
+        }));
+        let url = backend(b.clone()).await;
+        let g = gate_at(&url, Duration::from_secs(600), t.path());
+        let calls = || {
+            let b = b.lock().unwrap();
+            (b.mahi_calls, b.papi_calls)
+        };
+        for _ in 0..5 {
+            let (s, body) = signed(&g, &signer, "GET", "/ops/packages").await;
+            assert_eq!(s, 200, "{body}");
+            assert_eq!(names(&body), ["joyent-1g", "builder-1g"]);
+        }
+        assert_eq!(calls(), (5, 1));
+        // no longer an operator: the very next listing hides builder
+        b.lock().unwrap().operator = false;
+        let (s, body) = signed(&g, &signer, "GET", "/ops/packages").await;
+        assert_eq!((s, names(&body)), (200, vec!["joyent-1g".to_string()]));
+        assert_eq!(calls(), (6, 1));
+        let last = g.audit.read().unwrap().pop().unwrap();
+        assert_eq!(last.decision, Decision::Deny);
+        assert!(last.reason.contains(BUILDER), "{}", last.reason);
+        b.lock().unwrap().operator = true;
+        let (_, body) = signed(&g, &signer, "GET", "/ops/packages").await;
+        assert_eq!(names(&body).len(), 2);
+        // the key revoked: refused at once
+        let key = b.lock().unwrap().key.take();
+        let (s, body) = signed(&g, &signer, "GET", "/ops/packages").await;
+        assert_eq!(s, 401, "{body}");
+        b.lock().unwrap().key = key;
+        assert_eq!(calls(), (8, 1));
+        // a write through the gate (refused here) empties the cache
+        let (s, _) = signed(&g, &signer, "POST", "/ops/machines").await;
+        assert_eq!(s, 409);
+        let (s, _) = signed(&g, &signer, "GET", "/ops/packages").await;
+        assert_eq!(s, 200);
+        assert_eq!(calls(), (10, 2));
+        // sequential calls: one connection to the backend for all of them
+        assert_eq!(b.lock().unwrap().peers.len(), 1);
+
+        // TTL 0: nothing kept
+        let g0 = gate_at(&url, Duration::ZERO, t.path());
+        for _ in 0..3 {
+            assert_eq!(signed(&g0, &signer, "GET", "/ops/packages").await.0, 200);
+        }
+        assert_eq!(calls(), (13, 5));
+        // an entry older than the TTL is fetched again (the sleep is only
+        // ever longer than asked, so this cannot fail by being slow)
+        let g1 = gate_at(&url, Duration::from_millis(50), t.path());
+        assert_eq!(signed(&g1, &signer, "GET", "/ops/packages").await.0, 200);
+        assert_eq!(calls(), (14, 6));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(signed(&g1, &signer, "GET", "/ops/packages").await.0, 200);
+        assert_eq!(calls(), (15, 7));
     }
 }

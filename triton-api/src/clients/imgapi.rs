@@ -45,7 +45,9 @@ pub struct ImageFilter {
 }
 
 impl ImageFilter {
-    fn to_query(&self, default_channel: Option<&str>) -> Query {
+    /// The query pairs of `GET /images`; `default_channel` is the client's
+    /// channel, used when the filter names none.
+    pub fn to_query(&self, default_channel: Option<&str>) -> Query {
         let mut q = Query::new();
         q.opt("name", self.name.as_ref())
             .opt("version", self.version.as_ref())
@@ -111,14 +113,10 @@ impl Hashes {
     fn finish(self) -> FileDigest {
         FileDigest {
             size: self.size,
-            sha1: hex(&self.sha1.finalize()),
+            sha1: common::hex::encode(&self.sha1.finalize()),
             md5: base64::engine::general_purpose::STANDARD.encode(self.md5.finalize()),
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl FileDigest {

@@ -98,6 +98,49 @@ async fn non_json_errors_and_connection_reuse() {
     assert_ne!(seen[3].peer, peers[0], "another HttpClient, another pool");
 }
 
+/// Calls at a concurrency of 8 through two service clients of one
+/// `HttpClient`: at most 8 connections, each kept alive for many calls, and
+/// no request asks the server to close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_share_kept_alive_connections() {
+    let s = Stub::start(vec![(
+        "GET",
+        "/ping",
+        vec![Answer::json(200, &serde_json::json!({"ping": "pong"}))],
+    )])
+    .await;
+    let h = http();
+    let papi = Papi::new(&h, &s.url).unwrap();
+    let mahi = Mahi::new(&h, &s.url).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (papi, mahi) = (papi.clone(), mahi.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                if i % 2 == 0 {
+                    papi.ping().await.unwrap();
+                } else {
+                    mahi.ping().await.unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seen = s.seen();
+    assert_eq!(seen.len(), 200);
+    let peers: std::collections::HashSet<_> = seen.iter().map(|r| r.peer).collect();
+    assert!(
+        peers.len() <= 8,
+        "{} connections for 200 calls",
+        peers.len()
+    );
+    assert!(seen.iter().all(|r| r
+        .header("connection")
+        .is_none_or(|c| !c.eq_ignore_ascii_case("close"))));
+}
+
 #[derive(Clone, Default)]
 struct Buf(Arc<Mutex<Vec<u8>>>);
 
@@ -125,6 +168,11 @@ async fn each_request_is_traced() {
         .with_ansi(false)
         .with_writer(move || w.clone())
         .finish();
+    // Other tests run the same call sites on other threads at the same
+    // time. With a single dispatcher ever registered, tracing decides a
+    // call site's interest from the registering thread's default alone (no
+    // subscriber there: never); a second one makes it ask every dispatcher.
+    let _other = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let _g = tracing::subscriber::set_default(sub);
     let m = Mahi::new(&http(), &s.url).unwrap();
     m.ping().await.unwrap();

@@ -130,9 +130,9 @@ pub fn binaries(release: bool) -> Result<crate::rollout::phase1::Bins> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let profile = if release { "release" } else { "debug" };
     let ok = Command::new(&cargo)
+        .arg("build")
         .args(release.then_some("--release"))
         .args([
-            "build",
             "--quiet",
             "-p",
             "sim",

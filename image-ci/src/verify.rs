@@ -536,10 +536,25 @@ mod tests {
             .checks
             .iter()
             .any(|c| c.name == "volume fits image_size" && c.ok));
-        // one flipped byte inside the gzip data: sha1, and the stream
-        let mut bad = data.clone();
-        let mid = bad.len() / 2;
-        bad[mid] ^= 0x40;
+        // one flipped byte inside the gzip data: sha1, and the stream. Some
+        // flips leave an equivalent deflate stream (a code length of an
+        // unused symbol): take the first one from the middle on that does
+        // change what the file inflates to.
+        let inflate = |b: &[u8]| -> Option<Vec<u8>> {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(b), &mut out)
+                .ok()
+                .map(|_| out)
+        };
+        let original = inflate(&data).unwrap();
+        let bad = (data.len() / 2..data.len() - 8)
+            .map(|i| {
+                let mut b = data.clone();
+                b[i] ^= 0x40;
+                b
+            })
+            .find(|b| inflate(b).as_ref() != Some(&original))
+            .expect("a byte whose flip changes the inflated stream");
         std::fs::write(&a.image, &bad).unwrap();
         let v = verify(&a, &expect());
         assert_eq!(

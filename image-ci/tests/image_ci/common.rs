@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use image_ci::ship::block_on;
 
@@ -84,6 +83,8 @@ pub fn image_ci_bin() -> PathBuf {
 
 /// The node and its zones.
 pub struct Node {
+    /// Removed when the test's node goes out of scope.
+    _tmp: tempfile::TempDir,
     pub work: PathBuf,
     pub root: PathBuf,
     pub bin: PathBuf,
@@ -137,51 +138,55 @@ fn created_uuid(o: &Output) -> String {
         .to_string()
 }
 
-/// One node for the whole test binary: booted on a platform with builder,
-/// a builder zone created from the RFD 184 payload, and a joyent zone.
-pub fn node() -> &'static Node {
-    static NODE: OnceLock<(tempfile::TempDir, Node)> = OnceLock::new();
-    &NODE
-        .get_or_init(|| {
-            let (sim, _) = bins();
-            let t = tempfile::tempdir().unwrap();
-            let work = t.path().to_path_buf();
-            let mut n = Node {
-                root: work.join("cn"),
-                bin: work.join("bin"),
-                work,
-                builder: String::new(),
-                joyent: String::new(),
-            };
-            ok(Command::new(&sim).arg("link").arg(&n.bin));
-            ok(Command::new(&sim)
-                .args(["node", "init"])
-                .arg(&n.root)
-                .args(["--hostname", "builder-cn"]));
-            let pi = n.work.join(format!("platform-{NEW_STAMP}.tgz"));
-            ok(Command::new(&sim)
-                .args(["platform", "build", "--stamp", NEW_STAMP, "--brands", BRANDS, "--out"])
-                .arg(&pi));
-            ok(n.tool("piadm").arg("install").arg(&pi));
-            ok(n.tool("piadm").args(["activate", NEW_STAMP]));
-            ok(Command::new(&sim).args(["reboot", "--root"]).arg(&n.root));
-            let img = n.work.join("base.zfs.gz");
-            std::fs::write(&img, b"base-64-lts image stand-in\n").unwrap();
-            let man = n.work.join("base.json");
-            let m = serde_json::json!({"v": 2, "uuid": sim::rfd::IMAGE_UUID, "name": "base-64-lts",
-                "version": "22.4.0", "type": "zone-dataset", "os": "smartos",
-                "published_at": "2023-01-10T00:00:00Z"});
-            std::fs::write(&man, m.to_string()).unwrap();
-            ok(n.tool("imgadm").args(["install", "-m"]).arg(&man).arg("-f").arg(&img));
-            n.builder = created_uuid(&stdin(n.tool("vmadm").arg("create"), sim::rfd::RFD_PAYLOAD));
-            let joyent = format!(
-                r#"{{"brand":"joyent","image_uuid":"{}","alias":"plain-joyent","delegate_dataset":true,"nics":[{{"allow_ip_spoofing":true,"nic_tag":"admin","ip":"dhcp"}}]}}"#,
-                sim::rfd::IMAGE_UUID
-            );
-            n.joyent = created_uuid(&stdin(n.tool("vmadm").arg("create"), &joyent));
-            (t, n)
-        })
-        .1
+/// A node of the test's own, removed with it: booted on a platform with
+/// builder, a builder zone created from the RFD 184 payload, and a joyent
+/// zone. (Each test owns its node: a node kept in a static would never be
+/// removed, and the test runner gives every test its own process anyway.)
+pub fn node() -> Node {
+    let (sim, _) = bins();
+    let t = tempfile::tempdir().unwrap();
+    let work = t.path().to_path_buf();
+    let mut n = Node {
+        _tmp: t,
+        root: work.join("cn"),
+        bin: work.join("bin"),
+        work,
+        builder: String::new(),
+        joyent: String::new(),
+    };
+    ok(Command::new(&sim).arg("link").arg(&n.bin));
+    ok(Command::new(&sim)
+        .args(["node", "init"])
+        .arg(&n.root)
+        .args(["--hostname", "builder-cn"]));
+    let pi = n.work.join(format!("platform-{NEW_STAMP}.tgz"));
+    ok(Command::new(&sim)
+        .args([
+            "platform", "build", "--stamp", NEW_STAMP, "--brands", BRANDS, "--out",
+        ])
+        .arg(&pi));
+    ok(n.tool("piadm").arg("install").arg(&pi));
+    ok(n.tool("piadm").args(["activate", NEW_STAMP]));
+    ok(Command::new(&sim).args(["reboot", "--root"]).arg(&n.root));
+    let img = n.work.join("base.zfs.gz");
+    std::fs::write(&img, b"base-64-lts image stand-in\n").unwrap();
+    let man = n.work.join("base.json");
+    let m = serde_json::json!({"v": 2, "uuid": sim::rfd::IMAGE_UUID, "name": "base-64-lts",
+        "version": "22.4.0", "type": "zone-dataset", "os": "smartos",
+        "published_at": "2023-01-10T00:00:00Z"});
+    std::fs::write(&man, m.to_string()).unwrap();
+    ok(n.tool("imgadm")
+        .args(["install", "-m"])
+        .arg(&man)
+        .arg("-f")
+        .arg(&img));
+    n.builder = created_uuid(&stdin(n.tool("vmadm").arg("create"), sim::rfd::RFD_PAYLOAD));
+    let joyent = format!(
+        r#"{{"brand":"joyent","image_uuid":"{}","alias":"plain-joyent","delegate_dataset":true,"nics":[{{"allow_ip_spoofing":true,"nic_tag":"admin","ip":"dhcp"}}]}}"#,
+        sim::rfd::IMAGE_UUID
+    );
+    n.joyent = created_uuid(&stdin(n.tool("vmadm").arg("create"), &joyent));
+    n
 }
 
 fn stdin(c: &mut Command, input: &str) -> Output {

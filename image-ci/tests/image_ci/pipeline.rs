@@ -89,7 +89,8 @@ fn names(v: &[Value]) -> Vec<String> {
 // twice.
 #[test]
 fn two_targets_ship_then_due_run_builds_nothing() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let co = checkout(n, &n.builder, "opt/tci-ship", &[], &[], &[]);
     let bg = triton(t.path());
@@ -280,7 +281,8 @@ fn two_targets_ship_then_due_run_builds_nothing() {
 /// A target whose packer build fails is not shipped; the others are.
 #[test]
 fn failed_build_is_not_shipped() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let co = checkout(n, &n.builder, "opt/tci-fail", &["debian-13"], &[], &[]);
     let bg = triton(t.path());
@@ -329,7 +331,8 @@ fn failed_build_is_not_shipped() {
 // timeout.
 #[test]
 fn tampered_or_unbootable_artifacts_are_not_shipped() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let co = checkout(
         n,
@@ -413,7 +416,8 @@ fn tampered_or_unbootable_artifacts_are_not_shipped() {
 /// built; the stand-in itself also refuses to run there.
 #[test]
 fn joyent_zone_fails_preflight_and_nothing_is_built() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let co = checkout(n, &n.joyent, "opt/tci-joyent", &[], &[], &[]);
     let bg = triton(t.path());
@@ -488,7 +492,8 @@ fn joyent_zone_fails_preflight_and_nothing_is_built() {
 /// Unknown targets and a missing zone are errors before anything runs.
 #[test]
 fn bad_input_is_refused_before_anything_runs() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     checkout(n, &n.builder, "opt/tci-bad", &[], &[], &[]);
     let mut cfg = config(n, &n.builder, "opt/tci-bad", "http://127.0.0.1:9", t.path());
@@ -525,7 +530,8 @@ fn bad_input_is_refused_before_anything_runs() {
 /// IMGAPI down: verified images fail to ship and say so.
 #[test]
 fn ship_failure_is_recorded() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     checkout(n, &n.builder, "opt/tci-down", &[], &[], &[]);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -546,7 +552,8 @@ fn ship_failure_is_recorded() {
 /// refused, nothing ships, and the host file never reaches IMGAPI.
 #[test]
 fn artifact_symlinked_out_of_the_zone_is_never_shipped() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let co = checkout(n, &n.builder, "opt/tci-symlink", &[], &[], &[]);
     // the host file: a real gzip, so only the link gives it away
@@ -621,7 +628,8 @@ fn walk_files(d: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// is verified, booted or shipped.
 #[test]
 fn build_command_builds_in_the_zone() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     checkout(n, &n.builder, "opt/tci-build", &["debian-13"], &[], &[]);
     let hist = t.path().join("s.db");

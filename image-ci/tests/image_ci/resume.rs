@@ -48,7 +48,8 @@ fn run_cmd(n: &Node, state: &Path, rel: &str, imgapi: &str, target: &str) -> Com
 /// terminal with -v.
 #[test]
 fn build_output_reaches_the_log_while_the_build_runs() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let co = checkout(n, &n.builder, "opt/tci-stream", &[], &[], &[]);
     let go = t.path().join("go");
@@ -119,7 +120,8 @@ fn build_output_reaches_the_log_while_the_build_runs() {
 /// second each on the sim.)
 #[test]
 fn ship_resumes_after_sigkill_at_each_step() {
-    let n = node();
+    let node = node();
+    let n = &node;
     for step in image_ci::ship::PAUSE_STEPS {
         let t = tempfile::tempdir().unwrap();
         let rel = format!("opt/tci-kill-{step}");

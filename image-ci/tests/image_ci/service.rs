@@ -125,7 +125,8 @@ fn run_of<'a>(v: &'a Value, status: &str) -> Option<&'a Value> {
 /// firings (three runs, one of them stopped by SIGTERM): about 6 s.
 #[test]
 fn serve_runs_the_schedule_reports_it_and_stops_cleanly() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let slow = t.path().join("slow");
     let in_build = t.path().join("in-build");
@@ -307,7 +308,8 @@ fn serve_runs_the_schedule_reports_it_and_stops_cleanly() {
 /// zone made.
 #[test]
 fn bad_config_is_one_line_and_exit_1_before_any_zone() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let repo = stand_in_repo(t.path(), None);
     let stub = pkgin_stub(t.path());

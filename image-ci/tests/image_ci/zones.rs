@@ -55,7 +55,8 @@ fn zone_of(r: &Value) -> String {
 
 #[test]
 fn node_backend_makes_a_zone_per_run_and_deletes_it() {
-    let n = node();
+    let node = node();
+    let n = &node;
     let t = tempfile::tempdir().unwrap();
     let repo = stand_in_repo(t.path(), None);
     let stub = pkgin_stub(t.path());

@@ -33,14 +33,11 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A platform tarball (built once per test binary and stamp).
-pub fn platform(stamp: &str, brands: &str) -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"));
-    let out = dir
-        .path()
-        .join(format!("platform-{stamp}-{}.tgz", brands.replace(',', "_")));
-    let lock = dir.path().join(".lock");
+/// A platform tarball in `dir` (built once per directory, stamp and brands;
+/// it goes away with the caller's temporary directory).
+pub fn platform(dir: &Path, stamp: &str, brands: &str) -> PathBuf {
+    let out = dir.join(format!("platform-{stamp}-{}.tgz", brands.replace(',', "_")));
+    let lock = dir.join(".platform.lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -62,7 +59,7 @@ pub fn platform(stamp: &str, brands: &str) -> PathBuf {
 /// A fresh sim node booted on `stamp` with `brands`.
 pub fn node(parent: &Path, name: &str, stamp: &str, brands: &str) -> PathBuf {
     let dir = parent.join(name);
-    let pi = platform(stamp, brands);
+    let pi = platform(parent, stamp, brands);
     run(Command::new(sim_bin())
         .args(["node", "init"])
         .arg(&dir)

@@ -13,8 +13,8 @@ use vmadm_ext::Table;
 
 use crate::node::{write_atomic, IndexEntry, Node, NodeState};
 use crate::tools::{fail, image_file_path};
-use crate::zones;
 use crate::zonecfg;
+use crate::zones;
 
 const USAGE: &str = "Usage: vmadm <command> [-d] [-v] [command-specific arguments]";
 

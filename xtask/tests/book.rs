@@ -53,7 +53,13 @@ fn world(w: &Path) -> Vec<(String, String)> {
     let sim = testkit::bin("sim");
     let bin = w.join("bin");
     run(Command::new(&sim).arg("link").arg(&bin));
-    for b in ["vmadm-ext", "zvol-stream", "image-ci", "brand", "triton-gate"] {
+    for b in [
+        "vmadm-ext",
+        "zvol-stream",
+        "image-ci",
+        "brand",
+        "triton-gate",
+    ] {
         std::os::unix::fs::symlink(testkit::bin(b), bin.join(b)).unwrap();
     }
     let _ = std::fs::remove_file(bin.join("sim"));
@@ -63,7 +69,10 @@ fn world(w: &Path) -> Vec<(String, String)> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&reboot, std::fs::Permissions::from_mode(0o755)).unwrap();
     let root = w.join("cn");
-    run(Command::new(&sim).args(["node", "init"]).arg(&root).args(["--hostname", "cn1"]));
+    run(Command::new(&sim)
+        .args(["node", "init"])
+        .arg(&root)
+        .args(["--hostname", "cn1"]));
     let stamp = "20261101T000000Z";
     let pi = w.join(format!("platform-{stamp}.tgz"));
     run(Command::new(&sim)

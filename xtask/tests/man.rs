@@ -9,7 +9,13 @@ fn every_manual_page_passes_mandoc_lint() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for want in ["builder.7", "vmadm-ext.8", "brand.1", "zvol-stream.1", "image-ci.1"] {
+    for want in [
+        "builder.7",
+        "vmadm-ext.8",
+        "brand.1",
+        "zvol-stream.1",
+        "image-ci.1",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
     for p in &pages {

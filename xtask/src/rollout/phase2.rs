@@ -16,9 +16,9 @@ pub const PLAIN_IMG: &str = "0b5e1d2c-0000-4000-8000-00000000b1d2";
 /// private builder image owned by the operator, a public joyent package and
 /// a public zone image.
 pub fn seed_catalog(papi: &str, imgapi: &str) -> Result<()> {
+    use crate::api as client;
     use serde_json::json;
     use sha1::Digest as _;
-    use crate::api as client;
     for (uuid, name, brand, owners) in [
         (
             OPS_PKG,
@@ -96,9 +96,9 @@ pub fn phase2_triton(
     bins: &crate::rollout::phase1::Bins,
     gates: &mut Report,
 ) -> Result<sim::triton::Background> {
+    use crate::api as client;
     use serde_json::json;
     use sha1::Digest as _;
-    use crate::api as client;
     let cn_new = work.join("cn");
     let cn_old = work.join("cn-old");
     sim::init::init(&cn_old, None, Some("cn-old"))?;

@@ -638,7 +638,7 @@ mod tests {
             " 7 ",
         ];
         for (kind, re) in patterns {
-            let re = regex::Regex::new(re).unwrap();
+            let re = regex_lite::Regex::new(re).unwrap();
             for t in texts {
                 let want = re
                     .captures(t)

@@ -624,12 +624,22 @@ fn partial(bad: &[vmadm_ext::node::NodeError]) -> ExitCode {
 fn main() -> ExitCode {
     common::cli::quiet_broken_pipe();
     common::cli::completions_if_asked::<Cli>("vmadm-ext");
-    // logs (to stderr) only when asked for: VMADM_EXT_LOG=debug
+    // logs (to stderr) only when asked for: VMADM_EXT_LOG=debug, or
+    // per target (VMADM_EXT_LOG=warn,host=debug). Targets, not EnvFilter:
+    // EnvFilter's field regexes would relocate regex's Unicode tables at
+    // every start of the process.
     if let Ok(filter) = std::env::var("VMADM_EXT_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        match filter.parse::<tracing_subscriber::filter::Targets>() {
+            Ok(targets) => {
+                let _ = tracing_subscriber::registry()
+                    .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                    .with(targets)
+                    .try_init();
+            }
+            Err(e) => eprintln!("vmadm-ext: VMADM_EXT_LOG {filter:?} ignored: {e}"),
+        }
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

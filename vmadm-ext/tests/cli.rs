@@ -546,6 +546,38 @@ fn populated() -> Root {
 // ---------------------------------------------------------------- validate
 
 #[test]
+fn log_only_when_asked_and_per_target() {
+    let r = Root::new();
+    let p = serde_json::to_string(&rfd_payload()).unwrap();
+    let run = |log: Option<&str>| {
+        let mut c = r.cmd(&["validate", "create"]);
+        match log {
+            Some(l) => c.env("VMADM_EXT_LOG", l),
+            None => c.env_remove("VMADM_EXT_LOG"),
+        };
+        use std::io::Write as _;
+        let mut ch = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        ch.stdin.take().unwrap().write_all(p.as_bytes()).unwrap();
+        let o = ch.wait_with_output().unwrap();
+        assert_eq!(code(&o), 0, "{}", err(&o));
+        err(&o)
+    };
+    assert_eq!(run(None), "");
+    let e = run(Some("debug"));
+    assert!(e.contains("DEBUG host: ran command command=zpool list -H -p -o name"), "{e}");
+    // a target's own level; other targets stay quiet
+    assert!(run(Some("warn,host=debug")).contains("ran command"));
+    assert_eq!(run(Some("info")), "");
+    let e = run(Some("host=loud"));
+    assert!(e.starts_with("vmadm-ext: VMADM_EXT_LOG \"host=loud\" ignored:"), "{e}");
+}
+
+#[test]
 fn validate_cli() {
     let r = Root::new();
     let p = serde_json::to_string(&rfd_payload()).unwrap();
@@ -716,6 +748,9 @@ fn list_options() {
         ]
     );
     let o = r.run(&["list", "-H", "-o", "alias", "alias=~^THE"]);
+    assert_eq!(out(&o), "the works\n");
+    // JavaScript's classes: \s \w \d
+    let o = r.run(&["list", "-H", "-o", "alias", r"alias=~^\w+\s\w+$"]);
     assert_eq!(out(&o), "the works\n");
     let o = r.run(&["list", "-o", "uuid,zpool", "nics.*.ip=10.10.10.11"]);
     assert_eq!(out(&o), "UUID                                  ZPOOL\ne9f6d7c2-49c5-4b54-9414-ca1405663e4f  zones\n");

@@ -18,6 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
+use triton_api::dapi::{platform_ok, traits_ok};
 
 use triton_api::{Server as ServerObj, Sysinfo};
 
@@ -302,47 +303,11 @@ pub struct Placement {
     pub reason: String,
 }
 
-fn version_key_ok(k: &str) -> bool {
-    let mut p = k.split('.');
-    matches!((p.next(), p.next(), p.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() && a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// hard-filter-platform-versions for one requirement object (`sdc-designation:
-/// lib/algorithms/shared/platform-versions.js`): does a server on (`sdc`,
-/// `platform`) pass `req` (min when `min`, else max)? Versions and platforms
-/// compare as strings, as upstream does.
-pub fn platform_ok(req: &Map<String, Value>, sdc: &str, platform: &str, min: bool) -> bool {
-    let mut keys: Vec<&String> = req.keys().filter(|k| version_key_ok(k)).collect();
-    if keys.is_empty() {
-        return true;
-    }
-    keys.sort();
-    let (lowest, highest) = (keys[0].as_str(), keys[keys.len() - 1].as_str());
-    let want = req
-        .get(sdc)
-        .filter(|_| version_key_ok(sdc))
-        .and_then(Value::as_str);
-    let between = want.is_none() && lowest < sdc && sdc < highest;
-    if min {
-        sdc > highest || want.is_some_and(|w| platform >= w) || between
-    } else {
-        sdc < lowest || want.is_some_and(|w| platform <= w) || between
-    }
-}
-
 fn traits_of(m: Option<&Map<String, Value>>, key: &str) -> Map<String, Value> {
     m.and_then(|m| m.get(key))
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default()
-}
-
-fn trait_match(want: &Value, have: &Value) -> bool {
-    match (want, have) {
-        (Value::Array(w), h) => w.iter().any(|x| trait_match(x, h)),
-        (w, Value::Array(h)) => h.iter().any(|x| x == w),
-        (w, h) => w == h,
-    }
 }
 
 /// Run the filters over `servers` and choose one.
@@ -479,10 +444,7 @@ pub fn allocate(ctx: &Ctx, servers: Vec<Server>, w: &Wanted) -> anyhow::Result<P
         "hard-filter-traits",
         Box::new(move |s: &Server| {
             let have = s.traits();
-            let same_keys =
-                have.len() == want_traits.len() && want_traits.keys().all(|k| have.contains_key(k));
-            let ok = same_keys && want_traits.iter().all(|(k, v)| trait_match(v, &have[k]));
-            (!ok).then(|| {
+            (!traits_ok(&want_traits, &have)).then(|| {
                 format!(
                     "Combined vm/package/image traits require {}, but server has {}",
                     Value::Object(want_traits.clone()),
@@ -763,45 +725,5 @@ async fn allocate_ep(State(ctx): State<Arc<Ctx>>, body: Bytes) -> ApiResult {
             ))
         }
         None => Err(no_resources(&placement.reason)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
-    }
-
-    #[test]
-    fn min_platform_per_sdc_version() {
-        let r = req(json!({"7.0": "20260101T000000Z"}));
-        assert!(platform_ok(&r, "7.0", "20260101T000000Z", true));
-        assert!(platform_ok(&r, "7.0", "20261125T000000Z", true));
-        assert!(!platform_ok(&r, "7.0", "20250910T000000Z", true));
-        // a newer SDC version than any key passes; an older one does not
-        assert!(platform_ok(&r, "7.1", "20200101T000000Z", true));
-        assert!(!platform_ok(&r, "6.5", "20300101T000000Z", true));
-        // keys that are not N.N are ignored
-        assert!(platform_ok(
-            &req(json!({"seven": "2099"})),
-            "7.0",
-            "2000",
-            true
-        ));
-        // a version between keys without its own key passes
-        let r2 = req(json!({"6.5": "20300101T000000Z", "7.2": "20300101T000000Z"}));
-        assert!(platform_ok(&r2, "7.0", "20200101T000000Z", true));
-        // max
-        assert!(!platform_ok(&r, "7.0", "20270101T000000Z", false));
-        assert!(platform_ok(&r, "7.0", "20250101T000000Z", false));
-    }
-
-    #[test]
-    fn traits_must_match_by_key_set() {
-        assert!(trait_match(&json!(true), &json!(true)));
-        assert!(trait_match(&json!(["a", "b"]), &json!("b")));
-        assert!(!trait_match(&json!(true), &json!(false)));
     }
 }

@@ -12,6 +12,8 @@
 //! - [`clients`]: [`Vmapi`], [`Papi`], [`Cnapi`], [`Imgapi`], [`Mahi`],
 //!   [`Vminfod`], [`CloudApi`]; [`Triton`] builds the five admin-network
 //!   clients from an [`Endpoints`] file.
+//! - [`dapi`]: DAPI's placement rules (platform floors and ceilings,
+//!   traits), for whoever decides or checks where a VM may go.
 //! - [`httpsig`]: HTTP Signature signing ([`Signer`], from OpenSSH keys)
 //!   and the pure pieces a verifier needs.
 //!
@@ -19,6 +21,7 @@
 //! url) with an event carrying the status and latency.
 
 pub mod clients;
+pub mod dapi;
 pub mod endpoints;
 pub mod error;
 pub mod http;

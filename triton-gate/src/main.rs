@@ -180,7 +180,7 @@ fn floor(
             format!("--builder-min-platform {p}: want SDC_VERSION=STAMP, e.g. 7.0=20261101T000000Z")
         })?;
         anyhow::ensure!(
-            triton_gate::placement::version_key_ok(k),
+            triton_api::dapi::version_key_ok(k),
             "--builder-min-platform {p}: {k} is not an SDC version such as 7.0"
         );
         m.insert(k.to_string(), v.to_string());

@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
+use triton_api::dapi::{platform_ok, traits_ok, version_key_ok};
 use triton_api::{Image, Package, Server};
 
 use crate::brand::BUILDER;
@@ -142,50 +143,6 @@ fn json_map(m: &BTreeMap<String, String>) -> Value {
     )
 }
 
-/// DAPI's version keys: `N.N`.
-pub fn version_key_ok(k: &str) -> bool {
-    let mut p = k.split('.');
-    matches!((p.next(), p.next(), p.next()),
-        (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty()
-            && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()))
-}
-
-/// `hard-filter-platform-versions` for one requirement (`sdc-designation:
-/// lib/algorithms/shared/platform-versions.js`): does a server on (`sdc`,
-/// `platform`) pass `req` (a floor when `min`, else a ceiling)? Versions and
-/// platform stamps compare as strings; an SDC version above every key
-/// passes a floor; one between keys without its own key passes.
-pub fn platform_ok(req: &BTreeMap<String, String>, sdc: &str, platform: &str, min: bool) -> bool {
-    let keys: Vec<&String> = req.keys().filter(|k| version_key_ok(k)).collect();
-    let (Some(lowest), Some(highest)) = (keys.first(), keys.last()) else {
-        return true;
-    };
-    let want = req.get(sdc).filter(|_| version_key_ok(sdc));
-    let between = want.is_none() && lowest.as_str() < sdc && sdc < highest.as_str();
-    if min {
-        sdc > highest.as_str() || want.is_some_and(|w| platform >= w.as_str()) || between
-    } else {
-        sdc < lowest.as_str() || want.is_some_and(|w| platform <= w.as_str()) || between
-    }
-}
-
-fn trait_match(want: &Value, have: &Value) -> bool {
-    match (want, have) {
-        (Value::Array(w), h) => w.iter().any(|x| trait_match(x, h)),
-        (w, Value::Array(h)) => h.iter().any(|x| x == w),
-        (w, h) => w == h,
-    }
-}
-
-/// `hard-filter-traits`: the same key set, each value matching (an array
-/// on either side means "any of").
-pub fn traits_ok(want: &Map<String, Value>, have: &Map<String, Value>) -> bool {
-    have.len() == want.len()
-        && want
-            .iter()
-            .all(|(k, v)| have.get(k).is_some_and(|h| trait_match(v, h)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,49 +158,6 @@ mod tests {
             si["Brands"] = b;
         }
         serde_json::from_value(json!({"uuid": "s1", "traits": traits, "sysinfo": si})).unwrap()
-    }
-
-    #[test]
-    fn min_platform_per_sdc_version() {
-        let r = floor(json!({"7.0": "20260101T000000Z"}));
-        assert!(platform_ok(&r, "7.0", "20260101T000000Z", true));
-        assert!(platform_ok(&r, "7.0", "20261125T000000Z", true));
-        assert!(!platform_ok(&r, "7.0", "20250910T000000Z", true));
-        assert!(platform_ok(&r, "7.1", "20200101T000000Z", true));
-        assert!(!platform_ok(&r, "6.5", "20300101T000000Z", true));
-        assert!(platform_ok(
-            &floor(json!({"seven": "2099"})),
-            "7.0",
-            "2000",
-            true
-        ));
-        let r2 = floor(json!({"6.5": "20300101T000000Z", "7.2": "20300101T000000Z"}));
-        assert!(platform_ok(&r2, "7.0", "20200101T000000Z", true));
-        assert!(!platform_ok(&r, "7.0", "20270101T000000Z", false));
-        assert!(platform_ok(&r, "7.0", "20250101T000000Z", false));
-    }
-
-    #[test]
-    fn traits_by_key_set() {
-        let w = |v: Value| v.as_object().cloned().unwrap();
-        assert!(traits_ok(
-            &w(json!({"builder": true})),
-            &w(json!({"builder": true}))
-        ));
-        assert!(!traits_ok(&w(json!({})), &w(json!({"builder": true}))));
-        assert!(!traits_ok(&w(json!({"builder": true})), &w(json!({}))));
-        assert!(!traits_ok(
-            &w(json!({"builder": true})),
-            &w(json!({"builder": true, "ssd": true}))
-        ));
-        assert!(traits_ok(
-            &w(json!({"hw": ["a", "b"]})),
-            &w(json!({"hw": "b"}))
-        ));
-        assert!(!traits_ok(
-            &w(json!({"builder": true})),
-            &w(json!({"builder": false}))
-        ));
     }
 
     #[test]

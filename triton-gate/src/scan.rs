@@ -25,8 +25,8 @@ use triton_api::{
 };
 
 use crate::brand::looks_like_builder;
-use crate::placement::{platform_ok, traits_ok};
 use crate::policy;
+use triton_api::dapi::{platform_ok, traits_ok};
 
 /// One problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -184,7 +184,7 @@ async fn check(
         let has_floor = p
             .min_platform
             .as_ref()
-            .is_some_and(|m| m.keys().any(|k| crate::placement::version_key_ok(k)));
+            .is_some_and(|m| m.keys().any(|k| triton_api::dapi::version_key_ok(k)));
         let has_traits = p.traits.as_ref().is_some_and(|t| !t.is_empty());
         if !has_floor && !has_traits && floor.is_none() {
             r.add(

@@ -569,12 +569,19 @@ fn log_only_when_asked_and_per_target() {
     };
     assert_eq!(run(None), "");
     let e = run(Some("debug"));
-    assert!(e.contains("DEBUG host: ran command command=zpool list -H -p -o name"), "{e}");
+    assert!(
+        e.contains("DEBUG host: ran command command=zpool list -H -p -o name"),
+        "{e}"
+    );
     // a target's own level; other targets stay quiet
     assert!(run(Some("warn,host=debug")).contains("ran command"));
+    assert!(!run(Some("debug,host=warn")).contains("ran command"));
     assert_eq!(run(Some("info")), "");
     let e = run(Some("host=loud"));
-    assert!(e.starts_with("vmadm-ext: VMADM_EXT_LOG \"host=loud\" ignored:"), "{e}");
+    assert!(
+        e.starts_with("vmadm-ext: VMADM_EXT_LOG \"host=loud\" ignored:"),
+        "{e}"
+    );
 }
 
 #[test]

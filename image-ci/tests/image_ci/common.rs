@@ -140,8 +140,8 @@ fn created_uuid(o: &Output) -> String {
 
 /// A node of the test's own, removed with it: booted on a platform with
 /// builder, a builder zone created from the RFD 184 payload, and a joyent
-/// zone. (Each test owns its node: a node kept in a static would never be
-/// removed, and the test runner gives every test its own process anyway.)
+/// zone. (Each test owns its node: statics are not dropped when the test
+/// process exits, so a node shared through one would stay on disk.)
 pub fn node() -> Node {
     let (sim, _) = bins();
     let t = tempfile::tempdir().unwrap();

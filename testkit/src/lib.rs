@@ -80,3 +80,20 @@ pub fn bin(name: &str) -> std::path::PathBuf {
     );
     p
 }
+
+/// One multi-threaded runtime for a test binary's async clients.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// Run a future to completion on [`rt`].
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    rt().block_on(f)
+}

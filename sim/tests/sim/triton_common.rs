@@ -81,21 +81,7 @@ pub fn start(data: &Path, cns: &[PathBuf]) -> Background {
     triton::start(cfg).expect("start sim triton")
 }
 
-/// A shared runtime for triton-api's async clients.
-pub fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
-}
-
-pub fn block<F: std::future::Future>(f: F) -> F::Output {
-    rt().block_on(f)
-}
+pub use testkit::block;
 
 /// One connection pool for every request of the tests.
 pub fn http() -> &'static HttpClient {

@@ -1,7 +1,6 @@
 //! The shared world: sim nodes, sim Triton, accounts, packages, images,
 //! and small blocking wrappers around triton-api's async clients.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -54,22 +53,7 @@ pub const SHARED_BUILDER_IMG: &str = "4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a";
 /// An ordinary public zone-dataset image.
 pub const PLAIN_IMG: &str = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
 
-/// A shared runtime for the async clients.
-pub fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
-}
-
-/// Run a future to completion.
-pub fn block<F: Future>(f: F) -> F::Output {
-    rt().block_on(f)
-}
+pub use testkit::block;
 
 /// One connection pool for every client of the tests.
 pub fn http() -> &'static HttpClient {

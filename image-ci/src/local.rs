@@ -260,40 +260,31 @@ pub fn image_size_mib(manifest_in: &str) -> Result<u64> {
 /// The build's log: every line goes to the run's log file as it comes.
 type Log = LogSink;
 
+/// Run `argv` through the host seam (found on PATH), with its command line
+/// and then its output in the build log.
 fn run_logged(log: &mut Log, argv: &[String], stdin: Option<&str>) -> Result<String> {
-    let mut c = Command::new(&argv[0]);
-    c.args(&argv[1..])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    log.line(&format!("+ {}", display(&c)));
-    let mut ch = c.spawn().map_err(|e| Error::Spawn {
-        command: display(&c),
-        msg: e.to_string(),
-    })?;
-    if let (Some(text), Some(mut w)) = (stdin, ch.stdin.take()) {
-        let _ = w.write_all(text.as_bytes());
-    }
-    let o = ch.wait_with_output().map_err(|e| Error::Spawn {
-        command: display(&c),
-        msg: e.to_string(),
-    })?;
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    use host::Host as _;
+    let mut cmd = host::Cmd::new(&argv[0], &[]);
+    cmd.args = argv[1..].to_vec();
+    cmd.stdin = stdin.map(|s| s.as_bytes().to_vec());
+    log.line(&format!("+ {cmd}"));
+    let (out, err, r) = match host::SystemHost::new(host::Tools::default()).run(&cmd) {
+        Ok(o) => (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            o.stderr,
+            Ok(()),
+        ),
+        Err(e) => match &e {
+            host::CmdError::Failed { stdout, stderr, .. } => {
+                (stdout.clone(), stderr.clone(), Err(e))
+            }
+            _ => (String::new(), String::new(), Err(e)),
+        },
+    };
     for l in out.lines().chain(err.lines()) {
         log.line(l);
     }
-    if !o.status.success() {
-        return Err(Error::Command {
-            command: display(&c),
-            status: o.status.code(),
-            stderr: err,
-        });
-    }
+    r?;
     Ok(out)
 }
 
